@@ -1,0 +1,292 @@
+//! The compiled configuration: every value parsed, defaulted and validated.
+//!
+//! These types are what the rest of portcullis reads. They mirror the TOML
+//! (SPEC §2) section by section, but hold parsed values (`SocketAddr`, `Url`,
+//! `Duration`, `Regex`) rather than strings, so nothing downstream re-validates.
+//! The only way to build one from a file is [`crate::config::load`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::Serialize;
+use url::Url;
+
+/// The whole configuration, as compiled from one file plus environment overrides.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub server: Server,
+    pub admin: Admin,
+    pub upstream: Upstream,
+    pub oidc: Oidc,
+    pub session: Session,
+    /// `[[route]]` tables in file order; the first match wins (SPEC §3).
+    #[serde(rename = "route")]
+    pub routes: Vec<Route>,
+    pub policy: Policy,
+    pub identity: Identity,
+    pub log: Log,
+}
+
+/// `[server]`: the public listener.
+#[derive(Clone, Debug, Serialize)]
+pub struct Server {
+    /// `server.listen`, default `0.0.0.0:4180`.
+    pub listen: SocketAddr,
+    /// `server.public_url`: the origin users see (scheme, host, optional port; no path).
+    pub public_url: Url,
+    /// `server.auth_prefix`, default `/_auth`: starts with `/`, no trailing `/`.
+    pub auth_prefix: String,
+    /// `server.trusted_proxies`: CIDRs whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `server.tls`: terminate TLS here when set.
+    pub tls: Option<Tls>,
+    /// `server.allowed_redirect_hosts`: hosts (exact or `*.example.com`) a post-login
+    /// `rd` may name besides the public origin (SPEC §4.1).
+    pub allowed_redirect_hosts: Vec<String>,
+    /// `server.post_logout_url`, default `/`.
+    pub post_logout_url: String,
+    /// `server.header_read_timeout`, default `10s`: a client must send a whole request
+    /// head within this (slowloris), also between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// `server.max_header_bytes`, default 16 KiB: larger request heads get 431.
+    pub max_header_bytes: usize,
+    /// `server.max_connections`, default 10 000: further connections wait in the
+    /// kernel's accept queue.
+    pub max_connections: usize,
+    /// `server.shutdown_grace`, default `30s`: how long in-flight requests may run
+    /// after SIGTERM before the process exits anyway.
+    pub shutdown_grace: Duration,
+    /// `server.workers`: tokio worker threads; `None` = one per core.
+    pub workers: Option<usize>,
+}
+
+impl Server {
+    /// Returns true if and only if users reach the proxy over https, so cookies
+    /// must be `Secure` (SPEC §5).
+    pub fn is_secure(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// `server.tls`: PEM certificate chain and private key (RSA, ECDSA or Ed25519).
+#[derive(Clone, Debug, Serialize)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `[admin]`: the operator's listener (SPEC §9).
+#[derive(Clone, Debug, Serialize)]
+pub struct Admin {
+    /// `admin.listen`, default `127.0.0.1:9180`; must differ from `server.listen`.
+    pub listen: SocketAddr,
+}
+
+/// `[upstream]`: the protected application.
+#[derive(Clone, Debug, Serialize)]
+pub struct Upstream {
+    /// `upstream.url`: `http` or `https`, no query or fragment. A path here is a
+    /// prefix put before every forwarded path.
+    pub url: Url,
+    /// `upstream.pass_access_token`, default false (SPEC §7).
+    pub pass_access_token: bool,
+    /// `upstream.pass_host_header`, default true: forward the client's `Host`
+    /// (as nginx `proxy_set_header Host $host`); false sends the upstream's own.
+    pub pass_host_header: bool,
+    /// `upstream.connect_timeout`, default `5s`: failing to connect in time is 502.
+    pub connect_timeout: Duration,
+    /// `upstream.response_timeout`, default `60s`: no response head in time is 504.
+    pub response_timeout: Duration,
+    /// `upstream.ca_file`: PEM roots trusted for an https upstream instead of the
+    /// built-in web PKI roots.
+    pub ca_file: Option<PathBuf>,
+    /// `upstream.pool_idle_timeout`, default `90s`.
+    pub pool_idle_timeout: Duration,
+    /// `upstream.pool_max_idle_per_host`, default 256.
+    pub pool_max_idle_per_host: usize,
+}
+
+/// `[oidc]`: the OpenID provider and this client's registration there.
+#[derive(Clone, Debug, Serialize)]
+pub struct Oidc {
+    /// `oidc.issuer`: discovery at issuer + `/.well-known/openid-configuration`.
+    pub issuer: Url,
+    pub client_id: String,
+    /// `oidc.client_secret` or `oidc.client_secret_file`.
+    pub client_secret: Secret,
+    /// `oidc.scopes`, default `["openid", "profile", "email"]`; always contains `openid`.
+    pub scopes: Vec<String>,
+    /// `oidc.auth_params`: extra authorize parameters; may not override the ones
+    /// the flow owns (`state`, `nonce`, `code_challenge`, `redirect_uri`, ...).
+    pub auth_params: BTreeMap<String, String>,
+    /// `oidc.roles_claim`: a string or a list in the file; default `["roles"]` (SPEC §4.2).
+    pub roles_claim: Vec<String>,
+    /// `oidc.audience`: expected `aud` of bearer tokens; `None` = `client_id`.
+    pub audience: Option<String>,
+    /// `oidc.clock_leeway`, default `60s`.
+    pub clock_leeway: Duration,
+}
+
+/// `[session]` (SPEC §5).
+#[derive(Clone, Debug, Serialize)]
+pub struct Session {
+    pub store: SessionStoreKind,
+    /// `session.redis_url`: required when `store = "redis"`.
+    pub redis_url: Option<Secret>,
+    /// `session.secret` / `session.secret_file`, then `session.previous_secrets`:
+    /// the first encrypts, all decrypt. Each decodes from base64 to >= 32 bytes.
+    /// Empty = a key generated per process (memory store only).
+    pub secrets: Vec<Secret>,
+    /// `session.cookie_name`, default `portcullis`. The `__Host-` prefix is added
+    /// by the cookie code when the cookie is secure and has no domain.
+    pub cookie_name: String,
+    /// `session.cookie_domain`: share the cookie with subdomains; default none.
+    pub cookie_domain: Option<String>,
+    /// `session.idle_timeout`, default `1h`.
+    pub idle_timeout: Duration,
+    /// `session.absolute_timeout`, default `12h`; never shorter than `idle_timeout`.
+    pub absolute_timeout: Duration,
+    /// `session.max_sessions`, default 100 000: memory store bound.
+    pub max_sessions: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    Memory,
+    Redis,
+}
+
+/// One `[[route]]` (SPEC §3). Every matcher present must match.
+#[derive(Clone, Debug, Serialize)]
+pub struct Route {
+    /// `route.name`: the label in logs and metrics; default `route[INDEX]`.
+    pub name: String,
+    /// `route.host`: exact (`app.example.com`) or one-label wildcard (`*.example.com`),
+    /// lowercased, no port.
+    pub host: Option<String>,
+    /// `route.path`: segment prefix, starts with `/`, no trailing `/` (except `/` itself).
+    pub path: Option<String>,
+    /// `route.path_exact`.
+    pub path_exact: Option<String>,
+    /// `route.path_regex`, compiled anchored (`^(?:...)$`).
+    #[serde(serialize_with = "serialize_regex")]
+    pub path_regex: Option<Regex>,
+    /// `route.methods`, uppercased; empty = any.
+    pub methods: Vec<String>,
+    pub auth: AuthMode,
+    pub roles_any: Vec<String>,
+    pub roles_all: Vec<String>,
+    /// Lowercased domains; a verified email of exactly one `@` must end in one.
+    pub email_domains: Vec<String>,
+}
+
+/// `route.auth` / `policy.default`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    Public,
+    Login,
+    Bearer,
+    LoginOrBearer,
+    Deny,
+}
+
+impl AuthMode {
+    /// The name used in the config file and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Public => "public",
+            AuthMode::Login => "login",
+            AuthMode::Bearer => "bearer",
+            AuthMode::LoginOrBearer => "login_or_bearer",
+            AuthMode::Deny => "deny",
+        }
+    }
+}
+
+/// `[policy]`: what applies where no route matches, and requirements added to
+/// every authenticated route.
+#[derive(Clone, Debug, Serialize)]
+pub struct Policy {
+    /// `policy.default`, default `login`: nothing is public by accident.
+    pub default: AuthMode,
+    pub roles_any: Vec<String>,
+    pub roles_all: Vec<String>,
+    pub email_domains: Vec<String>,
+}
+
+/// `[identity]`: the signed `X-Portcullis-Identity` assertion (SPEC §7).
+#[derive(Clone, Debug, Serialize)]
+pub struct Identity {
+    /// `identity.signing_key_file`: a PEM (PKCS#8) P-256 key; `None` = generated at start.
+    pub signing_key_file: Option<PathBuf>,
+    /// `identity.ttl`, default `60s`, at most 60 s.
+    pub ttl: Duration,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Log {
+    /// `log.format`, default `auto`: text on a terminal, JSON lines otherwise.
+    pub format: LogFormat,
+    /// `log.level`, default `info`; an `EnvFilter` directive. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+/// A secret from the config (client secret, session key, Redis URL with password).
+///
+/// `Debug`, `Display` and `Serialize` print `[redacted]`, so a secret cannot reach a
+/// log line or `portcullis check` output by accident; [`Secret::expose`] is the
+/// one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself: for the provider request, the cipher, the client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+fn serialize_regex<S: serde::Serializer>(re: &Option<Regex>, s: S) -> Result<S::Ok, S::Error> {
+    match re {
+        Some(re) => s.serialize_some(re.as_str()),
+        None => s.serialize_none(),
+    }
+}

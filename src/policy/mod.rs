@@ -1,0 +1,6 @@
+//! Policy: what the request is (its normalized path) and which rule decides it.
+//!
+//! Pure code: no I/O, no async, no cookies or tokens. `policy` never learns how
+//! someone logged in.
+
+pub mod normalize;
