@@ -1,1 +1,147 @@
-fn main() {}
+//! The `portcullis` command: parses arguments, sets up logging and the crypto
+//! provider, and runs a subcommand. It keeps no logic a test would want to call.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use portcullis::config::{self, Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An authenticating reverse proxy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: the public listener and the admin listener.
+    Run {
+        /// The config file (TOML, or YAML by its extension).
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Load and validate a config; print it with secrets redacted, or every problem.
+    Check {
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the version and build information.
+    Version,
+}
+
+fn main() -> ExitCode {
+    // Pin one process-wide provider before any TLS or JWT code runs (STACK.md trap 1).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => Ok(check(&config)),
+        Command::Version => {
+            println!("{}", version_text());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("portcullis: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn version_text() -> String {
+    format!(
+        "portcullis {} ({} {}, rustls aws-lc-rs)",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}
+
+/// `portcullis check`: exit 0 with the effective config, or 1 with every problem.
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            print!("{}", config::render(&config));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: invalid configuration", path.display());
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = config::load(path)
+        .map_err(|e| anyhow::anyhow!("{}: invalid configuration\n{e}", path.display()))?;
+    init_tracing(&config);
+    let runtime = tokio_runtime(&config)?;
+    runtime.block_on(serve(config))
+}
+
+fn tokio_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("portcullis");
+    if let Some(workers) = config.server.workers {
+        builder.worker_threads(workers);
+    }
+    builder.build().context("cannot start the async runtime")
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let running = portcullis::server::start(config).await?;
+    wait_for_stop_signal().await?;
+    tracing::info!("stopping: draining in-flight requests");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Human-readable logs on a terminal, JSON lines otherwise (SPEC §1); `RUST_LOG`
+/// overrides `log.level`.
+fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match config.log.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}

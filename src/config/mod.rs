@@ -7,3 +7,5 @@
 mod types;
 
 pub use types::*;
+mod stub;
+pub use stub::*;

@@ -1,1 +1,5 @@
-//! identity
+//! Identity: who the proxy vouches for, and the headers that carry it upstream.
+//!
+//! A leaf: it decides nothing about access and imports no other step.
+
+pub mod headers;

@@ -4,3 +4,4 @@
 //! someone logged in.
 
 pub mod normalize;
+pub mod route;

@@ -1,1 +1,292 @@
-//! server
+//! Listeners: accept connections (TLS or plain), serve HTTP/1.1 and HTTP/2 with
+//! hyper-util's auto builder, and drain on shutdown.
+//!
+//! It knows nothing of routes, auth or sessions: every request goes to
+//! [`proxy::handle`].
+
+mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin::{self, Metrics, Readiness};
+use crate::config::Config;
+use crate::proxy::{self, ConnInfo, Runtime, State, UpstreamError};
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listen address is taken or not permitted.
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// `server.tls` files cannot be used.
+    #[error("server.tls: {path}: {reason}")]
+    Tls { path: String, reason: String },
+    #[error("upstream: {0}")]
+    Upstream(#[from] UpstreamError),
+}
+
+/// A running proxy: its bound addresses and the means to stop it.
+pub struct Running {
+    /// The public listener's address (useful when `server.listen` used port 0).
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<State>,
+    pub readiness: Arc<Readiness>,
+    shutdown: watch::Sender<bool>,
+    public: JoinHandle<()>,
+    admin: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish within
+    /// `server.shutdown_grace`, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.public.await;
+        let _ = self.admin.await;
+    }
+}
+
+/// Binds both listeners and starts serving `config` in background tasks.
+///
+/// # Errors
+/// When a listener cannot be bound or TLS/upstream settings cannot be used.
+pub async fn start(config: Config) -> Result<Running, ServerError> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::new(&["listener"]));
+    let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let public = bind("server.listen", config.server.listen).await?;
+    let admin_listener = bind("admin.listen", config.admin.listen).await?;
+    let public_addr = local_addr("server.listen", &public)?;
+    let admin_addr = local_addr("admin.listen", &admin_listener)?;
+
+    let settings = ListenerSettings::from(&config);
+    let runtime = Runtime::new(config, metrics.clone())?;
+    let state = Arc::new(State {
+        runtime: ArcSwap::from_pointee(runtime),
+        metrics: metrics.clone(),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics,
+        readiness.clone(),
+        shutdown_rx.clone(),
+    ));
+    let public = tokio::spawn(accept_loop(
+        public,
+        tls,
+        state.clone(),
+        settings,
+        shutdown_rx,
+    ));
+    readiness.set("listener", true);
+    tracing::info!(%public_addr, %admin_addr, "portcullis listening");
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        state,
+        readiness,
+        shutdown,
+        public,
+        admin,
+    })
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { key, addr, source })
+}
+
+fn local_addr(key: &'static str, listener: &TcpListener) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        key,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+/// The connection-level settings, fixed when the listener starts.
+#[derive(Clone, Copy)]
+struct ListenerSettings {
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+    max_connections: usize,
+    shutdown_grace: Duration,
+}
+
+impl From<&Config> for ListenerSettings {
+    fn from(config: &Config) -> Self {
+        ListenerSettings {
+            header_read_timeout: config.server.header_read_timeout,
+            max_header_bytes: config.server.max_header_bytes,
+            max_connections: config.server.max_connections,
+            shutdown_grace: config.server.shutdown_grace,
+        }
+    }
+}
+
+/// hyper's smallest allowed read buffer: a smaller `max_header_bytes` still
+/// buffers this much (hyper panics below it).
+const MIN_BUF_SIZE: usize = 8192;
+
+fn http_builder(settings: ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Also bounds the idle time between keep-alive requests (slowloris).
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(MIN_BUF_SIZE))
+        .max_headers(128);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        // CVE-2023-44487 (rapid reset) and its follow-ups.
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(256)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    settings: ListenerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(http_builder(settings));
+    let limit = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let conn = Connection {
+            state: state.clone(),
+            builder: builder.clone(),
+            tls: tls.clone(),
+            settings,
+        };
+        tokio::spawn(async move {
+            conn.serve(stream, peer, watcher).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!(grace = ?settings.shutdown_grace, "shutdown grace ran out; closing open connections");
+        }
+    }
+}
+
+/// One accepted connection and what it needs to be served.
+struct Connection {
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<TlsAcceptor>,
+    settings: ListenerSettings,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let metrics = self.state.metrics.clone();
+        metrics.open_connections.inc();
+        match self.tls.clone() {
+            None => {
+                let info = ConnInfo {
+                    peer,
+                    is_tls: false,
+                };
+                self.serve_http(stream, info, watcher).await;
+            }
+            Some(acceptor) => {
+                // The handshake gets the same bound as a request head.
+                let handshake = tokio::time::timeout(
+                    self.settings.header_read_timeout,
+                    acceptor.accept(stream),
+                );
+                match handshake.await {
+                    Ok(Ok(tls_stream)) => {
+                        let info = ConnInfo { peer, is_tls: true };
+                        self.serve_http(tls_stream, info, watcher).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+        metrics.open_connections.dec();
+    }
+
+    async fn serve_http<I>(
+        &self,
+        io: I,
+        info: ConnInfo,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = self.state.clone();
+        let svc = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(proxy::handle(state, info, req).await) }
+        });
+        // serve_connection_with_upgrades: plain serve_connection breaks WebSocket.
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), svc)
+            .into_owned();
+        if let Err(error) = watcher.watch(conn).await {
+            tracing::debug!(peer = %info.peer, %error, "connection ended with an error");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Identity headers (SPEC §7): strip every client-sent spelling on every route,
+//! then (on an allowed authenticated request) set them from verified identity.
+//!
+//! The app behind portcullis trusts these headers and nothing else, so a client
+//! must never be able to smuggle one through. HTTP header names are already
+//! case-insensitive, but the app's own stack may not treat `_` and `.` as
+//! distinct from `-` (CGI/WSGI and some frameworks map `X_Forwarded_User` to
+//! `X-Forwarded-User`), so every spelling is removed, as linkerd removes
+//! `l5d-client-id`.
+
+use http::header::{HeaderMap, HeaderName};
+
+pub static X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+pub static X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+pub static X_FORWARDED_PREFERRED_USERNAME: HeaderName =
+    HeaderName::from_static("x-forwarded-preferred-username");
+pub static X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
+pub static X_PORTCULLIS_IDENTITY: HeaderName = HeaderName::from_static("x-portcullis-identity");
+
+/// The identity header names, in canonical (lowercase, `-`) spelling.
+const IDENTITY_NAMES: [&str; 5] = [
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-portcullis-identity",
+];
+
+/// The prefix of the `X-Auth-Request-*` family (oauth2-proxy's identity headers),
+/// which apps migrating from oauth2-proxy may still trust.
+const AUTH_REQUEST_PREFIX: &str = "x-auth-request-";
+
+/// Removes every client-sent identity header, in every spelling and every
+/// repetition. Returns how many header names were removed, for the debug log.
+pub fn strip(headers: &mut HeaderMap) -> usize {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_identity_spelling(name.as_str()))
+        .cloned()
+        .collect();
+    for name in &doomed {
+        tracing::debug!(header = %name, "removed a client-sent identity header");
+        headers.remove(name);
+    }
+    doomed.len()
+}
+
+/// Returns true if and only if `name` (already lowercase, as hyper gives it) is an
+/// identity header once `_` and `.` are read as `-`.
+pub fn is_identity_spelling(name: &str) -> bool {
+    // Cheap early exit: every identity name starts with "x" and is longer than 14.
+    if name.len() < 15 || !name.starts_with('x') {
+        return false;
+    }
+    let canonical = canonical_spelling(name);
+    IDENTITY_NAMES.contains(&canonical.as_str()) || canonical.starts_with(AUTH_REQUEST_PREFIX)
+}
+
+fn canonical_spelling(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn strips_every_spelling_of_every_identity_header() {
+        let spellings = [
+            "x-forwarded-user",
+            "X-Forwarded-User",
+            "x_forwarded_user",
+            "x.forwarded.user",
+            "X_Forwarded-User",
+            "x-forwarded-email",
+            "x_forwarded_email",
+            "x-forwarded-preferred-username",
+            "x_forwarded_preferred_username",
+            "x-forwarded-groups",
+            "x.forwarded.groups",
+            "x-portcullis-identity",
+            "x_portcullis_identity",
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x_auth_request_access_token",
+            "X-Auth-Request-Groups",
+        ];
+        for spelling in spellings {
+            let mut headers = HeaderMap::new();
+            let name = HeaderName::from_bytes(spelling.as_bytes()).expect("test name is valid");
+            headers.append(name.clone(), HeaderValue::from_static("mallory"));
+            headers.append(name, HeaderValue::from_static("again"));
+            headers.insert("x-other", HeaderValue::from_static("kept"));
+            assert_eq!(strip(&mut headers), 1, "{spelling} must be stripped");
+            assert_eq!(
+                headers.len(),
+                1,
+                "{spelling}: only the unrelated header remains"
+            );
+        }
+    }
+
+    #[test]
+    fn keeps_headers_that_only_look_alike() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-forwarded-users",
+            "x-user",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("test name is valid"),
+                HeaderValue::from_static("v"),
+            );
+        }
+        assert_eq!(strip(&mut headers), 0);
+        assert_eq!(headers.len(), 5);
+    }
+}

@@ -1,0 +1,160 @@
+//! What one request's steps learned, for the later steps and the access log
+//! (Pingora's per-request `CTX`): no globals, no hidden headers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderMap, HeaderValue, Method, Request};
+
+/// The transport facts of the connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The TCP peer: the client, or a proxy in front of portcullis.
+    pub peer: SocketAddr,
+    /// Whether this listener terminated TLS.
+    pub is_tls: bool,
+}
+
+/// One request's context, filled in step by step.
+#[derive(Debug)]
+pub struct Exchange {
+    pub started: Instant,
+    pub request_id: HeaderValue,
+    pub method: Method,
+    pub peer: IpAddr,
+    /// The normalized path once known; until then, nothing (a rejected raw target
+    /// is never logged verbatim: it may hold control bytes meant for the log).
+    pub path: Option<String>,
+    /// The deciding rule's name, once a rule was found.
+    pub route: Option<String>,
+    /// `allow`, `forbidden`, `unauthenticated`, `bad_request`, `upstream_error`, ...
+    pub decision: &'static str,
+    /// The precise reason for a refusal (logged, never sent to the client).
+    pub reason: Option<String>,
+    pub upstream_latency: Option<Duration>,
+    /// A browser navigating (GET/HEAD wanting HTML) rather than a script or API
+    /// client: decides between a redirect or an HTML page and JSON (SPEC §4.1).
+    pub is_navigation: bool,
+}
+
+/// The longest `X-Request-Id` kept from a client; longer or odd ones are replaced
+/// so a client cannot inject into the log.
+const MAX_REQUEST_ID: usize = 128;
+
+impl Exchange {
+    pub fn new<B>(req: &Request<B>, conn: &ConnInfo) -> Self {
+        Exchange {
+            started: Instant::now(),
+            request_id: request_id(req.headers()),
+            method: req.method().clone(),
+            peer: conn.peer.ip(),
+            path: None,
+            route: None,
+            decision: "allow",
+            reason: None,
+            upstream_latency: None,
+            is_navigation: is_navigation(req),
+        }
+    }
+
+    /// The route label for metrics: the rule's name, or `none` when the request
+    /// was refused before a rule was found.
+    pub fn route_label(&self) -> &str {
+        self.route.as_deref().unwrap_or("none")
+    }
+}
+
+/// The client's `X-Request-Id` when it is a sane token, else a fresh random one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let mut values = headers.get_all("x-request-id").iter();
+    if let (Some(id), None) = (values.next(), values.next()) {
+        let bytes = id.as_bytes();
+        let is_sane = !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+        if is_sane {
+            return id.clone();
+        }
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    HeaderValue::from_str(&id).expect("hex digits are a valid header value")
+}
+
+/// Returns true if and only if the request looks like a browser navigation: GET or
+/// HEAD, asking for HTML, and not marked as a script's request.
+fn is_navigation<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let is_script = headers
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
+        || headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"navigate"));
+    is_read && wants_html && !is_script
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: Method, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method(method).uri("/");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("test request is valid")
+    }
+
+    #[test]
+    fn navigation_is_a_read_that_wants_html_from_no_script() {
+        assert!(is_navigation(&req(
+            Method::GET,
+            &[("accept", "text/html,*/*")]
+        )));
+        assert!(is_navigation(&req(
+            Method::GET,
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")]
+        )));
+        assert!(!is_navigation(&req(
+            Method::GET,
+            &[("accept", "application/json")]
+        )));
+        assert!(!is_navigation(&req(
+            Method::POST,
+            &[("accept", "text/html")]
+        )));
+        assert!(!is_navigation(&req(
+            Method::GET,
+            &[
+                ("accept", "text/html"),
+                ("x-requested-with", "XMLHttpRequest")
+            ]
+        )));
+        assert!(!is_navigation(&req(
+            Method::GET,
+            &[("accept", "text/html"), ("sec-fetch-mode", "cors")]
+        )));
+    }
+
+    #[test]
+    fn keeps_a_sane_request_id_and_replaces_a_hostile_one() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h), "abc-123");
+        h.insert(
+            "x-request-id",
+            HeaderValue::from_static("evil\" injected=1"),
+        );
+        assert_ne!(request_id(&h), "evil\" injected=1");
+        h.append("x-request-id", HeaderValue::from_static("second"));
+        assert_eq!(request_id(&h).len(), 32, "two ids: neither is trusted");
+        assert_eq!(request_id(&HeaderMap::new()).len(), 32);
+    }
+}

@@ -1,0 +1,623 @@
+//! The last step: send an allowed request upstream and stream the answer back
+//! (SPEC §7, transport part).
+//!
+//! Owns the pooled upstream client, `X-Forwarded-*`, hop-by-hop handling
+//! (RFC 9110 §7.6.1), upgrades, and timeouts. Bodies stream both ways; nothing
+//! here ever collects one.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use ipnet::IpNet;
+
+use crate::admin::Metrics;
+use crate::config;
+use crate::identity;
+use crate::policy::normalize::Target;
+
+use super::body::Body;
+
+/// Why a request could not be forwarded. The client sees only 502 or 504.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No TCP (or TLS) connection to the upstream could be made in time.
+    #[error("cannot connect to upstream {authority}: {reason}")]
+    Connect { authority: String, reason: String },
+    /// The upstream accepted the request but sent no response head in time.
+    #[error("upstream sent no response within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed mid-request (reset, protocol error).
+    #[error("upstream request failed: {0}")]
+    Protocol(String),
+    /// The upstream URL in the config could not be combined with the request.
+    #[error("cannot build the upstream request: {0}")]
+    Build(String),
+    /// `upstream.ca_file` could not be read or holds no certificate.
+    #[error("cannot load upstream.ca_file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+}
+
+/// What the forwarder needs to know about the request beyond the request itself.
+pub struct ForwardContext<'a> {
+    pub peer: IpAddr,
+    pub is_tls: bool,
+    /// The host the client asked for (`Host`, or `:authority` on HTTP/2), as sent.
+    pub host: &'a str,
+    pub request_id: &'a HeaderValue,
+    pub route: &'a str,
+}
+
+/// The pooled client for the protected app, built from `[upstream]`.
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    /// The upstream URL's path without its trailing `/`: a prefix for every path.
+    base_path: String,
+    response_timeout: Duration,
+    pass_host_header: bool,
+    trusted_proxies: Vec<IpNet>,
+    /// The session cookie's base name: its cookies are never forwarded.
+    cookie_name: String,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    /// Builds the client for `config.upstream`.
+    ///
+    /// # Errors
+    /// When the upstream URL cannot be used or `upstream.ca_file` cannot be loaded.
+    pub fn new(config: &config::Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamError> {
+        let up = &config.upstream;
+        let url = &up.url;
+        let scheme: Scheme = url
+            .scheme()
+            .parse()
+            .map_err(|e| UpstreamError::Build(format!("scheme of {url}: {e}")))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| UpstreamError::Build(format!("{url} has no host")))?;
+        let authority_text = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authority: Authority = authority_text
+            .parse()
+            .map_err(|e| UpstreamError::Build(format!("authority of {url}: {e}")))?;
+        let base_path = url.path().trim_end_matches('/').to_owned();
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(up.connect_timeout));
+        let tls = upstream_tls(up)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(up.pool_idle_timeout)
+            .pool_max_idle_per_host(up.pool_max_idle_per_host)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(Upstream {
+            client,
+            scheme,
+            authority,
+            base_path,
+            response_timeout: up.response_timeout,
+            pass_host_header: up.pass_host_header,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            cookie_name: config.session.cookie_name.clone(),
+            metrics,
+        })
+    }
+
+    /// Sends `req` upstream at `target` and returns the upstream's response with
+    /// its body streaming. An upgrade (WebSocket) answered with 101 is spliced
+    /// through in a background task.
+    ///
+    /// # Errors
+    /// Connect failures, timeouts and broken connections, as [`UpstreamError`].
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        target: &Target,
+        ctx: &ForwardContext<'_>,
+        latency: &mut Option<Duration>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let upgrade = upgrade_protocol(req.headers(), req.version());
+        // Taken before the request is moved into the client (STACK.md trap 3).
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        parts.uri = self.upstream_uri(target)?;
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        self.rewrite_request_headers(&mut parts.headers, ctx, upgrade.as_ref());
+        let upstream_req = Request::from_parts(parts, Body::new(body));
+
+        let started = Instant::now();
+        let sent =
+            tokio::time::timeout(self.response_timeout, self.client.request(upstream_req)).await;
+        let elapsed = started.elapsed();
+        *latency = Some(elapsed);
+        self.metrics
+            .upstream_latency
+            .with_label_values(&[ctx.route])
+            .observe(elapsed.as_secs_f64());
+        let mut resp = match sent {
+            Err(_) => return Err(self.fail(ctx, UpstreamError::Timeout(self.response_timeout))),
+            Ok(Err(e)) if e.is_connect() => {
+                let err = UpstreamError::Connect {
+                    authority: self.authority.to_string(),
+                    reason: error_chain(&e),
+                };
+                return Err(self.fail(ctx, err));
+            }
+            Ok(Err(e)) => return Err(self.fail(ctx, UpstreamError::Protocol(error_chain(&e)))),
+            Ok(Ok(resp)) => resp,
+        };
+
+        let is_switch = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match (is_switch, client_upgrade) {
+            (true, Some(client_upgrade)) => {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(tunnel(
+                    client_upgrade,
+                    upstream_upgrade,
+                    self.metrics.clone(),
+                ));
+                rewrite_switch_headers(resp.headers_mut());
+            }
+            (true, None) => {
+                // A 101 to a request that asked for no upgrade is a broken upstream.
+                let err = UpstreamError::Protocol("unsolicited 101 Switching Protocols".into());
+                return Err(self.fail(ctx, err));
+            }
+            (false, _) => remove_hop_by_hop(resp.headers_mut()),
+        }
+        Ok(resp.map(Body::new))
+    }
+
+    fn fail(&self, ctx: &ForwardContext<'_>, err: UpstreamError) -> UpstreamError {
+        let kind = match err {
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Timeout(_) => "timeout",
+            _ => "protocol",
+        };
+        self.metrics
+            .upstream_errors
+            .with_label_values(&[ctx.route, kind])
+            .inc();
+        err
+    }
+
+    fn upstream_uri(&self, target: &Target) -> Result<Uri, UpstreamError> {
+        let path_and_query = if self.base_path.is_empty() {
+            target.path_and_query()
+        } else {
+            format!("{}{}", self.base_path, target.path_and_query())
+        };
+        let pq: PathAndQuery = path_and_query
+            .parse()
+            .map_err(|e| UpstreamError::Build(format!("path {path_and_query:?}: {e}")))?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| UpstreamError::Build(e.to_string()))
+    }
+
+    /// Everything the proxy does to the client's headers, in an order that lets
+    /// no client header undo a proxy header: first remove (hop-by-hop, identity
+    /// spellings, the proxy's cookies), then set.
+    fn rewrite_request_headers(
+        &self,
+        headers: &mut HeaderMap,
+        ctx: &ForwardContext<'_>,
+        upgrade: Option<&HeaderValue>,
+    ) {
+        remove_hop_by_hop(headers);
+        // The client already had its 100-continue from us; the upstream gets the body.
+        headers.remove(header::EXPECT);
+        identity::headers::strip(headers);
+        strip_own_cookies(headers, &self.cookie_name);
+        set_forwarded(headers, ctx, &self.trusted_proxies);
+        headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+        let host = if self.pass_host_header {
+            HeaderValue::from_str(ctx.host).ok()
+        } else {
+            None
+        };
+        let host = host.unwrap_or_else(|| {
+            HeaderValue::from_str(self.authority.as_str())
+                .expect("an Authority is a valid header value")
+        });
+        headers.insert(header::HOST, host);
+        if let Some(protocol) = upgrade {
+            headers.insert(header::UPGRADE, protocol.clone());
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+    }
+}
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
+/// `Proxy-Connection` still sent by old clients.
+fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::PROXY_AUTHENTICATE,
+        &header::PROXY_AUTHORIZATION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ]
+}
+
+/// Removes the headers named in `Connection` and the fixed hop-by-hop set
+/// (RFC 9110 §7.6.1). Runs before the proxy sets any header, so a client that
+/// names `X-Forwarded-For` in `Connection` removes only its own copy.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let nominated: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in nominated {
+        headers.remove(name);
+    }
+    for name in fixed_hop_by_hop() {
+        headers.remove(name);
+    }
+}
+
+/// The `Upgrade` value when the request asks for a protocol upgrade that can be
+/// proxied: HTTP/1.1, `Connection` holding the `upgrade` token, one `Upgrade`.
+fn upgrade_protocol(headers: &HeaderMap, version: Version) -> Option<HeaderValue> {
+    if version != Version::HTTP_11 {
+        return None;
+    }
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if !asks {
+        return None;
+    }
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// Hop-by-hop removal for a 101 response: everything but the upgrade itself.
+fn rewrite_switch_headers(headers: &mut HeaderMap) {
+    let protocol = headers.get(header::UPGRADE).cloned();
+    remove_hop_by_hop(headers);
+    if let Some(protocol) = protocol {
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `X-Real-IP` (SPEC §7). The client's
+/// values are believed only when the peer is in `trusted_proxies`; `Forwarded`
+/// (RFC 7239) from anyone else is removed, since the app may read it instead.
+fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted: &[IpNet]) {
+    let is_trusted = trusted.iter().any(|net| net.contains(&ctx.peer));
+    let peer = ctx.peer.to_string();
+    let prior_chain = is_trusted
+        .then(|| joined(headers, &X_FORWARDED_FOR))
+        .flatten();
+    let client_ip = prior_chain
+        .as_deref()
+        .and_then(|chain| first_untrusted_from_right(chain, trusted))
+        .unwrap_or_else(|| peer.clone());
+    let chain = match prior_chain {
+        Some(chain) => format!("{chain}, {peer}"),
+        None => peer,
+    };
+    let our_proto = if ctx.is_tls { "https" } else { "http" };
+    let proto = is_trusted
+        .then(|| headers.get(&X_FORWARDED_PROTO).cloned())
+        .flatten()
+        .filter(|v| v == "https" || v == "http")
+        .unwrap_or_else(|| HeaderValue::from_static(our_proto));
+    let host = is_trusted
+        .then(|| headers.get(&X_FORWARDED_HOST).cloned())
+        .flatten()
+        .or_else(|| HeaderValue::from_str(ctx.host).ok());
+
+    if !is_trusted {
+        headers.remove(&FORWARDED);
+    }
+    for (name, value) in [
+        (&X_FORWARDED_FOR, HeaderValue::from_str(&chain).ok()),
+        (&X_REAL_IP, HeaderValue::from_str(&client_ip).ok()),
+        (&X_FORWARDED_PROTO, Some(proto)),
+        (&X_FORWARDED_HOST, host),
+    ] {
+        headers.remove(name);
+        if let Some(value) = value {
+            headers.insert(name.clone(), value);
+        }
+    }
+}
+
+/// All values of `name` joined with ", ", or `None` when absent or not text.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .collect::<Option<_>>()?;
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The real client in a trusted chain: the rightmost address not itself a trusted
+/// proxy (anything to its left could have been written by the client).
+fn first_untrusted_from_right(chain: &str, trusted: &[IpNet]) -> Option<String> {
+    chain
+        .rsplit(',')
+        .map(str::trim)
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .find(|ip| !trusted.iter().any(|net| net.contains(ip)))
+        .map(|ip| ip.to_string())
+}
+
+/// Removes the proxy's own cookies (the session cookie, its `__Host-`/`__Secure-`
+/// forms, and `NAME_*` login-state cookies) from `Cookie`, keeping the app's.
+pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    for value in &values {
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if !pair.is_empty() && !is_own_cookie(name, cookie_name) {
+                kept.push(pair);
+            }
+        }
+    }
+    let rebuilt = kept.join("; ");
+    headers.remove(header::COOKIE);
+    if let (false, Ok(value)) = (rebuilt.is_empty(), HeaderValue::from_str(&rebuilt)) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+/// Returns true if and only if `name` is one of the proxy's cookies for `base`.
+pub fn is_own_cookie(name: &str, base: &str) -> bool {
+    let bare = name
+        .strip_prefix("__Host-")
+        .or_else(|| name.strip_prefix("__Secure-"))
+        .unwrap_or(name);
+    bare == base
+        || bare
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('_'))
+}
+
+/// Splices an upgraded client connection to the upgraded upstream connection
+/// until either side closes.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    metrics: Arc<Metrics>,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade did not complete");
+            return;
+        }
+    };
+    metrics.upgraded_connections.inc();
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let result: io::Result<(u64, u64)> =
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    metrics.upgraded_connections.dec();
+    if let Err(error) = result {
+        tracing::debug!(%error, "upgraded connection ended with an error");
+    }
+}
+
+/// The rustls client config for an https upstream: web PKI roots, or only the
+/// roots in `upstream.ca_file`.
+fn upstream_tls(up: &config::Upstream) -> Result<rustls::ClientConfig, UpstreamError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &up.ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let ca_err = |reason: String| UpstreamError::CaFile {
+                path: path.display().to_string(),
+                reason,
+            };
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| ca_err(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ca_err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ca_err("no certificate in the file".into()));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| UpstreamError::Build(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// An error and its causes on one line, for the log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("test name"),
+                HeaderValue::from_str(v).expect("test value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn removes_fixed_and_connection_nominated_hop_by_hop_headers() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, X-Custom, x-forwarded-for"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "keep-alive"),
+            ("x-custom", "1"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "left: {h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_choose_forwarded_headers() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        let id = HeaderValue::from_static("r");
+        let ctx = ForwardContext {
+            peer: "10.9.9.9".parse().expect("ip"),
+            is_tls: false,
+            host: "app.example.com",
+            request_id: &id,
+            route: "r",
+        };
+        set_forwarded(&mut h, &ctx, &[]);
+        assert_eq!(h["x-forwarded-for"], "10.9.9.9");
+        assert_eq!(h["x-real-ip"], "10.9.9.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert!(h.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn trusted_peer_extends_the_chain_and_finds_the_real_client() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example.com"),
+        ]);
+        let id = HeaderValue::from_static("r");
+        let ctx = ForwardContext {
+            peer: "10.0.0.1".parse().expect("ip"),
+            is_tls: false,
+            host: "internal:4180",
+            request_id: &id,
+            route: "r",
+        };
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        set_forwarded(&mut h, &ctx, &trusted);
+        assert_eq!(
+            h["x-forwarded-for"],
+            "6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.1"
+        );
+        assert_eq!(h["x-real-ip"], "203.0.113.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+    }
+
+    #[test]
+    fn strips_only_the_proxys_cookies() {
+        let mut h = headers(&[
+            ("cookie", "a=1; portcullis=SECRET; __Host-portcullis=S2"),
+            ("cookie", "portcullis_login_x=S3; b=2; portcullisx=keep"),
+        ]);
+        strip_own_cookies(&mut h, "portcullis");
+        assert_eq!(h["cookie"], "a=1; b=2; portcullisx=keep");
+        let mut only_ours = headers(&[("cookie", "portcullis=S")]);
+        strip_own_cookies(&mut only_ours, "portcullis");
+        assert!(only_ours.get("cookie").is_none());
+    }
+
+    #[test]
+    fn upgrade_needs_connection_token_and_one_upgrade_header() {
+        let h = headers(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert_eq!(
+            upgrade_protocol(&h, Version::HTTP_11)
+                .as_ref()
+                .map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert!(upgrade_protocol(&h, Version::HTTP_10).is_none());
+        let no_token = headers(&[("upgrade", "websocket")]);
+        assert!(upgrade_protocol(&no_token, Version::HTTP_11).is_none());
+    }
+}
