@@ -20,3 +20,4 @@ pub mod identity;
 pub mod policy;
 pub mod proxy;
 pub mod server;
+pub mod session;

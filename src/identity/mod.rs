@@ -3,3 +3,6 @@
 //! A leaf: it decides nothing about access and imports no other step.
 
 pub mod headers;
+mod model;
+
+pub use model::Identity;

@@ -1,0 +1,108 @@
+//! Sessions (SPEC §5): the opaque id in the browser's cookie, the server-side
+//! record it names, and the stores that keep records.
+//!
+//! The browser holds only a random 256-bit [`SessionId`]. Stores index records by
+//! its SHA-256 ([`SessionKey`]), so a dump of a store cannot be replayed as a
+//! cookie. Imports nothing from `auth`, `policy` or `proxy`.
+
+mod id;
+pub mod memory;
+pub mod seal;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::Identity;
+
+pub use id::{SessionId, SessionKey};
+pub use memory::MemoryStore;
+
+/// A boxed future, so stores can be chosen at run time (`dyn SessionStore`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One user's server-side session. Tokens live here and never reach the browser.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub identity: Identity,
+    /// The provider's session id (`sid` claim), for back-channel logout.
+    pub sid: Option<String>,
+    /// The raw ID token, sent back as `id_token_hint` at logout.
+    pub id_token: String,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Unix seconds at which `access_token` expires, when the provider said.
+    pub access_expires_at: Option<i64>,
+    /// Unix seconds: login time; the absolute timeout counts from here.
+    pub created_at: i64,
+    /// Unix seconds: last request seen; the idle timeout counts from here.
+    pub last_seen: i64,
+}
+
+impl Session {
+    /// The unix time at which this session ends unless used again.
+    pub fn expires_at(&self, idle: Duration, absolute: Duration) -> i64 {
+        let idle_end = self.last_seen.saturating_add(secs(idle));
+        let absolute_end = self.created_at.saturating_add(secs(absolute));
+        idle_end.min(absolute_end)
+    }
+
+    /// Returns true if and only if the session is past its idle or absolute timeout at `now`.
+    pub fn is_expired(&self, now: i64, idle: Duration, absolute: Duration) -> bool {
+        now >= self.expires_at(idle, absolute)
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Why a store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The store (Redis) cannot be reached or timed out: sessions are unknown, not absent.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record cannot be decrypted or decoded (wrong key, tampering, old format).
+    #[error("stored session is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Where sessions live. Implemented by the memory store and (later) Redis; both
+/// pass one conformance suite.
+///
+/// Every method is cancel-safe: a client hanging up mid-call leaves the store
+/// consistent.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The record under `key`, or `None` when absent or past its `ttl`.
+    fn load<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<Option<Session>, SessionError>>;
+
+    /// Stores `session` under `key`, replacing any record there; the store drops
+    /// it after `ttl` unless saved again. Maintains the `sid` and `sub` indexes.
+    fn save<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// Removes the record under `key` (absent is fine).
+    fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// Removes every record whose `sid` is `sid`; returns how many.
+    fn delete_by_sid<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<usize, SessionError>>;
+
+    /// Removes every record whose `identity.sub` is `sub`; returns how many.
+    fn delete_by_sub<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<usize, SessionError>>;
+
+    /// How many live records there are (for the active-sessions gauge).
+    fn count(&self) -> BoxFuture<'_, Result<usize, SessionError>>;
+
+    /// Whether the store answers now (for `/readyz`).
+    fn ping(&self) -> BoxFuture<'_, Result<(), SessionError>>;
+}
