@@ -25,7 +25,7 @@ pub struct Config {
     pub oidc: Oidc,
     pub session: Session,
     /// `[[route]]` tables in file order; the first match wins (SPEC §3).
-    #[serde(rename = "route")]
+    #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
     pub policy: Policy,
     pub identity: Identity,
@@ -52,6 +52,7 @@ pub struct Server {
     pub post_logout_url: String,
     /// `server.header_read_timeout`, default `10s`: a client must send a whole request
     /// head within this (slowloris), also between keep-alive requests.
+    #[serde(serialize_with = "serialize_duration")]
     pub header_read_timeout: Duration,
     /// `server.max_header_bytes`, default 16 KiB: larger request heads get 431.
     pub max_header_bytes: usize,
@@ -60,6 +61,7 @@ pub struct Server {
     pub max_connections: usize,
     /// `server.shutdown_grace`, default `30s`: how long in-flight requests may run
     /// after SIGTERM before the process exits anyway.
+    #[serde(serialize_with = "serialize_duration")]
     pub shutdown_grace: Duration,
     /// `server.workers`: tokio worker threads; `None` = one per core.
     pub workers: Option<usize>,
@@ -99,13 +101,16 @@ pub struct Upstream {
     /// (as nginx `proxy_set_header Host $host`); false sends the upstream's own.
     pub pass_host_header: bool,
     /// `upstream.connect_timeout`, default `5s`: failing to connect in time is 502.
+    #[serde(serialize_with = "serialize_duration")]
     pub connect_timeout: Duration,
     /// `upstream.response_timeout`, default `60s`: no response head in time is 504.
+    #[serde(serialize_with = "serialize_duration")]
     pub response_timeout: Duration,
     /// `upstream.ca_file`: PEM roots trusted for an https upstream instead of the
     /// built-in web PKI roots.
     pub ca_file: Option<PathBuf>,
     /// `upstream.pool_idle_timeout`, default `90s`.
+    #[serde(serialize_with = "serialize_duration")]
     pub pool_idle_timeout: Duration,
     /// `upstream.pool_max_idle_per_host`, default 256.
     pub pool_max_idle_per_host: usize,
@@ -129,6 +134,7 @@ pub struct Oidc {
     /// `oidc.audience`: expected `aud` of bearer tokens; `None` = `client_id`.
     pub audience: Option<String>,
     /// `oidc.clock_leeway`, default `60s`.
+    #[serde(serialize_with = "serialize_duration")]
     pub clock_leeway: Duration,
 }
 
@@ -148,8 +154,10 @@ pub struct Session {
     /// `session.cookie_domain`: share the cookie with subdomains; default none.
     pub cookie_domain: Option<String>,
     /// `session.idle_timeout`, default `1h`.
+    #[serde(serialize_with = "serialize_duration")]
     pub idle_timeout: Duration,
     /// `session.absolute_timeout`, default `12h`; never shorter than `idle_timeout`.
+    #[serde(serialize_with = "serialize_duration")]
     pub absolute_timeout: Duration,
     /// `session.max_sessions`, default 100 000: memory store bound.
     pub max_sessions: usize,
@@ -227,6 +235,7 @@ pub struct Identity {
     /// `identity.signing_key_file`: a PEM (PKCS#8) P-256 key; `None` = generated at start.
     pub signing_key_file: Option<PathBuf>,
     /// `identity.ttl`, default `60s`, at most 60 s.
+    #[serde(serialize_with = "serialize_duration")]
     pub ttl: Duration,
 }
 
@@ -264,6 +273,21 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret decoded from base64, standard or URL-safe alphabet, padded or not:
+    /// how session keys are written (`session.secret`). `None` when it is not base64.
+    pub fn decode_base64(&self) -> Option<Vec<u8>> {
+        use base64::engine::{general_purpose, DecodePaddingMode, Engine, GeneralPurpose};
+        let indifferent = general_purpose::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, indifferent);
+        let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, indifferent);
+        let text = self.0.trim();
+        standard
+            .decode(text)
+            .or_else(|_| url_safe.decode(text))
+            .ok()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -284,9 +308,25 @@ impl Serialize for Secret {
     }
 }
 
+/// Durations render as the config file writes them (`"90s"`, `"1h30m"`), not as
+/// serde's `{ secs, nanos }`.
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    let text = humantime::format_duration(*d).to_string().replace(' ', "");
+    s.serialize_str(&text)
+}
+
+/// A route regex renders as the operator wrote it: the stored one is wrapped in
+/// `^(?:...)$` to anchor it (SPEC §3), and that wrapping is ours, not theirs.
 fn serialize_regex<S: serde::Serializer>(re: &Option<Regex>, s: S) -> Result<S::Ok, S::Error> {
     match re {
-        Some(re) => s.serialize_some(re.as_str()),
+        Some(re) => {
+            let anchored = re.as_str();
+            let written = anchored
+                .strip_prefix("^(?:")
+                .and_then(|rest| rest.strip_suffix(")$"))
+                .unwrap_or(anchored);
+            s.serialize_some(written)
+        }
         None => s.serialize_none(),
     }
 }

@@ -1,0 +1,231 @@
+//! `[[route]]` and `[policy]`: which rule applies to a request (SPEC §3).
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+use super::*;
+use crate::config::raw::{RawPolicy, RawRoute};
+
+pub(super) fn routes(raw: Vec<RawRoute>, p: &mut Problems) -> Option<Vec<Route>> {
+    let routes: Vec<Option<Route>> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| route(index, raw, p))
+        .collect();
+
+    let mut first_use: HashMap<&str, usize> = HashMap::new();
+    for (index, route) in routes.iter().enumerate() {
+        let Some(route) = route else { continue };
+        if let Some(first) = first_use.get(route.name.as_str()) {
+            p.push(
+                format!("route[{index}].name"),
+                format!(
+                    "duplicate route name {:?}, also used by route[{first}]",
+                    route.name
+                ),
+            );
+        } else {
+            first_use.insert(&route.name, index);
+        }
+    }
+    let has_duplicates = first_use.len() < routes.iter().flatten().count();
+    if has_duplicates {
+        return None;
+    }
+    routes.into_iter().collect()
+}
+
+fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
+    let at = |field: &str| format!("route[{index}].{field}");
+
+    let name = match raw.name {
+        Some(name) if name.trim().is_empty() => {
+            p.push(at("name"), "is empty; leave it out for the default");
+            None
+        }
+        Some(name) => Some(name),
+        None => Some(format!("route[{index}]")),
+    };
+    let host = match &raw.host {
+        Some(text) => p.check(&at("host"), syntax::host_pattern(text)).map(Some),
+        None => Some(None),
+    };
+
+    let path_kinds = [&raw.path, &raw.path_exact, &raw.path_regex];
+    let mut matchers_ok = true;
+    if path_kinds.iter().filter(|kind| kind.is_some()).count() > 1 {
+        p.push(
+            format!("route[{index}]"),
+            "sets more than one of path, path_exact and path_regex; a route takes one",
+        );
+        matchers_ok = false;
+    }
+    let path = match &raw.path {
+        Some(text) => p.check(&at("path"), prefix_path(text)).map(Some),
+        None => Some(None),
+    };
+    let path_exact = match &raw.path_exact {
+        Some(text) => p
+            .check(
+                &at("path_exact"),
+                syntax::rule_path(text).map(|()| text.clone()),
+            )
+            .map(Some),
+        None => Some(None),
+    };
+    let path_regex = match &raw.path_regex {
+        Some(text) => p.check(&at("path_regex"), anchored_regex(text)).map(Some),
+        None => Some(None),
+    };
+    let methods = each(p, &at("methods"), raw.methods.clone(), syntax::method);
+
+    let has_matcher = raw.host.is_some()
+        || path_kinds.iter().any(|kind| kind.is_some())
+        || raw.methods.as_ref().is_some_and(|m| !m.is_empty());
+    if !has_matcher {
+        p.push(
+            format!("route[{index}]"),
+            "has no matcher (host, path, path_exact, path_regex or methods), so it matches every request \
+             and hides every route after it; set policy.default for requests no route matches",
+        );
+        matchers_ok = false;
+    }
+
+    let auth = auth_mode(p, &at("auth"), raw.auth.as_deref(), AuthMode::Login);
+    let roles_any = roles(p, &at("roles_any"), raw.roles_any);
+    let roles_all = roles(p, &at("roles_all"), raw.roles_all);
+    let email_domains = each(
+        p,
+        &at("email_domains"),
+        raw.email_domains,
+        syntax::email_domain,
+    );
+
+    if let Some(mode @ (AuthMode::Public | AuthMode::Deny)) = auth {
+        let requirements = [
+            (
+                "roles_any",
+                roles_any.as_ref().is_some_and(|r| !r.is_empty()),
+            ),
+            (
+                "roles_all",
+                roles_all.as_ref().is_some_and(|r| !r.is_empty()),
+            ),
+            (
+                "email_domains",
+                email_domains.as_ref().is_some_and(|d| !d.is_empty()),
+            ),
+        ];
+        for (field, is_set) in requirements {
+            if is_set {
+                p.push(
+                    at(field),
+                    format!(
+                        "has no effect on an auth = \"{}\" route; if the route must be protected, use auth = \"login\" or \"bearer\"",
+                        mode.as_str()
+                    ),
+                );
+                matchers_ok = false;
+            }
+        }
+    }
+
+    matchers_ok.then_some(())?;
+    Some(Route {
+        name: name?,
+        host: host?,
+        path: path?,
+        path_exact: path_exact?,
+        path_regex: path_regex?,
+        methods: methods?,
+        auth: auth?,
+        roles_any: roles_any?,
+        roles_all: roles_all?,
+        email_domains: email_domains?,
+    })
+}
+
+/// `route.path`: a segment prefix, so `/admin/` would never match `/admin` itself.
+fn prefix_path(text: &str) -> Result<String, String> {
+    syntax::rule_path(text)?;
+    if text.len() > 1 && text.ends_with('/') {
+        return Err(format!(
+            "path {text:?} ends with \"/\"; a path prefix matches whole segments, write {:?}",
+            text.trim_end_matches('/')
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// `route.path_regex`, anchored so it must match the whole path (SPEC §3).
+fn anchored_regex(text: &str) -> Result<Regex, String> {
+    // Compile the pattern as written first, so an error points into the operator's
+    // text rather than into our `^(?:...)$` wrapping.
+    let explain = |e: regex::Error| {
+        let why = e.to_string();
+        let last = why.lines().last().unwrap_or_default().trim();
+        format!(
+            "invalid regex {text:?}: {}",
+            last.trim_start_matches("error: ")
+        )
+    };
+    Regex::new(text).map_err(explain)?;
+    Regex::new(&format!("^(?:{text})$")).map_err(explain)
+}
+
+fn roles(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+    let roles = raw.unwrap_or_default();
+    let mut ok = true;
+    for (i, role) in roles.iter().enumerate() {
+        if role.trim().is_empty() {
+            p.push(format!("{key}[{i}]"), "is empty");
+            ok = false;
+        }
+    }
+    ok.then_some(roles)
+}
+
+fn auth_mode(
+    p: &mut Problems,
+    key: &str,
+    raw: Option<&str>,
+    default: AuthMode,
+) -> Option<AuthMode> {
+    let Some(text) = raw else {
+        return Some(default);
+    };
+    let modes = [
+        AuthMode::Public,
+        AuthMode::Login,
+        AuthMode::Bearer,
+        AuthMode::LoginOrBearer,
+        AuthMode::Deny,
+    ];
+    let found = modes.into_iter().find(|mode| mode.as_str() == text.trim());
+    if found.is_none() {
+        p.push(
+            key,
+            format!("unknown auth {text:?}, expected one of public, login, bearer, login_or_bearer, deny"),
+        );
+    }
+    found
+}
+
+pub(super) fn policy(raw: RawPolicy, p: &mut Problems) -> Option<Policy> {
+    let default = auth_mode(p, "policy.default", raw.default.as_deref(), AuthMode::Login);
+    let roles_any = roles(p, "policy.roles_any", raw.roles_any);
+    let roles_all = roles(p, "policy.roles_all", raw.roles_all);
+    let email_domains = each(
+        p,
+        "policy.email_domains",
+        raw.email_domains,
+        syntax::email_domain,
+    );
+    Some(Policy {
+        default: default?,
+        roles_any: roles_any?,
+        roles_all: roles_all?,
+        email_domains: email_domains?,
+    })
+}
