@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 
-use crate::state::{now, Counters, Shared};
+use crate::state::{Counters, Shared};
 use crate::store::ProviderSession;
 use crate::tokens;
 
@@ -139,7 +139,7 @@ async fn deliver(shared: &Shared, notices: Vec<Notice>) -> Vec<LogoutDelivery> {
             &n.client_id,
             &n.sub,
             n.sid.as_deref(),
-            now(),
+            shared.now(),
         );
         let result = shared.sender.post(&n.uri, &token).await;
         let delivery = LogoutDelivery {

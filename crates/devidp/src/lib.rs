@@ -27,6 +27,24 @@
 //! sign-in page; POST: the page's form), `/token`, `/userinfo`, `/revoke`,
 //! `/end_session`.
 //!
+//! # Behaviour worth knowing
+//! - A refresh token is returned by every code exchange, whatever the scope, so
+//!   refresh logic is testable without `offline_access`. Refresh tokens rotate
+//!   by default ([`Config::rotate_refresh_tokens`]); presenting a rotated one
+//!   revokes its family, access tokens included (RFC 9700 §4.14.2). A code
+//!   presented twice revokes what it gave (RFC 6749 §4.1.2).
+//! - ID tokens, access tokens and userinfo always carry `name`,
+//!   `preferred_username`, `email`, `email_verified` and the roles claim,
+//!   whatever the scope. A refreshed ID token keeps `sid` and `auth_time` and has
+//!   no `nonce`.
+//! - Codes live 60 s; logout tokens 120 s. Time is the system clock plus
+//!   [`DevIdp::advance_clock`].
+//! - `/end_session` ends the browser's provider session (its cookie, else the
+//!   `sid` of a valid `id_token_hint`) and delivers back-channel logout tokens
+//!   *before* it answers, so a test sees their effect at once.
+//! - [`Stats`] counts attempts and failures separately: `refreshes` counts
+//!   every refresh request, `refresh_failures` those refused.
+//!
 //! # Security
 //! Anyone who can reach it can sign in as anyone: [`start`] refuses every
 //! listen address that is not loopback.
@@ -60,7 +78,7 @@ pub use misbehaviour::Misbehaviour;
 pub use state::Stats;
 
 use crate::keys::{KeySet, SigningKey};
-use crate::state::{now, Counters, Shared};
+use crate::state::{Counters, Shared};
 
 /// Starts a provider: generates its signing key, binds `config.listen` and serves
 /// in a background task until [`DevIdp::shutdown`] or drop.
@@ -95,6 +113,7 @@ pub async fn start(config: Config) -> Result<DevIdp, Error> {
         misbehaviour: Default::default(),
         counters: Counters::default(),
         sender: backchannel::Sender::new(),
+        clock_offset: Default::default(),
         config,
     });
     let (stop, stop_rx) = watch::channel(false);
@@ -188,6 +207,15 @@ impl DevIdp {
         self.shared.misbehaviour().set_once(m);
     }
 
+    /// Moves the provider's clock forward by `by` (whole seconds): codes, refresh
+    /// tokens and access tokens expire as if that time had passed, and new tokens
+    /// carry the later `iat`. For tests that must not sleep.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.shared
+            .clock_offset
+            .fetch_add(by.as_secs(), std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Back to correct behaviour.
     pub fn clear_misbehaviour(&self) {
         self.shared.misbehaviour().clear();
@@ -244,7 +272,7 @@ impl DevIdp {
             &self.shared.issuer,
             &keys,
             &grant,
-            now(),
+            self.shared.now(),
         )
         .0
     }

@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     pub misbehaviour: Mutex<Switch>,
     pub counters: Counters,
     pub sender: Sender,
+    /// Seconds added to the system clock ([`crate::DevIdp::advance_clock`]), so
+    /// tests expire codes and tokens without sleeping.
+    pub clock_offset: AtomicU64,
 }
 
 impl Shared {
@@ -48,13 +51,15 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// Seconds since the Unix epoch, as JWT `iat`/`exp` want them.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    /// The provider's time: seconds since the Unix epoch (as JWT `iat`/`exp`
+    /// want them), plus any offset a test added.
+    pub(crate) fn now(&self) -> u64 {
+        let system = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        system + self.clock_offset.load(Ordering::SeqCst)
+    }
 }
 
 macro_rules! counters {

@@ -193,3 +193,24 @@ async fn repeated_parameters_are_refused() {
     let resp = h.get(&format!("{target}&state=again")).await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn max_age_makes_an_old_session_sign_in_again() {
+    let h = Harness::start().await;
+    let login = h.login("alice").await;
+    let (verifier, nonce, state) = h.secrets();
+    let mut params = h.authorize_params(&verifier, &nonce, &state);
+    params.push(("max_age".into(), "60".into()));
+    let fresh = h
+        .get_with_cookie(&h.authorize_target(&params), login.cookie.as_deref())
+        .await;
+    assert!(
+        fresh.redirect_params().contains_key("code"),
+        "a 0 s old session is fresh"
+    );
+    h.idp.advance_clock(std::time::Duration::from_secs(120));
+    let stale = h
+        .get_with_cookie(&h.authorize_target(&params), login.cookie.as_deref())
+        .await;
+    assert_eq!(stale.status, StatusCode::OK, "the sign-in page again");
+}

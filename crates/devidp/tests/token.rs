@@ -529,3 +529,64 @@ async fn sign_jwt_signs_crafted_tokens_with_the_current_key() {
     let no_kid = h.idp.sign_jwt(json!({"kid": null}), json!({}));
     assert!(parts(&no_kid).0.get("kid").is_none());
 }
+
+#[tokio::test]
+async fn codes_and_tokens_expire_with_the_providers_clock() {
+    let h = Harness::start().await;
+    let login = h.login("alice").await;
+    h.idp.advance_clock(std::time::Duration::from_secs(61));
+    let late = h.exchange(&login.code, &login.verifier).await;
+    assert_eq!(late.json()["error"], "invalid_grant", "a code lives 60 s");
+
+    let (_, tokens) = h.tokens("alice").await;
+    h.idp.advance_clock(std::time::Duration::from_secs(301));
+    let access = tokens["access_token"].as_str().expect("access_token");
+    assert_eq!(
+        h.userinfo(access).await.status,
+        StatusCode::UNAUTHORIZED,
+        "access token expired"
+    );
+    let refresh = tokens["refresh_token"].as_str().expect("refresh_token");
+    assert_eq!(
+        h.refresh(refresh).await.status,
+        StatusCode::OK,
+        "refresh token lives a day"
+    );
+    h.idp
+        .advance_clock(std::time::Duration::from_secs(24 * 3600));
+    let (_, fresh) = h.tokens("bob").await;
+    let refreshed = h
+        .refresh(fresh["refresh_token"].as_str().expect("refresh_token"))
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let rotated = refreshed.json()["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_owned();
+    h.idp
+        .advance_clock(std::time::Duration::from_secs(24 * 3600 + 1));
+    assert_eq!(
+        h.refresh(&rotated).await.json()["error"],
+        "invalid_grant",
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_let_exactly_one_through() {
+    let h = Harness::start().await;
+    let (_, tokens) = h.tokens("alice").await;
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    let attempts = (0..32).map(|_| h.refresh(&refresh));
+    let results = futures_util::future::join_all(attempts).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 1, "rotation is atomic");
+    let stats = h.idp.stats();
+    assert_eq!((stats.refreshes, stats.refresh_failures), (32, 31));
+}

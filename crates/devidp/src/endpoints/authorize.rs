@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use crate::config::Client;
 use crate::html;
 use crate::http::{cookie, html, redirect, with_query, Body, Params};
-use crate::state::{now, Counters, Shared};
+use crate::state::{Counters, Shared};
 use crate::store::CodeGrant;
 
 /// How long a code stays redeemable.
@@ -26,8 +26,11 @@ struct AuthRequest<'a> {
     nonce: Option<String>,
     scope: String,
     code_challenge: String,
-    /// `prompt=login` or `max_age=0`: the user must pick again even with a session.
+    /// `prompt=login`: the user must pick again even with a session.
     is_login_forced: bool,
+    /// `max_age`: a session older than this many seconds does not count
+    /// (OIDC Core §3.1.2.1).
+    max_age: Option<u64>,
     /// `prompt=none`: no page may be shown.
     is_silent: bool,
 }
@@ -58,7 +61,9 @@ pub(crate) fn show(shared: &Shared, req: &Request<Incoming>) -> Response<Body> {
         Err(refusal) => return refuse(shared, refusal),
     };
     match session_cookie(shared, req.headers()) {
-        Some(c) if !request.is_login_forced => issue_code(shared, &request, &c, None),
+        Some(c) if !request.is_login_forced && is_fresh_enough(shared, &c, request.max_age) => {
+            issue_code(shared, &request, &c, None)
+        }
         _ if request.is_silent => refuse(
             shared,
             Refusal::Redirect {
@@ -99,7 +104,7 @@ pub(crate) async fn submit(shared: &Shared, req: Request<Incoming>) -> Response<
     let Some(user) = params.get("user").and_then(|sub| shared.config.user(sub)) else {
         return refuse(shared, Refusal::Page("Unknown or missing user.".into()));
     };
-    let now = now();
+    let now = shared.now();
     let cookie_value = {
         let mut store = shared.store();
         // A new sign-in replaces the browser's previous provider session.
@@ -122,7 +127,7 @@ fn issue_code(
     cookie_value: &str,
     set_cookie: Option<String>,
 ) -> Response<Body> {
-    let now = now();
+    let now = shared.now();
     let code = {
         let mut store = shared.store();
         let Some(session) = store.session(cookie_value).cloned() else {
@@ -224,6 +229,16 @@ fn validate<'a>(shared: &'a Shared, params: &Params) -> Result<AuthRequest<'a>, 
     if prompt.contains(&"none") && prompt.len() > 1 {
         return Err(back("invalid_request", "prompt=none cannot be combined"));
     }
+    let max_age = match params.get("max_age").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => {
+            return Err(back(
+                "invalid_request",
+                "max_age must be a number of seconds",
+            ))
+        }
+    };
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(back(
             "request_not_supported",
@@ -237,9 +252,23 @@ fn validate<'a>(shared: &'a Shared, params: &Params) -> Result<AuthRequest<'a>, 
         nonce: params.get("nonce").map(str::to_owned),
         scope: scope.to_owned(),
         code_challenge: code_challenge.to_owned(),
-        is_login_forced: prompt.contains(&"login") || params.get("max_age") == Some("0"),
+        is_login_forced: prompt.contains(&"login"),
+        max_age,
         is_silent: prompt.contains(&"none"),
     })
+}
+
+/// Returns true if and only if the session `cookie_value` signed in no more
+/// than `max_age` seconds ago (always, without `max_age`).
+fn is_fresh_enough(shared: &Shared, cookie_value: &str, max_age: Option<u64>) -> bool {
+    let Some(max_age) = max_age else {
+        return true;
+    };
+    let now = shared.now();
+    let store = shared.store();
+    store
+        .session(cookie_value)
+        .is_some_and(|s| s.auth_time.saturating_add(max_age) > now)
 }
 
 /// Renders a refusal: a page, or a redirect with the error (RFC 6749 §4.1.2.1).

@@ -15,7 +15,7 @@ use super::client_auth::authenticate;
 use crate::config::{Client, User};
 use crate::http::{json, oauth_error, Body, Params};
 use crate::misbehaviour::{self, Misbehaviour};
-use crate::state::{now, Counters, Shared};
+use crate::state::{Counters, Shared};
 use crate::store::Family;
 use crate::tokens::{self, AccessGrant, IdGrant};
 
@@ -114,7 +114,7 @@ fn code_grant(
     let code = params
         .get("code")
         .ok_or(invalid_request("code is required"))?;
-    let now = now();
+    let now = shared.now();
     let grant = shared.store().redeem_code(code, now).map_err(|refusal| {
         tracing::info!(?refusal, "authorization code refused");
         invalid_grant("authorization code is invalid, expired or already used")
@@ -182,7 +182,7 @@ fn refresh_grant(
     let token = params
         .get("refresh_token")
         .ok_or(invalid_request("refresh_token is required"))?;
-    let now = now();
+    let now = shared.now();
     let expires = now + shared.config.refresh_token_ttl.as_secs();
     let rotate = shared.config.rotate_refresh_tokens;
     let refreshed = shared

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::http::{bearer, json, oauth_error, Body};
 use crate::misbehaviour::Misbehaviour;
-use crate::state::{now, Counters, Shared};
+use crate::state::{Counters, Shared};
 use crate::tokens;
 
 /// Answers with the claims of the access token's user.
@@ -40,7 +40,7 @@ pub(crate) fn verify_access_token(shared: &Shared, token: &str) -> Option<Value>
     let is_live = claims
         .get("exp")
         .and_then(Value::as_u64)
-        .is_some_and(|exp| exp > now());
+        .is_some_and(|exp| exp > shared.now());
     let is_access_token = claims.get("client_id").and_then(Value::as_str).is_some();
     let jti = claims
         .get("jti")
