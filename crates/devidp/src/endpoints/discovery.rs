@@ -1,0 +1,84 @@
+//! `GET /.well-known/openid-configuration` (OIDC Discovery 1.0 §3) and `GET /jwks`.
+
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{json, Body};
+use crate::misbehaviour::Misbehaviour;
+use crate::state::{Counters, Shared};
+
+pub(crate) const PATH: &str = "/.well-known/openid-configuration";
+pub(crate) const AUTHORIZE: &str = "/authorize";
+pub(crate) const TOKEN: &str = "/token";
+pub(crate) const USERINFO: &str = "/userinfo";
+pub(crate) const JWKS: &str = "/jwks";
+pub(crate) const END_SESSION: &str = "/end_session";
+pub(crate) const REVOKE: &str = "/revoke";
+
+/// The provider metadata.
+pub(crate) fn metadata(shared: &Shared) -> Response<Body> {
+    shared.counters.bump(Counters::discovery_fetches);
+    let base = &shared.issuer;
+    let issuer = if shared
+        .misbehaviour()
+        .fire(Misbehaviour::DiscoveryIssuerMismatch)
+    {
+        format!("{base}/not-the-discovery-url")
+    } else {
+        base.clone()
+    };
+    let mut claims = vec![
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "azp",
+        "sid",
+        "at_hash",
+        "name",
+        "preferred_username",
+        "email",
+        "email_verified",
+    ];
+    let roles_claim = match &shared.config.roles_claim {
+        crate::RolesClaim::TopLevel(name) => name.clone(),
+        crate::RolesClaim::Nested(path) => path.first().cloned().unwrap_or_default(),
+    };
+    claims.push(&roles_claim);
+    json(
+        StatusCode::OK,
+        &json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}{AUTHORIZE}"),
+            "token_endpoint": format!("{base}{TOKEN}"),
+            "userinfo_endpoint": format!("{base}{USERINFO}"),
+            "jwks_uri": format!("{base}{JWKS}"),
+            "end_session_endpoint": format!("{base}{END_SESSION}"),
+            "revocation_endpoint": format!("{base}{REVOKE}"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "claims_supported": claims,
+            "prompt_values_supported": ["none", "login"],
+            "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
+        }),
+    )
+}
+
+/// The public signing keys, newest first (previous keys stay after a rotation).
+pub(crate) fn jwks(shared: &Shared) -> Response<Body> {
+    shared.counters.bump(Counters::jwks_fetches);
+    let jwks = shared.keys().jwks();
+    json(StatusCode::OK, &jwks)
+}
