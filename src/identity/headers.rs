@@ -8,7 +8,9 @@
 //! `X-Forwarded-User`), so every spelling is removed, as linkerd removes
 //! `l5d-client-id`.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::Identity;
 
 pub static X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 pub static X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
@@ -54,6 +56,48 @@ pub fn is_identity_spelling(name: &str) -> bool {
     }
     let canonical = canonical_spelling(name);
     IDENTITY_NAMES.contains(&canonical.as_str()) || canonical.starts_with(AUTH_REQUEST_PREFIX)
+}
+
+/// Sets the identity headers for `identity` (call [`strip`] first). A value that
+/// cannot be a header as it is (non-ASCII names, control characters) is
+/// percent-encoded, so no claim can split a header or inject another; commas
+/// inside a role are encoded so `X-Forwarded-Groups` splits unambiguously.
+pub fn set(headers: &mut HeaderMap, identity: &Identity) {
+    headers.insert(X_FORWARDED_USER.clone(), safe_value(&identity.sub, false));
+    if let Some(email) = &identity.email {
+        headers.insert(X_FORWARDED_EMAIL.clone(), safe_value(email, false));
+    }
+    if let Some(username) = &identity.preferred_username {
+        headers.insert(
+            X_FORWARDED_PREFERRED_USERNAME.clone(),
+            safe_value(username, false),
+        );
+    }
+    let groups: Vec<String> = identity.roles.iter().map(|r| encode(r, true)).collect();
+    headers.insert(
+        X_FORWARDED_GROUPS.clone(),
+        safe_value(&groups.join(","), false),
+    );
+}
+
+fn safe_value(text: &str, encode_commas: bool) -> HeaderValue {
+    HeaderValue::from_str(&encode(text, encode_commas)).expect("encoded text is visible ASCII")
+}
+
+/// Percent-encodes everything outside visible ASCII and space, and `%` itself
+/// (so the encoding is reversible), and `,` when asked.
+fn encode(text: &str, encode_commas: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        let plain =
+            (b == b' ' || b.is_ascii_graphic()) && b != b'%' && !(encode_commas && b == b',');
+        if plain {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn canonical_spelling(name: &str) -> String {
@@ -104,6 +148,27 @@ mod tests {
                 "{spelling}: only the unrelated header remains"
             );
         }
+    }
+
+    #[test]
+    fn set_values_cannot_split_or_inject_headers() {
+        let mut headers = HeaderMap::new();
+        let identity = Identity {
+            sub: "u1\r\nX-Forwarded-User: admin".into(),
+            email: Some("josé@example.com".into()),
+            preferred_username: Some("100%".into()),
+            roles: vec!["admin,root".into(), "user".into()],
+            ..Identity::default()
+        };
+        set(&mut headers, &identity);
+        assert_eq!(
+            headers["x-forwarded-user"],
+            "u1%0D%0AX-Forwarded-User: admin"
+        );
+        assert_eq!(headers["x-forwarded-email"], "jos%C3%A9@example.com");
+        assert_eq!(headers["x-forwarded-preferred-username"], "100%25");
+        assert_eq!(headers["x-forwarded-groups"], "admin%2Croot,user");
+        assert_eq!(headers.get_all("x-forwarded-user").iter().count(), 1);
     }
 
     #[test]

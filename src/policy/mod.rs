@@ -3,5 +3,6 @@
 //! Pure code: no I/O, no async, no cookies or tokens. `policy` never learns how
 //! someone logged in.
 
+pub mod authorize;
 pub mod normalize;
 pub mod route;

@@ -16,6 +16,12 @@ pub struct Rule {
     /// The route's name (`route.name`), or `default` for `policy.default`.
     pub name: String,
     pub auth: AuthMode,
+    pub requirements: Requirements,
+}
+
+/// What an authenticated identity must have (a route's, or `[policy]`'s for all).
+#[derive(Debug, Default, Clone)]
+pub struct Requirements {
     pub roles_any: Vec<String>,
     pub roles_all: Vec<String>,
     pub email_domains: Vec<String>,
@@ -26,6 +32,8 @@ pub struct Rule {
 pub struct RouteTable {
     routes: Vec<CompiledRoute>,
     default: Rule,
+    /// `[policy]` requirements, applied to every authenticated route.
+    pub global: Requirements,
 }
 
 #[derive(Debug)]
@@ -59,11 +67,18 @@ impl RouteTable {
         let default = Rule {
             name: "default".to_owned(),
             auth: config.policy.default,
-            roles_any: Vec::new(),
-            roles_all: Vec::new(),
-            email_domains: Vec::new(),
+            requirements: Requirements::default(),
         };
-        RouteTable { routes, default }
+        let global = Requirements {
+            roles_any: config.policy.roles_any.clone(),
+            roles_all: config.policy.roles_all.clone(),
+            email_domains: config.policy.email_domains.clone(),
+        };
+        RouteTable {
+            routes,
+            default,
+            global,
+        }
     }
 
     /// The first rule matching `host` (lowercase, no port), `method` and
@@ -102,9 +117,11 @@ impl CompiledRoute {
             rule: Rule {
                 name: route.name.clone(),
                 auth: route.auth,
-                roles_any: route.roles_any.clone(),
-                roles_all: route.roles_all.clone(),
-                email_domains: route.email_domains.clone(),
+                requirements: Requirements {
+                    roles_any: route.roles_any.clone(),
+                    roles_all: route.roles_all.clone(),
+                    email_domains: route.email_domains.clone(),
+                },
             },
         }
     }

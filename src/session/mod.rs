@@ -5,6 +5,7 @@
 //! its SHA-256 ([`SessionKey`]), so a dump of a store cannot be replayed as a
 //! cookie. Imports nothing from `auth`, `policy` or `proxy`.
 
+pub mod cookie;
 mod id;
 pub mod memory;
 pub mod seal;

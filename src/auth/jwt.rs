@@ -1,0 +1,176 @@
+//! The one JWT verifier behind ID tokens, bearer tokens and logout tokens.
+//!
+//! Order matters: the algorithm comes from the provider's key, never from the
+//! token (a token cannot choose `none` or HMAC); the signature is checked before
+//! any claim is believed; time claims are checked against the injected clock.
+
+use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use super::jwks::{Jwks, JwksError};
+
+/// Tokens larger than this are refused before any parsing (a provider's tokens
+/// are a few KiB; a huge one is an attack on the parser or the cache).
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why a token was refused. Logged in full; clients see a coarse reason.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    /// Over [`MAX_TOKEN_BYTES`].
+    #[error("token of {0} bytes is too large")]
+    TooLarge(usize),
+    /// Not three base64url parts with a JSON header naming a supported algorithm
+    /// (`alg: none` lands here: no such algorithm exists for us).
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// The header lists `crit` extensions, none of which we implement (RFC 7515 §4.1.11).
+    #[error("token header has critical extensions {0:?}")]
+    CriticalHeader(Vec<String>),
+    /// No provider key fits the token.
+    #[error(transparent)]
+    Key(#[from] JwksError),
+    /// The signature does not verify with the provider's key.
+    #[error("bad signature")]
+    Signature,
+    #[error("issuer {0:?} is not the provider")]
+    Issuer(String),
+    #[error("audience does not include {0:?}")]
+    Audience(String),
+    #[error("token expired at {exp}")]
+    Expired { exp: i64 },
+    #[error("token not valid before {nbf}")]
+    NotYetValid { nbf: i64 },
+    #[error("token issued in the future ({iat})")]
+    IssuedInFuture { iat: i64 },
+    #[error("token issued too long ago ({iat})")]
+    IssuedTooLongAgo { iat: i64 },
+    #[error("token has no {0:?} claim")]
+    MissingClaim(&'static str),
+    #[error("claim {0:?} has the wrong type")]
+    ClaimType(&'static str),
+}
+
+/// What a token must satisfy besides its signature.
+pub struct Expect<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    /// Unix seconds, from the injected clock.
+    pub now: i64,
+    pub leeway: i64,
+    /// Refuse tokens without `exp` (every token but some logout tokens).
+    pub require_exp: bool,
+    /// Refuse tokens whose `iat` is older than this many seconds, when set.
+    pub max_age: Option<i64>,
+}
+
+/// A verified token: its header and claims.
+#[derive(Debug)]
+pub struct Verified {
+    pub alg: Algorithm,
+    pub typ: Option<String>,
+    pub claims: Map<String, Value>,
+}
+
+/// Verifies `token` against the provider's keys and `expect`.
+///
+/// # Errors
+/// The first check that fails, as [`JwtError`].
+pub async fn verify(token: &str, jwks: &Jwks, expect: &Expect<'_>) -> Result<Verified, JwtError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(JwtError::TooLarge(token.len()));
+    }
+    let header = decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
+    if let Some(crit) = header.crit.clone().filter(|c| !c.is_empty()) {
+        return Err(JwtError::CriticalHeader(crit));
+    }
+    // `jku`, `x5u`, `jwk` and `x5c` in the header are ignored: keys come only
+    // from the provider's JWKS, never from the token.
+    let key = jwks.select(header.kid.as_deref(), header.alg).await?;
+
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[expect.issuer]);
+    validation.set_audience(&[expect.audience]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    // Time is checked below against our clock, not the system's.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    let data = decode::<Map<String, Value>>(token, &key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => JwtError::Signature,
+            ErrorKind::InvalidIssuer => JwtError::Issuer(String::new()),
+            ErrorKind::InvalidAudience => JwtError::Audience(expect.audience.to_owned()),
+            ErrorKind::MissingRequiredClaim(c) if c == "iss" => JwtError::MissingClaim("iss"),
+            ErrorKind::MissingRequiredClaim(_) => JwtError::MissingClaim("aud"),
+            _ => JwtError::Malformed(e.to_string()),
+        }
+    })?;
+    check_times(&data.claims, expect)?;
+    Ok(Verified {
+        alg: header.alg,
+        typ: header.typ,
+        claims: data.claims,
+    })
+}
+
+fn check_times(claims: &Map<String, Value>, expect: &Expect<'_>) -> Result<(), JwtError> {
+    let now = expect.now;
+    match int_claim(claims, "exp")? {
+        Some(exp) if now > exp.saturating_add(expect.leeway) => {
+            return Err(JwtError::Expired { exp })
+        }
+        None if expect.require_exp => return Err(JwtError::MissingClaim("exp")),
+        _ => {}
+    }
+    if let Some(nbf) = int_claim(claims, "nbf")? {
+        if now.saturating_add(expect.leeway) < nbf {
+            return Err(JwtError::NotYetValid { nbf });
+        }
+    }
+    if let Some(iat) = int_claim(claims, "iat")? {
+        if iat > now.saturating_add(expect.leeway) {
+            return Err(JwtError::IssuedInFuture { iat });
+        }
+        if let Some(max_age) = expect.max_age {
+            if iat < now.saturating_sub(max_age).saturating_sub(expect.leeway) {
+                return Err(JwtError::IssuedTooLongAgo { iat });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A numeric date claim (RFC 7519 §2: may carry a fraction), when present.
+pub fn int_claim(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or(JwtError::ClaimType(name)),
+        Some(_) => Err(JwtError::ClaimType(name)),
+    }
+}
+
+/// A string claim, when present.
+pub fn str_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, JwtError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(JwtError::ClaimType(name)),
+    }
+}
+
+/// The `aud` claim as a list (it may be one string or an array).
+pub fn audiences(claims: &Map<String, Value>) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
