@@ -63,14 +63,14 @@ pub fn is_identity_spelling(name: &str) -> bool {
 /// percent-encoded, so no claim can split a header or inject another; commas
 /// inside a role are encoded so `X-Forwarded-Groups` splits unambiguously.
 pub fn set(headers: &mut HeaderMap, identity: &Identity) {
-    headers.insert(X_FORWARDED_USER.clone(), safe_value(&identity.sub, false));
+    headers.insert(X_FORWARDED_USER.clone(), safe_value(&identity.sub));
     if let Some(email) = &identity.email {
-        headers.insert(X_FORWARDED_EMAIL.clone(), safe_value(email, false));
+        headers.insert(X_FORWARDED_EMAIL.clone(), safe_value(email));
     }
     if let Some(username) = &identity.preferred_username {
         headers.insert(
             X_FORWARDED_PREFERRED_USERNAME.clone(),
-            safe_value(username, false),
+            safe_value(username),
         );
     }
     let groups: Vec<String> = identity.roles.iter().map(|r| encode(r, true)).collect();
@@ -80,8 +80,8 @@ pub fn set(headers: &mut HeaderMap, identity: &Identity) {
     );
 }
 
-fn safe_value(text: &str, encode_commas: bool) -> HeaderValue {
-    HeaderValue::from_str(&encode(text, encode_commas)).expect("encoded text is visible ASCII")
+fn safe_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(&encode(text, false)).expect("encoded text is visible ASCII")
 }
 
 /// Percent-encodes everything outside visible ASCII and space, and `%` itself
