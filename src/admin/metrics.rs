@@ -22,6 +22,16 @@ pub struct Metrics {
     pub upstream_latency: HistogramVec,
     /// `portcullis_upstream_errors_total{route, kind}`: connect, timeout, protocol.
     pub upstream_errors: IntCounterVec,
+    /// `portcullis_logins_total{result}`: ok, refused, provider_error.
+    pub logins: IntCounterVec,
+    /// `portcullis_logouts_total{kind}`: user, backchannel.
+    pub logouts: IntCounterVec,
+    /// `portcullis_token_refreshes_total{result}`: ok, refused, provider_error.
+    pub refreshes: IntCounterVec,
+    /// `portcullis_provider_errors_total{endpoint}`: discovery, jwks, token, userinfo.
+    pub provider_errors: IntCounterVec,
+    /// `portcullis_active_sessions`: sessions in the store (sampled by the sweeper).
+    pub active_sessions: IntGauge,
     /// `portcullis_open_connections`: client connections being served now.
     pub open_connections: IntGauge,
     /// `portcullis_upgraded_connections`: WebSocket and other upgraded tunnels open now.
@@ -67,6 +77,35 @@ impl Metrics {
             &["route", "kind"],
         )
         .expect("static metric definition is valid");
+        let counter = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+                .expect("static metric definition is valid")
+        };
+        let logins = counter(
+            "portcullis_logins_total",
+            "Completed login callbacks, by result.",
+            "result",
+        );
+        let logouts = counter(
+            "portcullis_logouts_total",
+            "Sessions ended by logout, by kind.",
+            "kind",
+        );
+        let refreshes = counter(
+            "portcullis_token_refreshes_total",
+            "Access-token refreshes at the provider, by result.",
+            "result",
+        );
+        let provider_errors = counter(
+            "portcullis_provider_errors_total",
+            "Failed calls to the OpenID provider, by endpoint.",
+            "endpoint",
+        );
+        let active_sessions = IntGauge::new(
+            "portcullis_active_sessions",
+            "Sessions in the session store.",
+        )
+        .expect("static metric definition is valid");
         let open_connections = IntGauge::new(
             "portcullis_open_connections",
             "Client connections open now.",
@@ -83,6 +122,11 @@ impl Metrics {
             decisions,
             upstream_latency,
             upstream_errors,
+            logins,
+            logouts,
+            refreshes,
+            provider_errors,
+            active_sessions,
             open_connections,
             upgraded_connections,
         };
@@ -91,8 +135,13 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 6] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
             Box::new(self.requests.clone()),
+            Box::new(self.logins.clone()),
+            Box::new(self.logouts.clone()),
+            Box::new(self.refreshes.clone()),
+            Box::new(self.provider_errors.clone()),
+            Box::new(self.active_sessions.clone()),
             Box::new(self.decisions.clone()),
             Box::new(self.upstream_latency.clone()),
             Box::new(self.upstream_errors.clone()),

@@ -4,6 +4,7 @@
 //! the authenticators that apply. It returns values (an authorize URL, a token
 //! set, claims), never responses.
 
+pub mod bearer;
 pub mod claims;
 pub mod http;
 pub mod jwks;

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::config;
 use crate::identity::Identity;
 
+use super::bearer::{self, Audience, BearerError};
 use super::claims;
 use super::http::{HttpClient, HttpError};
 use super::jwks::Jwks;
@@ -603,6 +604,19 @@ impl Provider {
         Some(url.into())
     }
 
+    /// Verifies an API client's bearer token against this provider (SPEC §4.3).
+    ///
+    /// # Errors
+    /// [`BearerError::NotReady`] before discovery, else the failed check.
+    pub async fn verify_bearer(
+        &self,
+        token: &str,
+        aud: &Audience<'_>,
+    ) -> Result<Identity, BearerError> {
+        let ready = self.ready().map_err(|_| BearerError::NotReady)?;
+        bearer::verify(token, &ready.metadata.issuer, &ready.jwks, aud).await
+    }
+
     /// Validates a back-channel `logout_token` (Back-Channel Logout 1.0 §2.6).
     /// The caller checks `jti` against its replay cache.
     ///
@@ -665,27 +679,29 @@ impl Provider {
         auth: ClientAuth,
         params: &[(&str, &str)],
     ) -> Result<super::http::HttpResponse, OidcError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let mut req = Request::post(url)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json");
-        match auth {
-            ClientAuth::Basic => {
-                req = req.header(
-                    header::AUTHORIZATION,
-                    basic_auth(&self.client_id, self.client_secret.expose()),
-                );
+        // Built before any await: the serializer is not Send.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in params {
+                form.append_pair(k, v);
             }
-            ClientAuth::Post => {
+            if auth == ClientAuth::Post {
                 form.append_pair("client_id", &self.client_id)
                     .append_pair("client_secret", self.client_secret.expose());
             }
+            form.finish()
+        };
+        let mut req = Request::post(url)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        if auth == ClientAuth::Basic {
+            req = req.header(
+                header::AUTHORIZATION,
+                basic_auth(&self.client_id, self.client_secret.expose()),
+            );
         }
         let req = req
-            .body(Full::new(Bytes::from(form.finish())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| OidcError::TokenEndpoint(e.to_string()))?;
         Ok(self.http.send(req).await?)
     }

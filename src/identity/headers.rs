@@ -68,16 +68,11 @@ pub fn set(headers: &mut HeaderMap, identity: &Identity) {
         headers.insert(X_FORWARDED_EMAIL.clone(), safe_value(email));
     }
     if let Some(username) = &identity.preferred_username {
-        headers.insert(
-            X_FORWARDED_PREFERRED_USERNAME.clone(),
-            safe_value(username),
-        );
+        headers.insert(X_FORWARDED_PREFERRED_USERNAME.clone(), safe_value(username));
     }
     let groups: Vec<String> = identity.roles.iter().map(|r| encode(r, true)).collect();
-    headers.insert(
-        X_FORWARDED_GROUPS.clone(),
-        safe_value(&groups.join(","), false),
-    );
+    let groups = HeaderValue::from_str(&groups.join(",")).expect("encoded roles are visible ASCII");
+    headers.insert(X_FORWARDED_GROUPS.clone(), groups);
 }
 
 fn safe_value(text: &str) -> HeaderValue {

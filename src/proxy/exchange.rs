@@ -32,6 +32,8 @@ pub struct Exchange {
     /// The precise reason for a refusal (logged, never sent to the client).
     pub reason: Option<String>,
     pub upstream_latency: Option<Duration>,
+    /// The authenticated subject, for the access log.
+    pub sub: Option<String>,
     /// A browser navigating (GET/HEAD wanting HTML) rather than a script or API
     /// client: decides between a redirect or an HTML page and JSON (SPEC §4.1).
     pub is_navigation: bool,
@@ -53,6 +55,7 @@ impl Exchange {
             decision: "allow",
             reason: None,
             upstream_latency: None,
+            sub: None,
             is_navigation: is_navigation(req),
         }
     }

@@ -23,6 +23,7 @@ use ipnet::IpNet;
 use crate::admin::Metrics;
 use crate::config;
 use crate::identity;
+use crate::policy::authorize::Permit;
 use crate::policy::normalize::Target;
 
 use super::body::Body;
@@ -55,7 +56,16 @@ pub struct ForwardContext<'a> {
     pub host: &'a str,
     pub request_id: &'a HeaderValue,
     pub route: &'a str,
+    /// The authorization that lets identity headers be set; `None` on public routes.
+    pub permit: Option<&'a Permit<'a>>,
+    /// The session's access token, when `upstream.pass_access_token` applies.
+    pub access_token: Option<&'a str>,
+    /// Completes when the request's session ends: an upgraded connection closes then.
+    pub session_end: Option<SessionEnd>,
 }
+
+/// See [`ForwardContext::session_end`].
+pub type SessionEnd = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The pooled client for the protected app, built from `[upstream]`.
 pub struct Upstream {
@@ -135,7 +145,7 @@ impl Upstream {
         &self,
         mut req: Request<Incoming>,
         target: &Target,
-        ctx: &ForwardContext<'_>,
+        mut ctx: ForwardContext<'_>,
         latency: &mut Option<Duration>,
     ) -> Result<Response<Body>, UpstreamError> {
         let upgrade = upgrade_protocol(req.headers(), req.version());
@@ -146,7 +156,7 @@ impl Upstream {
         parts.uri = self.upstream_uri(target)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
-        self.rewrite_request_headers(&mut parts.headers, ctx, upgrade.as_ref());
+        self.rewrite_request_headers(&mut parts.headers, &ctx, upgrade.as_ref());
         let upstream_req = Request::from_parts(parts, Body::new(body));
 
         let started = Instant::now();
@@ -159,15 +169,15 @@ impl Upstream {
             .with_label_values(&[ctx.route])
             .observe(elapsed.as_secs_f64());
         let mut resp = match sent {
-            Err(_) => return Err(self.fail(ctx, UpstreamError::Timeout(self.response_timeout))),
+            Err(_) => return Err(self.fail(&ctx, UpstreamError::Timeout(self.response_timeout))),
             Ok(Err(e)) if e.is_connect() => {
                 let err = UpstreamError::Connect {
                     authority: self.authority.to_string(),
                     reason: error_chain(&e),
                 };
-                return Err(self.fail(ctx, err));
+                return Err(self.fail(&ctx, err));
             }
-            Ok(Err(e)) => return Err(self.fail(ctx, UpstreamError::Protocol(error_chain(&e)))),
+            Ok(Err(e)) => return Err(self.fail(&ctx, UpstreamError::Protocol(error_chain(&e)))),
             Ok(Ok(resp)) => resp,
         };
 
@@ -175,17 +185,19 @@ impl Upstream {
         match (is_switch, client_upgrade) {
             (true, Some(client_upgrade)) => {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let ends = ctx.session_end.take();
                 tokio::spawn(tunnel(
                     client_upgrade,
                     upstream_upgrade,
                     self.metrics.clone(),
+                    ends,
                 ));
                 rewrite_switch_headers(resp.headers_mut());
             }
             (true, None) => {
                 // A 101 to a request that asked for no upgrade is a broken upstream.
                 let err = UpstreamError::Protocol("unsolicited 101 Switching Protocols".into());
-                return Err(self.fail(ctx, err));
+                return Err(self.fail(&ctx, err));
             }
             (false, _) => remove_hop_by_hop(resp.headers_mut()),
         }
@@ -235,6 +247,14 @@ impl Upstream {
         // The client already had its 100-continue from us; the upstream gets the body.
         headers.remove(header::EXPECT);
         identity::headers::strip(headers);
+        if let Some(permit) = ctx.permit {
+            identity::headers::set(headers, permit.identity());
+        }
+        if let Some(token) = ctx.access_token {
+            if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                headers.insert(header::AUTHORIZATION, value);
+            }
+        }
         strip_own_cookies(headers, &self.cookie_name);
         set_forwarded(headers, ctx, &self.trusted_proxies);
         headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
@@ -439,6 +459,7 @@ async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     metrics: Arc<Metrics>,
+    session_end: Option<SessionEnd>,
 ) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
@@ -450,8 +471,19 @@ async fn tunnel(
     metrics.upgraded_connections.inc();
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    let result: io::Result<(u64, u64)> =
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let ends = async {
+        match session_end {
+            Some(ends) => ends.await,
+            None => std::future::pending().await,
+        }
+    };
+    let result: io::Result<(u64, u64)> = tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => copied,
+        () = ends => {
+            tracing::info!("session ended: closing its upgraded connection");
+            Ok((0, 0))
+        }
+    };
     metrics.upgraded_connections.dec();
     if let Err(error) = result {
         tracing::debug!(%error, "upgraded connection ended with an error");
@@ -555,6 +587,9 @@ mod tests {
             host: "app.example.com",
             request_id: &id,
             route: "r",
+            permit: None,
+            access_token: None,
+            session_end: None,
         };
         set_forwarded(&mut h, &ctx, &[]);
         assert_eq!(h["x-forwarded-for"], "10.9.9.9");
@@ -579,6 +614,9 @@ mod tests {
             host: "internal:4180",
             request_id: &id,
             route: "r",
+            permit: None,
+            access_token: None,
+            session_end: None,
         };
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
         set_forwarded(&mut h, &ctx, &trusted);

@@ -3,36 +3,72 @@
 //! counted.
 //!
 //! ```text
-//! normalize ─► route::find ─► authenticate ─► authorize ─► rewrite headers ─► forward
-//!     └────────────── any Reject ──► respond::render ──┴──► log + count (always)
+//! normalize ─► own endpoint? ─► route::find ─► authenticate ─► authorize ─► headers ─► forward
+//!     └──────────────── any Reject ──► respond::render ──────────────┴──► log + count (always)
 //! ```
 
+pub mod authenticate;
 pub mod body;
+pub mod endpoints;
 mod exchange;
 pub mod forward;
 pub mod respond;
 
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use dashmap::DashMap;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
 
 use crate::admin::metrics::{method_label, Metrics};
+use crate::auth::bearer::{self, BearerError};
+use crate::auth::oidc::Provider;
+use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
+use crate::identity::Identity;
+use crate::policy::authorize::{self, Denial};
 use crate::policy::normalize::{self, PathError};
 use crate::policy::route::RouteTable;
+use crate::session::cookie::Cookies;
+use crate::session::seal::Sealer;
+use crate::session::{SessionError, SessionKey, SessionStore};
 
+pub use authenticate::LoginRedirect;
 pub use body::Body;
 pub use exchange::{ConnInfo, Exchange};
 pub use forward::{ForwardContext, Upstream, UpstreamError};
 
 /// Process-wide state, built once at start and shared by every connection.
+/// Sessions and replay caches live here, so they survive a config reload.
 pub struct State {
     /// The reloadable part; loaded once per request so a reload never mixes an
     /// old route table with new settings.
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn SessionStore>,
+    pub clock: Arc<dyn Clock>,
+    /// Seals login-state cookies.
+    pub login_sealer: Sealer,
+    /// One gate per session being refreshed: single-flight refresh.
+    pub refresh_gates: DashMap<SessionKey, Arc<tokio::sync::Mutex<()>>>,
+    /// Login `state` values already used at the callback, until they expire.
+    pub used_states: DashMap<String, i64>,
+    /// Back-channel logout `jti`s already seen, until they expire.
+    pub seen_jti: DashMap<String, i64>,
+    /// Unix time before which no refresh is tried (after a provider outage).
+    pub provider_backoff_until: AtomicI64,
+}
+
+impl State {
+    /// Drops expired entries from the replay caches.
+    pub fn sweep_caches(&self) {
+        let now = self.clock.now();
+        self.used_states.retain(|_, until| *until > now);
+        self.seen_jti.retain(|_, until| *until > now);
+    }
 }
 
 /// Everything derived from one config: swapped whole on reload.
@@ -40,21 +76,83 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub routes: RouteTable,
     pub upstream: Upstream,
+    pub cookies: Cookies,
+    pub provider: Arc<Provider>,
 }
 
 impl Runtime {
-    /// Compiles `config` into a runtime.
+    /// Compiles `config` into a runtime using `provider`.
     ///
     /// # Errors
     /// When the upstream client cannot be built (for example an unreadable CA file).
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamError> {
+    pub fn new(
+        config: Config,
+        provider: Arc<Provider>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, UpstreamError> {
         let routes = RouteTable::new(&config);
         let upstream = Upstream::new(&config, metrics)?;
+        let cookies = Cookies::new(&config);
         Ok(Runtime {
             config: Arc::new(config),
             routes,
             upstream,
+            cookies,
+            provider,
         })
+    }
+
+    /// `(session.idle_timeout, session.absolute_timeout)`.
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (
+            self.config.session.idle_timeout,
+            self.config.session.absolute_timeout,
+        )
+    }
+}
+
+/// Why the login callback failed. The user sees a short page with a retry link.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("callback without state")]
+    MissingState,
+    /// No login-state cookie for this `state`: another browser's link, a cookie
+    /// that expired, or a forged state.
+    #[error("no login in progress for this state in this browser")]
+    UnknownState,
+    #[error("state does not match the login in progress")]
+    StateMismatch,
+    #[error("the login took too long")]
+    Expired { rd: String },
+    #[error("state already used")]
+    Replayed,
+    #[error("callback without code")]
+    MissingCode,
+    /// The provider sent `error=...` (the user cancelled, consent refused...).
+    #[error("provider answered {error}")]
+    ProviderError { error: String, rd: String },
+    /// RFC 9207 `iss` names another provider.
+    #[error("callback iss names another provider")]
+    IssuerMismatch { rd: String },
+    /// The code exchange or a token check failed.
+    #[error("tokens refused: {reason}")]
+    Tokens {
+        reason: String,
+        rd: String,
+        is_denied: bool,
+    },
+}
+
+impl LoginFailure {
+    /// Where a retry should return to.
+    pub fn rd(&self) -> &str {
+        match self {
+            LoginFailure::Expired { rd }
+            | LoginFailure::ProviderError { rd, .. }
+            | LoginFailure::IssuerMismatch { rd }
+            | LoginFailure::Tokens { rd, .. } => rd,
+            _ => "/",
+        }
     }
 }
 
@@ -71,12 +169,39 @@ pub enum Reject {
     /// The rule is `auth = "deny"`: 403.
     #[error("the route denies every request")]
     Denied,
-    /// The rule needs an identity and the request has none: 401 (or a login redirect).
+    /// Authenticated, but the rule refuses this identity: 403.
+    #[error("{denial}")]
+    Forbidden { denial: Denial, via_bearer: bool },
+    /// No identity and not a browser navigation: 401 with the login URL.
     #[error("no authenticated identity")]
-    Unauthenticated,
+    Unauthenticated { login_url: String },
+    /// No identity, a browser navigating: 302 to the provider.
+    #[error("login required")]
+    LoginRequired(LoginRedirect),
+    /// A bearer route without a valid token: 401 `invalid_token`.
+    #[error("bearer token refused: {0}")]
+    InvalidToken(#[from] BearerError),
+    /// A bearer route without any token: 401 with a bare challenge (RFC 6750 §3.1).
+    #[error("no bearer token")]
+    NoToken,
     /// A path under `auth_prefix` that is no endpoint of the proxy: 404.
     #[error("no such proxy endpoint")]
     NotFound,
+    /// An endpoint of the proxy with the wrong method: 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The login callback failed: 400 (403 when the user or provider refused).
+    #[error("login failed: {0}")]
+    Login(LoginFailure),
+    /// A back-channel logout request was invalid: 400 (OIDC Back-Channel Logout §2.8).
+    #[error("back-channel logout refused: {0}")]
+    Backchannel(String),
+    /// The session store cannot answer: 503.
+    #[error(transparent)]
+    StoreUnavailable(SessionError),
+    /// The provider is not available (not discovered yet, or down): 503.
+    #[error("the identity provider is unavailable")]
+    ProviderUnavailable,
     /// The upstream failed: 502 or 504.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -87,9 +212,13 @@ impl Reject {
     fn decision(&self) -> &'static str {
         match self {
             Reject::BadTarget(_) | Reject::BadHost => "bad_request",
-            Reject::Denied => "forbidden",
-            Reject::Unauthenticated => "unauthenticated",
-            Reject::NotFound => "not_found",
+            Reject::Denied | Reject::Forbidden { .. } => "forbidden",
+            Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
+            Reject::LoginRequired(_) => "redirect",
+            Reject::InvalidToken(_) => "invalid_token",
+            Reject::NotFound | Reject::MethodNotAllowed => "not_found",
+            Reject::Login(_) | Reject::Backchannel(_) => "refused",
+            Reject::StoreUnavailable(_) | Reject::ProviderUnavailable => "unavailable",
             Reject::Upstream(_) => "upstream_error",
         }
     }
@@ -99,12 +228,12 @@ impl Reject {
 pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
     let rt = state.runtime.load_full();
     let mut ex = Exchange::new(&req, &conn);
-    let resp = match run(&rt, &conn, &mut ex, req).await {
+    let resp = match run(&state, &rt, &conn, &mut ex, req).await {
         Ok(resp) => resp,
         Err(reject) => {
             ex.decision = reject.decision();
             ex.reason = Some(reject.to_string());
-            respond::render(&reject, &ex)
+            respond::render(reject, &ex)
         }
     };
     log_and_count(&state.metrics, &ex, &resp);
@@ -112,6 +241,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
 }
 
 async fn run(
+    state: &Arc<State>,
     rt: &Runtime,
     conn: &ConnInfo,
     ex: &mut Exchange,
@@ -121,32 +251,126 @@ async fn run(
     ex.path = Some(target.path().as_str().to_owned());
     let host = request_host(&req)?;
     if is_under(target.match_path(), &rt.config.server.auth_prefix) {
-        // The proxy's own endpoints (login, callback, ...) arrive with the login work.
-        return Err(Reject::NotFound);
+        return endpoints::handle(state, rt, ex, req, target.match_path(), target.query()).await;
     }
     let rule = rt
         .routes
         .find(Some(&host.name), req.method(), target.match_path());
     ex.route = Some(rule.name.clone());
-    match rule.auth {
-        AuthMode::Public => {}
+
+    let (identity, via_bearer, session_key) = match rule.auth {
+        AuthMode::Public => (None, false, None),
         AuthMode::Deny => return Err(Reject::Denied),
-        // No authenticator is wired in yet: fail closed.
-        AuthMode::Login | AuthMode::Bearer | AuthMode::LoginOrBearer => {
-            return Err(Reject::Unauthenticated)
+        AuthMode::Login => {
+            let auth = authenticate::session(state, rt, req.headers()).await?;
+            let auth = auth.ok_or_else(|| unauthenticated(state, rt, ex, &target))?;
+            (
+                Some(auth.session.identity),
+                false,
+                Some((auth.key, auth.session.access_token)),
+            )
         }
-    }
+        AuthMode::Bearer => (
+            Some(bearer_identity(state, rt, req.headers()).await?),
+            true,
+            None,
+        ),
+        AuthMode::LoginOrBearer => {
+            if bearer::token(req.headers()).ok().flatten().is_some() {
+                (
+                    Some(bearer_identity(state, rt, req.headers()).await?),
+                    true,
+                    None,
+                )
+            } else {
+                let auth = authenticate::session(state, rt, req.headers()).await?;
+                let auth = auth.ok_or_else(|| unauthenticated(state, rt, ex, &target))?;
+                (
+                    Some(auth.session.identity),
+                    false,
+                    Some((auth.key, auth.session.access_token)),
+                )
+            }
+        }
+    };
+
+    let permit = match &identity {
+        Some(identity) => {
+            ex.sub = Some(identity.sub.clone());
+            let permit = authorize::authorize(&rt.routes.global, rule, identity)
+                .map_err(|denial| Reject::Forbidden { denial, via_bearer })?;
+            Some(permit)
+        }
+        None => None,
+    };
+    let (session_end, access_token) = match session_key {
+        Some((key, token)) => (Some(session_end_watch(state, rt, key)), token),
+        None => (None, None),
+    };
+    let pass_token = rt.config.upstream.pass_access_token && !via_bearer;
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
         is_tls: conn.is_tls,
         host: &host.full,
         request_id: &ex.request_id,
         route: &rule.name,
+        permit: permit.as_ref(),
+        access_token: access_token.as_deref().filter(|_| pass_token),
+        session_end,
     };
     let mut latency = None;
-    let result = rt.upstream.forward(req, &target, &ctx, &mut latency).await;
+    let result = rt.upstream.forward(req, &target, ctx, &mut latency).await;
     ex.upstream_latency = latency;
     Ok(result?)
+}
+
+fn unauthenticated(
+    state: &State,
+    rt: &Runtime,
+    ex: &Exchange,
+    target: &normalize::Target,
+) -> Reject {
+    authenticate::unauthenticated(state, rt, ex.is_navigation, &target.path_and_query())
+}
+
+async fn bearer_identity(
+    state: &State,
+    rt: &Runtime,
+    headers: &http::HeaderMap,
+) -> Result<Identity, Reject> {
+    let token = bearer::token(headers)?.ok_or(Reject::NoToken)?;
+    let oidc = &rt.config.oidc;
+    let audience = bearer::Audience {
+        audience: oidc.audience.as_deref().unwrap_or(&oidc.client_id),
+        now: state.clock.now(),
+        leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
+        roles_claim: &oidc.roles_claim,
+    };
+    match rt.provider.verify_bearer(token, &audience).await {
+        Ok(identity) => Ok(identity),
+        Err(BearerError::NotReady) => Err(Reject::ProviderUnavailable),
+        Err(error) => Err(Reject::InvalidToken(error)),
+    }
+}
+
+/// A future that completes when the session under `key` ends (logout,
+/// back-channel logout, expiry): an upgraded connection of this session closes then.
+fn session_end_watch(state: &Arc<State>, rt: &Runtime, key: SessionKey) -> forward::SessionEnd {
+    let state = state.clone();
+    let (idle, absolute) = rt.timeouts();
+    Box::pin(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match state.store.load(&key).await {
+                Ok(Some(session)) if !session.is_expired(state.clock.now(), idle, absolute) => {}
+                Ok(_) => return,
+                // The store is down: sessions are unknown, not ended; keep the tunnel.
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// The host a request is for: `full` as sent (for `Host` upstream) and `name`
@@ -200,6 +424,7 @@ fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
         decision = ex.decision,
         reason = ex.reason.as_deref(),
         status = status.as_u16(),
+        sub = ex.sub.as_deref(),
         upstream_ms = ex.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
         duration_ms = ex.started.elapsed().as_secs_f64() * 1000.0,
         client = %ex.peer,

@@ -6,89 +6,199 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::{self, Body};
 use super::exchange::Exchange;
-use super::Reject;
+use super::{LoginFailure, Reject, UpstreamError};
+
+/// What a refusal looks like to the client.
+struct Shape {
+    status: StatusCode,
+    code: &'static str,
+    message: &'static str,
+    /// A `WWW-Authenticate` challenge, for 401 and bearer 403.
+    challenge: Option<String>,
+    /// Extra JSON fields (the login URL).
+    login_url: Option<String>,
+    /// A "try again" link for the login failure page.
+    retry: Option<String>,
+}
+
+impl Shape {
+    fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Shape {
+            status,
+            code,
+            message,
+            challenge: None,
+            login_url: None,
+            retry: None,
+        }
+    }
+}
+
+const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// The response for `reject`, shaped for the client in `ex`.
-pub fn render(reject: &Reject, ex: &Exchange) -> Response<Body> {
-    let (status, code, message) = match reject {
-        Reject::BadTarget(_) => (
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request path cannot be accepted.",
+pub fn render(reject: Reject, ex: &Exchange) -> Response<Body> {
+    let shape = match reject {
+        Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &[redirect.set_cookie]),
+        Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
+        Reject::BadHost => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request has no valid Host."),
+        Reject::Denied => Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page."),
+        Reject::Forbidden { via_bearer, .. } => Shape {
+            challenge: via_bearer.then(|| {
+                format!("{REALM}, error=\"insufficient_scope\", error_description=\"the token lacks a required role\"")
+            }),
+            ..Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page.")
+        },
+        Reject::Unauthenticated { login_url } => Shape {
+            challenge: Some(REALM.to_owned()),
+            login_url: Some(login_url),
+            ..Shape::new(StatusCode::UNAUTHORIZED, "unauthenticated", "You need to sign in to see this page.")
+        },
+        Reject::NoToken => Shape {
+            challenge: Some(REALM.to_owned()),
+            ..Shape::new(StatusCode::UNAUTHORIZED, "unauthenticated", "A bearer token is required.")
+        },
+        Reject::InvalidToken(error) => Shape {
+            challenge: Some(format!(
+                "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
+                error.description()
+            )),
+            ..Shape::new(StatusCode::UNAUTHORIZED, "invalid_token", "The bearer token is not valid.")
+        },
+        Reject::NotFound => Shape::new(StatusCode::NOT_FOUND, "not_found", "There is nothing here."),
+        Reject::MethodNotAllowed => {
+            Shape::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
+        }
+        Reject::Login(failure) => login_failure(&failure),
+        Reject::Backchannel(_) => Shape::new(StatusCode::BAD_REQUEST, "invalid_request", "The logout token is not valid."),
+        Reject::StoreUnavailable(_) => Shape::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session_store_unavailable",
+            "Sign-in is unavailable for a moment. Please try again shortly.",
         ),
-        Reject::BadHost => (
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request has no valid Host.",
+        Reject::ProviderUnavailable => Shape::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            "The sign-in service is unavailable for a moment. Please try again shortly.",
         ),
-        Reject::Denied => (
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "You do not have access to this page.",
-        ),
-        Reject::Unauthenticated => (
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "You need to sign in to see this page.",
-        ),
-        Reject::NotFound => (StatusCode::NOT_FOUND, "not_found", "There is nothing here."),
-        Reject::Upstream(super::UpstreamError::Timeout(_)) => (
+        Reject::Upstream(UpstreamError::Timeout(_)) => Shape::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "The application did not answer in time.",
         ),
         Reject::Upstream(
-            super::UpstreamError::Connect { .. }
-            | super::UpstreamError::Protocol(_)
-            | super::UpstreamError::Build(_)
-            | super::UpstreamError::CaFile { .. },
-        ) => (
+            UpstreamError::Connect { .. }
+            | UpstreamError::Protocol(_)
+            | UpstreamError::Build(_)
+            | UpstreamError::CaFile { .. },
+        ) => Shape::new(
             StatusCode::BAD_GATEWAY,
             "upstream_unavailable",
             "The application is not reachable right now.",
         ),
     };
-    let mut resp = page(status, code, message, ex);
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"portcullis\""),
-        );
-    }
-    resp
+    page(shape, ex)
 }
 
-/// A short page: HTML for a browser navigation, JSON `{"error", "message"}` otherwise.
-pub fn page(status: StatusCode, code: &str, message: &str, ex: &Exchange) -> Response<Body> {
+fn login_failure(failure: &LoginFailure) -> Shape {
+    let retry = Some(format!(
+        "login?rd={}",
+        url::form_urlencoded::byte_serialize(failure.rd().as_bytes()).collect::<String>()
+    ));
+    let (status, code, message) = match failure {
+        LoginFailure::ProviderError { error, .. } if error == "access_denied" => (
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "Sign-in was cancelled or refused.",
+        ),
+        LoginFailure::ProviderError { .. } => (
+            StatusCode::BAD_REQUEST,
+            "login_failed",
+            "The sign-in service reported an error.",
+        ),
+        LoginFailure::Tokens {
+            is_denied: true, ..
+        } => (
+            StatusCode::FORBIDDEN,
+            "login_failed",
+            "The sign-in could not be completed. It may have been used already.",
+        ),
+        LoginFailure::Expired { .. } => (
+            StatusCode::BAD_REQUEST,
+            "login_expired",
+            "The sign-in took too long.",
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "login_failed",
+            "This sign-in link is not valid in this browser (it may have been used already).",
+        ),
+    };
+    Shape {
+        retry,
+        ..Shape::new(status, code, message)
+    }
+}
+
+/// A 302 to `location`, with cookies to set.
+pub fn redirect(location: &str, cookies: &[HeaderValue]) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::CACHE_CONTROL, "no-store");
+    builder = match HeaderValue::from_str(location) {
+        Ok(value) => builder.header(header::LOCATION, value),
+        Err(_) => builder.header(header::LOCATION, "/"),
+    };
+    for cookie in cookies {
+        builder = builder.header(header::SET_COOKIE, cookie.clone());
+    }
+    builder
+        .body(body::empty())
+        .expect("static response parts are valid")
+}
+
+fn page(shape: Shape, ex: &Exchange) -> Response<Body> {
     let (content_type, text) = if ex.is_navigation {
-        ("text/html; charset=utf-8", html_page(status, message, ex))
+        ("text/html; charset=utf-8", html_page(&shape, ex))
     } else {
-        let json = serde_json::json!({ "error": code, "message": message });
+        let mut json = serde_json::json!({ "error": shape.code, "message": shape.message });
+        if let Some(login_url) = &shape.login_url {
+            json["login_url"] = serde_json::Value::String(login_url.clone());
+        }
         ("application/json", json.to_string())
     };
-    Response::builder()
-        .status(status)
+    let mut builder = Response::builder()
+        .status(shape.status)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-store")
-        .header("x-request-id", ex.request_id.clone())
+        .header("x-request-id", ex.request_id.clone());
+    if let Some(challenge) = shape.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        builder = builder.header(header::WWW_AUTHENTICATE, challenge);
+    }
+    builder
         .body(body::full(text))
         .expect("status and static headers are valid")
 }
 
-fn html_page(status: StatusCode, message: &str, ex: &Exchange) -> String {
-    let title = status.canonical_reason().unwrap_or("Error");
+fn html_page(shape: &Shape, ex: &Exchange) -> String {
+    let title = shape.status.canonical_reason().unwrap_or("Error");
     let request_id = escape_html(ex.request_id.to_str().unwrap_or(""));
+    let action = match (&shape.retry, &shape.login_url) {
+        (Some(retry), _) => format!("<a href=\"{}\">Try again</a>", escape_html(retry)),
+        (None, Some(login)) => format!("<a href=\"{}\">Sign in</a>", escape_html(login)),
+        (None, None) => "<a href=\"/\">Home</a>".to_owned(),
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{code} {title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}\
          h1{{font-size:1.4rem}}small{{color:#777}}</style></head>\
-         <body><h1>{code} {title}</h1><p>{message}</p><p><a href=\"/\">Home</a></p>\
+         <body><h1>{code} {title}</h1><p>{message}</p><p>{action}</p>\
          <small>request id {request_id}</small></body></html>\n",
-        code = status.as_u16(),
+        code = shape.status.as_u16(),
         title = escape_html(title),
-        message = escape_html(message),
+        message = escape_html(shape.message),
     )
 }
 

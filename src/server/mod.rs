@@ -23,8 +23,13 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admin::{self, Metrics, Readiness};
-use crate::config::Config;
+use crate::auth::http::HttpClient;
+use crate::auth::oidc::Provider;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, SessionStoreKind};
 use crate::proxy::{self, ConnInfo, Runtime, State, UpstreamError};
+use crate::session::seal::{SealError, Sealer};
+use crate::session::{MemoryStore, SessionStore};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +46,31 @@ pub enum ServerError {
     Tls { path: String, reason: String },
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamError),
+    /// `session.secret` cannot be used as a key.
+    #[error("session.secret: {0}")]
+    Secret(#[from] SealError),
+    /// A store this build cannot open yet.
+    #[error("session.store = {0:?} is not available in this build")]
+    Store(&'static str),
 }
+
+/// What a caller may inject into a proxy: the clock (tests move it by hand).
+pub struct Options {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// How long outbound calls to the provider may take.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often expired sessions and replay-cache entries are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// A running proxy: its bound addresses and the means to stop it.
 pub struct Running {
@@ -70,8 +99,17 @@ impl Running {
 /// # Errors
 /// When a listener cannot be bound or TLS/upstream settings cannot be used.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
+    start_with(config, Options::default()).await
+}
+
+/// [`start`] with injected parts.
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with(config: Config, options: Options) -> Result<Running, ServerError> {
+    let clock = options.clock;
     let metrics = Arc::new(Metrics::new());
-    let readiness = Arc::new(Readiness::new(&["listener"]));
+    let readiness = Arc::new(Readiness::new(&["listener", "provider", "session_store"]));
     let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let public = bind("server.listen", config.server.listen).await?;
     let admin_listener = bind("admin.listen", config.admin.listen).await?;
@@ -79,12 +117,39 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let admin_addr = local_addr("admin.listen", &admin_listener)?;
 
     let settings = ListenerSettings::from(&config);
-    let runtime = Runtime::new(config, metrics.clone())?;
+    let login_sealer = Sealer::from_secrets(&config.session.secrets, "portcullis login state")?;
+    let memory = match config.session.store {
+        SessionStoreKind::Memory => {
+            Arc::new(MemoryStore::new(config.session.max_sessions, clock.clone()))
+        }
+        SessionStoreKind::Redis => return Err(ServerError::Store("redis")),
+    };
+    let store: Arc<dyn SessionStore> = memory.clone();
+    let provider = Arc::new(Provider::new(
+        &config,
+        HttpClient::new(PROVIDER_TIMEOUT),
+        clock.clone(),
+    ));
+    let runtime = Runtime::new(config, provider.clone(), metrics.clone())?;
     let state = Arc::new(State {
         runtime: ArcSwap::from_pointee(runtime),
         metrics: metrics.clone(),
+        store,
+        clock,
+        login_sealer,
+        refresh_gates: Default::default(),
+        used_states: Default::default(),
+        seen_jti: Default::default(),
+        provider_backoff_until: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
+    memory.spawn_sweeper(SWEEP_EVERY, shutdown_rx.clone());
+    tokio::spawn(discovery(provider, readiness.clone(), shutdown_rx.clone()));
+    tokio::spawn(housekeeping(
+        state.clone(),
+        readiness.clone(),
+        shutdown_rx.clone(),
+    ));
     let admin = tokio::spawn(admin::serve(
         admin_listener,
         metrics,
@@ -109,6 +174,43 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         public,
         admin,
     })
+}
+
+/// Background task: discover the provider (retrying with backoff) and mark it ready.
+async fn discovery(
+    provider: Arc<Provider>,
+    readiness: Arc<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        () = provider.discover_with_retry(|| readiness.set("provider", true)) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Background task: sweep replay caches, sample the session count, and track
+/// whether the session store answers (for `/readyz`).
+async fn housekeeping(
+    state: Arc<State>,
+    readiness: Arc<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        state.sweep_caches();
+        let is_up = state.store.ping().await.is_ok();
+        readiness.set("session_store", is_up);
+        if let Ok(count) = state.store.count().await {
+            state
+                .metrics
+                .active_sessions
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {

@@ -1,0 +1,295 @@
+//! Step 3: who is making the request. For session routes: the cookie, the
+//! store, the timeouts, and a refresh when the access token is about to expire
+//! (SPEC §5); without a session, the start of a login (SPEC §4.1).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::oidc::{LoginRequest, Tokens};
+use crate::auth::redirect;
+use crate::session::{Session, SessionKey};
+
+use super::{Reject, Runtime, State};
+
+/// Refresh this many seconds before the access token expires.
+const REFRESH_MARGIN: i64 = 30;
+/// Record activity (for the idle timeout) at most this often per session, so a
+/// busy session does not write to the store on every request.
+const TOUCH_EVERY: i64 = 30;
+/// After a provider outage, skip refresh attempts for this long.
+const OUTAGE_BACKOFF: i64 = 10;
+
+/// A request's valid session.
+pub struct Authenticated {
+    pub key: SessionKey,
+    pub session: Session,
+}
+
+/// A login in progress, sealed into its cookie between redirect and callback.
+#[derive(Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub login: LoginRequest,
+    /// Where to land after the callback: already checked by `auth::redirect`.
+    pub rd: String,
+    pub created_at: i64,
+}
+
+/// The redirect that starts a login: where to send the browser, and the cookie
+/// that binds the login to it.
+#[derive(Debug)]
+pub struct LoginRedirect {
+    pub location: String,
+    pub set_cookie: http::HeaderValue,
+}
+
+/// The session of this request, if it has a valid one.
+///
+/// # Errors
+/// [`Reject::StoreUnavailable`] when the store cannot answer (503: sessions are
+/// unknown, not absent, so no login loop), [`Reject::ProviderUnavailable`] when
+/// a needed refresh cannot reach the provider and the token must be passed on.
+pub async fn session(
+    state: &Arc<State>,
+    rt: &Runtime,
+    headers: &HeaderMap,
+) -> Result<Option<Authenticated>, Reject> {
+    let Some(id) = rt.cookies.session_id(headers) else {
+        return Ok(None);
+    };
+    let key = id.key();
+    let Some(mut session) = state
+        .store
+        .load(&key)
+        .await
+        .map_err(Reject::StoreUnavailable)?
+    else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let (idle, absolute) = rt.timeouts();
+    if session.is_expired(now, idle, absolute) {
+        state
+            .store
+            .delete(&key)
+            .await
+            .map_err(Reject::StoreUnavailable)?;
+        return Ok(None);
+    }
+    if needs_refresh(state, &session, now) {
+        match refresh(state, rt, key).await? {
+            Some(refreshed) => session = refreshed,
+            None => return Ok(None),
+        }
+    } else if now - session.last_seen >= TOUCH_EVERY {
+        session.last_seen = now;
+        save(state, rt, &key, &session).await?;
+    }
+    if rt.config.upstream.pass_access_token && is_access_expired(&session, now) {
+        // The app would get a dead token: better to say the provider is out.
+        return Err(Reject::ProviderUnavailable);
+    }
+    Ok(Some(Authenticated { key, session }))
+}
+
+fn needs_refresh(state: &State, session: &Session, now: i64) -> bool {
+    let is_due = session.refresh_token.is_some()
+        && session
+            .access_expires_at
+            .is_some_and(|exp| exp - now <= REFRESH_MARGIN);
+    is_due && now >= state.provider_backoff_until.load(Ordering::Relaxed)
+}
+
+fn is_access_expired(session: &Session, now: i64) -> bool {
+    session.access_expires_at.is_some_and(|exp| exp <= now)
+}
+
+/// Stores `session` with a TTL that ends with its idle or absolute timeout.
+pub async fn save(
+    state: &State,
+    rt: &Runtime,
+    key: &SessionKey,
+    session: &Session,
+) -> Result<(), Reject> {
+    let (idle, absolute) = rt.timeouts();
+    let remaining = session.expires_at(idle, absolute) - state.clock.now();
+    let ttl = std::time::Duration::from_secs(u64::try_from(remaining.max(1)).unwrap_or(1));
+    state
+        .store
+        .save(key, session, ttl)
+        .await
+        .map_err(Reject::StoreUnavailable)
+}
+
+/// Refreshes the session under `key` once, however many requests ask at the
+/// same time: the first takes the session's gate and refreshes, the others wait
+/// on the gate and then find fresh tokens in the store.
+///
+/// The refresh runs in its own task, so a client that hangs up cannot cancel it
+/// between the provider rotating the refresh token and the store saving it
+/// (losing a rotated token would end the session, or the token family).
+async fn refresh(
+    state: &Arc<State>,
+    rt: &Runtime,
+    key: SessionKey,
+) -> Result<Option<Session>, Reject> {
+    let gate = state
+        .refresh_gates
+        .entry(key)
+        .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+        .clone();
+    let task = {
+        let state = state.clone();
+        let rt = state.runtime.load_full();
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let _turn = gate.lock().await;
+            refresh_under_gate(&state, &rt, key).await
+        })
+    };
+    let result = task.await.map_err(|_| Reject::ProviderUnavailable)?;
+    drop(gate);
+    // Two holders (the map and nobody else) means no request is waiting.
+    state
+        .refresh_gates
+        .remove_if(&key, |_, g| Arc::strong_count(g) == 1);
+    let _ = rt;
+    result
+}
+
+async fn refresh_under_gate(
+    state: &State,
+    rt: &Runtime,
+    key: SessionKey,
+) -> Result<Option<Session>, Reject> {
+    // Another request may have refreshed (or ended the session) while this one waited.
+    let Some(mut session) = state
+        .store
+        .load(&key)
+        .await
+        .map_err(Reject::StoreUnavailable)?
+    else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    if !needs_refresh(state, &session, now) {
+        return Ok(Some(session));
+    }
+    let Some(refresh_token) = session.refresh_token.clone() else {
+        return Ok(Some(session));
+    };
+    match rt
+        .provider
+        .refresh(&refresh_token, &session.identity.sub)
+        .await
+    {
+        Ok(tokens) => {
+            state.metrics.refreshes.with_label_values(&["ok"]).inc();
+            apply(&mut session, tokens, now);
+            save(state, rt, &key, &session).await?;
+            tracing::debug!(session = ?key, "access token refreshed");
+            Ok(Some(session))
+        }
+        Err(error) if error.is_outage() => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["provider_error"])
+                .inc();
+            state
+                .metrics
+                .provider_errors
+                .with_label_values(&["token"])
+                .inc();
+            state
+                .provider_backoff_until
+                .store(now + OUTAGE_BACKOFF, Ordering::Relaxed);
+            tracing::warn!(%error, session = ?key, "refresh failed: provider unavailable; the session stays");
+            Ok(Some(session))
+        }
+        Err(error) => {
+            state
+                .metrics
+                .refreshes
+                .with_label_values(&["refused"])
+                .inc();
+            tracing::info!(%error, session = ?key, "refresh refused; the session ends");
+            state
+                .store
+                .delete(&key)
+                .await
+                .map_err(Reject::StoreUnavailable)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Takes new tokens into the session: a rotated refresh token replaces the old,
+/// and a refreshed ID token updates the identity (roles may have changed).
+fn apply(session: &mut Session, tokens: Tokens, now: i64) {
+    session.access_token = Some(tokens.access_token);
+    session.access_expires_at = tokens.access_expires_at;
+    if tokens.refresh_token.is_some() {
+        session.refresh_token = tokens.refresh_token;
+    }
+    if !tokens.id_token.is_empty() {
+        session.id_token = tokens.id_token;
+    }
+    if !tokens.identity.sub.is_empty() {
+        session.identity = tokens.identity;
+    }
+    session.last_seen = now;
+}
+
+/// Begins a login that will return the browser to `rd` (checked here).
+///
+/// # Errors
+/// [`Reject::ProviderUnavailable`] when discovery has not succeeded yet.
+pub fn start_login(state: &State, rt: &Runtime, rd: Option<&str>) -> Result<LoginRedirect, Reject> {
+    let server = &rt.config.server;
+    let rd = redirect::safe_target(rd, &server.public_url, &server.allowed_redirect_hosts);
+    let login = LoginRequest::generate();
+    let location = rt
+        .provider
+        .authorize_url(&login)
+        .map_err(|_| Reject::ProviderUnavailable)?;
+    let name = rt.cookies.login_name(&login.state);
+    let pending = PendingLogin {
+        login,
+        rd,
+        created_at: state.clock.now(),
+    };
+    let plain = serde_json::to_vec(&pending).expect("a PendingLogin always serializes");
+    let sealed = state.login_sealer.seal_text(name.as_bytes(), &plain);
+    Ok(LoginRedirect {
+        location,
+        set_cookie: rt.cookies.set_login(&name, sealed),
+    })
+}
+
+/// The URL a script can send the user to for login (in 401 bodies).
+pub fn login_url(rt: &Runtime, rd: &str) -> String {
+    let server = &rt.config.server;
+    let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    format!(
+        "{}{}/login?rd={rd}",
+        server.public_url.as_str().trim_end_matches('/'),
+        server.auth_prefix
+    )
+}
+
+/// The reject for a request that needs a session and has none: a login redirect
+/// for a browser navigating, 401 with the login URL for anything else.
+pub fn unauthenticated(state: &State, rt: &Runtime, is_navigation: bool, rd: &str) -> Reject {
+    if !is_navigation {
+        return Reject::Unauthenticated {
+            login_url: login_url(rt, rd),
+        };
+    }
+    match start_login(state, rt, Some(rd)) {
+        Ok(redirect) => Reject::LoginRequired(redirect),
+        Err(reject) => reject,
+    }
+}

@@ -1,0 +1,317 @@
+//! The proxy's own endpoints under `auth_prefix` (SPEC §8). They are answered
+//! here and never forwarded upstream.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use subtle::ConstantTimeEq;
+
+use crate::auth::oidc::OidcError;
+use crate::session::{Session, SessionId};
+
+use super::authenticate::{self, PendingLogin};
+use super::body::{self, Body};
+use super::respond;
+use super::{Exchange, LoginFailure, Reject, Runtime, State};
+
+/// Back-channel logout requests are small forms; anything larger is refused.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Answers a request for `path` under the auth prefix.
+pub async fn handle(
+    state: &Arc<State>,
+    rt: &Runtime,
+    ex: &mut Exchange,
+    req: Request<Incoming>,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, Reject> {
+    let endpoint = path
+        .strip_prefix(rt.config.server.auth_prefix.as_str())
+        .unwrap_or_default();
+    ex.route = Some(format!("auth:{}", endpoint.trim_start_matches('/')));
+    let method = req.method().clone();
+    match (endpoint, method) {
+        ("/login", Method::GET | Method::HEAD) => login(state, rt, query),
+        ("/callback", Method::GET) => callback(state, rt, req.headers(), query).await,
+        ("/logout", Method::GET | Method::POST) => logout(state, rt, req.headers()).await,
+        ("/backchannel-logout", Method::POST) => backchannel_logout(state, rt, req).await,
+        ("/userinfo", Method::GET | Method::HEAD) => userinfo(state, rt, req.headers()).await,
+        ("/login" | "/callback" | "/logout" | "/backchannel-logout" | "/userinfo", _) => {
+            Err(Reject::MethodNotAllowed)
+        }
+        _ => Err(Reject::NotFound),
+    }
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let query = query?;
+    let mut found = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
+    match (found.next(), found.next()) {
+        (Some((_, v)), None) => Some(v.into_owned()),
+        // A repeated parameter is ambiguous: treat as absent.
+        _ => None,
+    }
+}
+
+/// `GET /login?rd=PATH`: start a login.
+fn login(state: &State, rt: &Runtime, query: Option<&str>) -> Result<Response<Body>, Reject> {
+    let rd = query_param(query, "rd");
+    let redirect = authenticate::start_login(state, rt, rd.as_deref())?;
+    Ok(respond::redirect(
+        &redirect.location,
+        &[redirect.set_cookie],
+    ))
+}
+
+/// `GET /callback`: the provider sends the browser back with a code (or an error).
+async fn callback(
+    state: &State,
+    rt: &Runtime,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response<Body>, Reject> {
+    let state_param =
+        query_param(query, "state").ok_or(Reject::Login(LoginFailure::MissingState))?;
+    let cookie_name = rt.cookies.login_name(&state_param);
+    let pending = open_pending(state, rt, headers, &cookie_name)?;
+    let clear_login = rt.cookies.clear_login(&cookie_name);
+    let fail = |failure: LoginFailure| Reject::Login(failure);
+
+    if !bool::from(pending.login.state.as_bytes().ct_eq(state_param.as_bytes())) {
+        return Err(fail(LoginFailure::StateMismatch));
+    }
+    let now = state.clock.now();
+    if now - pending.created_at > authenticate_login_ttl() {
+        return Err(fail(LoginFailure::Expired { rd: pending.rd }));
+    }
+    if let Some(error) = query_param(query, "error") {
+        return Err(fail(LoginFailure::ProviderError {
+            error: sanitize_code(&error),
+            rd: pending.rd,
+        }));
+    }
+    // RFC 9207: when the provider names itself, it must be ours (mix-up defence).
+    if let Some(iss) = query_param(query, "iss") {
+        let expected = rt.provider.metadata().map(|m| m.issuer).unwrap_or_default();
+        if iss != expected {
+            return Err(fail(LoginFailure::IssuerMismatch { rd: pending.rd }));
+        }
+    }
+    // A login state is good for one callback, even if its cookie is replayed.
+    if state
+        .used_states
+        .insert(state_param.clone(), now + authenticate_login_ttl())
+        .is_some()
+    {
+        return Err(fail(LoginFailure::Replayed));
+    }
+    let code = query_param(query, "code").ok_or(fail(LoginFailure::MissingCode))?;
+    let tokens = match rt.provider.complete_login(&code, &pending.login).await {
+        Ok(tokens) => tokens,
+        Err(error) if error.is_outage() => {
+            state
+                .metrics
+                .provider_errors
+                .with_label_values(&["token"])
+                .inc();
+            state
+                .metrics
+                .logins
+                .with_label_values(&["provider_error"])
+                .inc();
+            tracing::warn!(%error, "login failed: provider unavailable");
+            return Err(Reject::ProviderUnavailable);
+        }
+        Err(error) => {
+            state.metrics.logins.with_label_values(&["refused"]).inc();
+            return Err(fail(LoginFailure::Tokens {
+                reason: error.to_string(),
+                rd: pending.rd,
+                is_denied: matches!(error, OidcError::TokenRefused { .. }),
+            }));
+        }
+    };
+
+    // No fixation: whatever session the browser had is ended and replaced.
+    if let Some(old) = rt.cookies.session_id(headers) {
+        state
+            .store
+            .delete(&old.key())
+            .await
+            .map_err(Reject::StoreUnavailable)?;
+    }
+    let id = SessionId::generate();
+    let session = Session {
+        identity: tokens.identity,
+        sid: tokens.sid,
+        id_token: tokens.id_token,
+        access_token: Some(tokens.access_token),
+        refresh_token: tokens.refresh_token,
+        access_expires_at: tokens.access_expires_at,
+        created_at: now,
+        last_seen: now,
+    };
+    authenticate::save(state, rt, &id.key(), &session).await?;
+    state.metrics.logins.with_label_values(&["ok"]).inc();
+    tracing::info!(sub = %session.identity.sub, session = ?id.key(), "login");
+    Ok(respond::redirect(
+        &pending.rd,
+        &[rt.cookies.set_session(&id), clear_login],
+    ))
+}
+
+fn authenticate_login_ttl() -> i64 {
+    i64::try_from(crate::session::cookie::LOGIN_TTL.as_secs()).unwrap_or(600)
+}
+
+fn open_pending(
+    state: &State,
+    rt: &Runtime,
+    headers: &HeaderMap,
+    cookie_name: &str,
+) -> Result<PendingLogin, Reject> {
+    let unknown = || Reject::Login(LoginFailure::UnknownState);
+    let sealed = rt.cookies.one(headers, cookie_name).ok_or_else(unknown)?;
+    let plain = state
+        .login_sealer
+        .open_text(cookie_name.as_bytes(), sealed)
+        .ok_or_else(unknown)?;
+    serde_json::from_slice(&plain).map_err(|_| unknown())
+}
+
+/// An OAuth error code for display: only the RFC 6749 character set, bounded.
+fn sanitize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
+/// `GET|POST /logout` (SPEC §6): end the session here, revoke its refresh token,
+/// then RP-initiated logout at the provider when it offers it.
+async fn logout(
+    state: &State,
+    rt: &Runtime,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, Reject> {
+    let mut id_token_hint = String::new();
+    if let Some(id) = rt.cookies.session_id(headers) {
+        let key = id.key();
+        if let Some(session) = state
+            .store
+            .load(&key)
+            .await
+            .map_err(Reject::StoreUnavailable)?
+        {
+            state
+                .store
+                .delete(&key)
+                .await
+                .map_err(Reject::StoreUnavailable)?;
+            state.metrics.logouts.with_label_values(&["user"]).inc();
+            tracing::info!(sub = %session.identity.sub, session = ?key, "logout");
+            if let Some(refresh_token) = &session.refresh_token {
+                rt.provider.revoke(refresh_token).await;
+            }
+            id_token_hint = session.id_token;
+        }
+    }
+    let server = &rt.config.server;
+    let after = server
+        .public_url
+        .join(&server.post_logout_url)
+        .map(String::from)
+        .unwrap_or_else(|_| server.post_logout_url.clone());
+    let location = rt
+        .provider
+        .end_session_url(&id_token_hint, &after)
+        .unwrap_or_else(|| server.post_logout_url.clone());
+    Ok(respond::redirect(&location, &[rt.cookies.clear_session()]))
+}
+
+/// `POST /backchannel-logout` (Back-Channel Logout 1.0 §2.5): the provider says
+/// a user or a provider session has ended; end every matching session.
+async fn backchannel_logout(
+    state: &State,
+    rt: &Runtime,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Reject> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(Reject::Backchannel("not a form".into()));
+    }
+    let body: Bytes = Limited::new(req.into_body(), MAX_FORM_BYTES)
+        .collect()
+        .await
+        .map_err(|_| Reject::Backchannel("body unreadable or too large".into()))?
+        .to_bytes();
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| Reject::Backchannel("no logout_token".into()))?;
+    let order = match rt.provider.validate_logout_token(&token).await {
+        Ok(order) => order,
+        Err(error) if error.is_outage() => return Err(Reject::ProviderUnavailable),
+        Err(error) => return Err(Reject::Backchannel(error.to_string())),
+    };
+    if state
+        .seen_jti
+        .insert(order.jti.clone(), order.remember_until)
+        .is_some()
+    {
+        return Err(Reject::Backchannel(format!("jti {:?} replayed", order.jti)));
+    }
+    let ended = match (&order.sid, &order.sub) {
+        (Some(sid), _) => state.store.delete_by_sid(sid).await,
+        (None, Some(sub)) => state.store.delete_by_sub(sub).await,
+        (None, None) => Ok(0),
+    }
+    .map_err(Reject::StoreUnavailable)?;
+    state
+        .metrics
+        .logouts
+        .with_label_values(&["backchannel"])
+        .inc();
+    tracing::info!(sid = ?order.sid, sub = ?order.sub, ended, "back-channel logout");
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body::empty())
+        .expect("static response parts are valid"))
+}
+
+/// `GET /userinfo`: the current session's identity for single-page apps; never a token.
+async fn userinfo(
+    state: &Arc<State>,
+    rt: &Runtime,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, Reject> {
+    let Some(auth) = authenticate::session(state, rt, headers).await? else {
+        return Err(Reject::Unauthenticated {
+            login_url: authenticate::login_url(rt, "/"),
+        });
+    };
+    let (idle, absolute) = rt.timeouts();
+    let identity = &auth.session.identity;
+    let json = serde_json::json!({
+        "sub": identity.sub,
+        "email": identity.email,
+        "name": identity.name,
+        "preferred_username": identity.preferred_username,
+        "roles": identity.roles,
+        "expires_at": auth.session.expires_at(idle, absolute),
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body::full(json.to_string()))
+        .expect("static response parts are valid"))
+}

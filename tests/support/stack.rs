@@ -1,0 +1,413 @@
+//! A whole deployment on loopback: the echo app, the development OpenID
+//! provider (a real one over real HTTP), and the proxy in front; plus a
+//! cookie-keeping `Browser` that signs in the way a person does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+
+use portcullis::clock::ManualClock;
+use portcullis::config;
+use portcullis::server::{self, Options, Running};
+use portcullis_devidp as devidp;
+
+use super::{client, full, init, Echo, Seen};
+
+/// Echo app + dev provider + proxy, wired together.
+pub struct Stack {
+    pub echo: Echo,
+    pub idp: devidp::DevIdp,
+    pub proxy: Running,
+    pub addr: SocketAddr,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+}
+
+/// Routes most login tests use.
+pub const ROUTES: &str = r#"
+[[route]]
+name = "public"
+path = "/public"
+auth = "public"
+
+[[route]]
+name = "admin"
+path = "/admin"
+roles_any = ["admin"]
+
+[[route]]
+name = "api"
+path = "/api"
+auth = "bearer"
+
+[[route]]
+name = "either"
+path = "/either"
+auth = "login_or_bearer"
+"#;
+
+/// A free loopback port (bound and released: the proxy takes it right after).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+pub struct StackOptions {
+    pub extra: String,
+    pub idp: Box<dyn FnOnce(&mut devidp::Config)>,
+    pub client_auth: devidp::ClientAuth,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            extra: ROUTES.to_owned(),
+            idp: Box::new(|_| {}),
+            client_auth: devidp::ClientAuth::Basic,
+        }
+    }
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Stack {
+        init();
+        let echo = Echo::start().await;
+        let port = free_port();
+        let public = format!("http://127.0.0.1:{port}");
+        let mut client = devidp::Client::new(
+            "portcullis",
+            "s3cret-of-the-client",
+            format!("{public}/_auth/callback"),
+        );
+        client.post_logout_redirect_uris = vec![format!("{public}/")];
+        client.backchannel_logout_uri = Some(format!("{public}/_auth/backchannel-logout"));
+        client.auth_method = options.client_auth;
+        let mut idp_config = devidp::Config::new(client);
+        (options.idp)(&mut idp_config);
+        let idp = devidp::start(idp_config)
+            .await
+            .expect("dev provider starts");
+
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "{public}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[upstream]
+url = "{upstream}"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "portcullis"
+client_secret = "s3cret-of-the-client"
+scopes = ["openid", "profile", "email", "offline_access"]
+
+{extra}
+"#,
+            upstream = echo.url(),
+            issuer = idp.issuer(),
+            extra = options.extra,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("portcullis.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let config = config::load_with_env(&path, &[])
+            .unwrap_or_else(|e| panic!("stack config invalid:\n{e}"));
+        let clock = Arc::new(ManualClock::new(now()));
+        let proxy = server::start_with(
+            config,
+            Options {
+                clock: clock.clone(),
+            },
+        )
+        .await
+        .expect("proxy starts");
+        let addr = proxy.public_addr;
+        let stack = Stack {
+            echo,
+            idp,
+            proxy,
+            addr,
+            clock,
+            dir,
+        };
+        stack.wait_ready().await;
+        stack
+    }
+
+    /// Waits until the proxy has discovered the provider.
+    pub async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.proxy.admin_addr);
+        for _ in 0..100 {
+            if super::get(&url, &[]).await.0 == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the proxy never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::default()
+    }
+
+    /// A browser signed in as `user` (through the real provider's sign-in form).
+    pub async fn login(&self, user: &str) -> Browser {
+        let mut browser = self.browser();
+        let landed = browser.sign_in(&self.url("/whoami"), user).await;
+        assert_eq!(
+            landed.status,
+            StatusCode::OK,
+            "sign-in as {user} lands on the app: {}",
+            landed.body
+        );
+        browser
+    }
+
+    /// Moves the proxy's clock (session timeouts) and the provider's (token expiry).
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(secs);
+        self.idp
+            .advance_clock(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.proxy.admin_addr)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+    pub url: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    pub fn seen(&self) -> Seen {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not echo JSON ({e}): {}", self.body))
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A minimal browser: a cookie jar (by name, across loopback ports, like a real
+/// browser's per-host jar), redirects followed by hand or automatically, and the
+/// provider's sign-in form filled in.
+#[derive(Clone, Default)]
+pub struct Browser {
+    pub jar: BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// One request; cookies sent and stored; no redirect followed.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Page {
+        let mut b = Request::builder().method(method).uri(url);
+        if !self.jar.is_empty() {
+            let cookie = self
+                .jar
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            b = b.header(header::COOKIE, cookie);
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = client()
+            .request(b.body(full(body.to_owned())).expect("request"))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let (parts, body) = resp.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let page = Page {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            url: url.to_owned(),
+        };
+        for set in page.set_cookies() {
+            self.store_cookie(&set);
+        }
+        page
+    }
+
+    fn store_cookie(&mut self, set_cookie: &str) {
+        let mut parts = set_cookie.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+            return;
+        };
+        let removed = parts.any(|attr| {
+            let attr = attr.trim().to_ascii_lowercase();
+            attr == "max-age=0" || attr.starts_with("expires=thu, 01 jan 1970")
+        });
+        if removed || value.is_empty() {
+            self.jar.remove(name);
+        } else {
+            self.jar.insert(name.to_owned(), value.to_owned());
+        }
+    }
+
+    /// A browser navigation (`Accept: text/html`).
+    pub async fn navigate(&mut self, url: &str) -> Page {
+        self.request(
+            Method::GET,
+            url,
+            &[("accept", "text/html,application/xhtml+xml")],
+            "",
+        )
+        .await
+    }
+
+    /// A script's request (`Accept: application/json`).
+    pub async fn fetch(&mut self, url: &str) -> Page {
+        self.request(Method::GET, url, &[("accept", "application/json")], "")
+            .await
+    }
+
+    /// Navigates to `url`, following redirects (up to 10) until a page that is not one.
+    pub async fn follow(&mut self, url: &str) -> Page {
+        let mut url = url.to_owned();
+        for _ in 0..10 {
+            let page = self.navigate(&url).await;
+            match page.location() {
+                Some(next) if page.status.is_redirection() => url = absolute(&url, next),
+                _ => return page,
+            }
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// Opens `url`, signs in at the provider as `user` if asked, and follows the
+    /// redirects back; returns the final page.
+    pub async fn sign_in(&mut self, url: &str, user: &str) -> Page {
+        let page = self.follow(url).await;
+        if !page.body.contains("name=\"user\"") {
+            return page; // already signed in at the provider (SSO) or no login needed
+        }
+        let next = self.submit_sign_in(&page, user).await;
+        self.follow(&next).await
+    }
+
+    /// Submits the provider's sign-in form on `page` for `user`; returns the
+    /// redirect target (the proxy's callback).
+    pub async fn submit_sign_in(&mut self, page: &Page, user: &str) -> String {
+        let form = sign_in_form(&page.body, &[("user", user)]);
+        let action = absolute(&page.url, "/authorize");
+        let resp = self
+            .request(
+                Method::POST,
+                &action,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("accept", "text/html"),
+                ],
+                &form,
+            )
+            .await;
+        assert!(
+            resp.status.is_redirection(),
+            "sign-in form answered {}: {}",
+            resp.status,
+            resp.body
+        );
+        absolute(&action, resp.location().expect("a redirect"))
+    }
+
+    /// Submits the provider's form with Cancel.
+    pub async fn cancel_sign_in(&mut self, page: &Page) -> String {
+        let form = sign_in_form(&page.body, &[("action", "cancel")]);
+        let action = absolute(&page.url, "/authorize");
+        let resp = self
+            .request(
+                Method::POST,
+                &action,
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("accept", "text/html"),
+                ],
+                &form,
+            )
+            .await;
+        absolute(&action, resp.location().expect("a redirect"))
+    }
+}
+
+/// The hidden fields of the sign-in form, plus `extra`, form-urlencoded.
+fn sign_in_form(html: &str, extra: &[(&str, &str)]) -> String {
+    let re = regex::Regex::new(r#"<input type="hidden" name="([^"]*)" value="([^"]*)">"#)
+        .expect("regex");
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for cap in re.captures_iter(html) {
+        form.append_pair(&unescape(&cap[1]), &unescape(&cap[2]));
+    }
+    for (k, v) in extra {
+        form.append_pair(k, v);
+    }
+    form.finish()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `next` resolved against `base`.
+pub fn absolute(base: &str, next: &str) -> String {
+    url::Url::parse(base)
+        .and_then(|b| b.join(next))
+        .map(String::from)
+        .unwrap_or_else(|_| next.to_owned())
+}
