@@ -5,6 +5,8 @@
 //! its SHA-256 ([`SessionKey`]), so a dump of a store cannot be replayed as a
 //! cookie. Imports nothing from `auth`, `policy` or `proxy`.
 
+#[cfg(test)]
+mod conformance;
 pub mod cookie;
 mod id;
 pub mod memory;
