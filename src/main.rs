@@ -35,6 +35,13 @@ enum Command {
         #[arg(long, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
+    /// A first run with no account anywhere: a development provider, a demo app
+    /// and the proxy in front, on loopback.
+    Demo {
+        /// The proxy's port on 127.0.0.1.
+        #[arg(long, default_value_t = 4180)]
+        port: u16,
+    },
     /// Print the version and build information.
     Version,
 }
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => Ok(check(&config)),
+        Command::Demo { port } => demo(port),
         Command::Version => {
             println!("{}", version_text());
             Ok(ExitCode::SUCCESS)
@@ -90,6 +98,26 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     init_tracing(&config);
     let runtime = tokio_runtime(&config)?;
     runtime.block_on(serve(config))
+}
+
+fn demo(port: u16) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let demo = portcullis::demo::start(port)
+            .await
+            .with_context(|| format!("cannot start the demo on 127.0.0.1:{port} (try --port)"))?;
+        println!("{}", demo.banner());
+        wait_for_stop_signal().await?;
+        demo.proxy.shutdown().await;
+        demo.idp.shutdown();
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn tokio_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
