@@ -97,7 +97,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration\n{e}", path.display()))?;
     init_tracing(&config);
     let runtime = tokio_runtime(&config)?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, path.to_path_buf()))
 }
 
 fn demo(port: u16) -> anyhow::Result<ExitCode> {
@@ -129,8 +129,9 @@ fn tokio_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
     builder.build().context("cannot start the async runtime")
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, path: PathBuf) -> anyhow::Result<ExitCode> {
     let running = portcullis::server::start(config).await?;
+    tokio::spawn(running.reloader().run(path, running.shutdown_signal()));
     wait_for_stop_signal().await?;
     tracing::info!("stopping: draining in-flight requests");
     running.shutdown().await;

@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod demo;
 mod login;
+mod reload;
 mod rules;
 mod tls;
 mod transport;

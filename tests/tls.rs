@@ -132,3 +132,54 @@ async fn h2c_prior_knowledge_works_on_the_plain_listener() {
     assert_eq!(resp.version(), Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn reload_rotates_the_certificate_for_new_handshakes() {
+    let echo = Echo::start().await;
+    let first = certificate();
+    let files = tempfile::tempdir().expect("tempdir");
+    let cert = files.path().join("tls.crt");
+    let key = files.path().join("tls.key");
+    std::fs::write(&cert, &first.cert_pem).expect("cert");
+    std::fs::write(&key, &first.key_pem).expect("key");
+    let toml = base_config(&echo.url(), "[[route]]\npath = \"/\"\nauth = \"public\"\n").replace(
+        "public_url = \"http://app.test\"",
+        &format!(
+            "public_url = \"https://localhost\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let url = format!("https://localhost:{}/", proxy.addr.port());
+    let get_with = |ca: &TestCa| {
+        let client = tls_client(ca, false);
+        let url = url.clone();
+        async move {
+            client
+                .request(Request::get(url).body(support::full("")).expect("request"))
+                .await
+                .map(|r| r.status())
+        }
+    };
+    assert_eq!(get_with(&first).await.ok(), Some(StatusCode::OK));
+
+    let second = certificate();
+    std::fs::write(&cert, &second.cert_pem).expect("cert");
+    std::fs::write(&key, &second.key_pem).expect("key");
+    let running = proxy.running.as_ref().expect("running");
+    running
+        .reloader()
+        .reload_file(&proxy.dir.path().join("portcullis.toml"))
+        .await
+        .expect("reload");
+    assert_eq!(
+        get_with(&second).await.ok(),
+        Some(StatusCode::OK),
+        "new handshakes get the new certificate"
+    );
+    assert!(
+        get_with(&first).await.is_err(),
+        "the old certificate is no longer presented"
+    );
+}

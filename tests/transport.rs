@@ -383,3 +383,37 @@ async fn slow_client_head_is_cut_off() {
     );
     assert_eq!(echo.hits(), 0);
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_the_head_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = Echo::start().await;
+    let toml = base_config(&echo.url(), PUBLIC)
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
+    let proxy = Proxy::start(&toml).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("write");
+    // Read the whole first response (keep-alive: the connection stays open).
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).await.expect("first response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Now idle: the proxy must close the connection by itself.
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection is closed after header_read_timeout"
+    );
+}

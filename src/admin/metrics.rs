@@ -30,6 +30,8 @@ pub struct Metrics {
     pub refreshes: IntCounterVec,
     /// `portcullis_provider_errors_total{endpoint}`: discovery, jwks, token, userinfo.
     pub provider_errors: IntCounterVec,
+    /// `portcullis_config_reloads_total{result}`: ok, failed.
+    pub config_reloads: IntCounterVec,
     /// `portcullis_active_sessions`: sessions in the store (sampled by the sweeper).
     pub active_sessions: IntGauge,
     /// `portcullis_open_connections`: client connections being served now.
@@ -101,6 +103,11 @@ impl Metrics {
             "Failed calls to the OpenID provider, by endpoint.",
             "endpoint",
         );
+        let config_reloads = counter(
+            "portcullis_config_reloads_total",
+            "Configuration reloads, by result.",
+            "result",
+        );
         let active_sessions = IntGauge::new(
             "portcullis_active_sessions",
             "Sessions in the session store.",
@@ -126,6 +133,7 @@ impl Metrics {
             logouts,
             refreshes,
             provider_errors,
+            config_reloads,
             active_sessions,
             open_connections,
             upgraded_connections,
@@ -135,7 +143,8 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+            Box::new(self.config_reloads.clone()),
             Box::new(self.requests.clone()),
             Box::new(self.logins.clone()),
             Box::new(self.logouts.clone()),

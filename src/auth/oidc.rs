@@ -230,6 +230,20 @@ impl Provider {
         }
     }
 
+    /// Returns true if and only if `config` would build this same provider
+    /// client, so a reload can keep it (and its discovered metadata and keys).
+    pub fn has_settings_of(&self, config: &config::Config) -> bool {
+        let other = Provider::new(config, self.http.clone(), self.clock.clone());
+        self.issuer == other.issuer
+            && self.client_id == other.client_id
+            && self.client_secret == other.client_secret
+            && self.scopes == other.scopes
+            && self.auth_params == other.auth_params
+            && self.roles_claim == other.roles_claim
+            && self.redirect_uri == other.redirect_uri
+            && self.leeway == other.leeway
+    }
+
     /// Returns true if and only if discovery has succeeded.
     pub fn is_ready(&self) -> bool {
         self.discovered.load().is_some()

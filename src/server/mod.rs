@@ -4,7 +4,10 @@
 //! It knows nothing of routes, auth or sessions: every request goes to
 //! [`proxy::handle`].
 
+mod reload;
 mod tls;
+
+pub use reload::{ReloadError, Reloader};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -68,7 +71,7 @@ impl Default for Options {
 }
 
 /// How long outbound calls to the provider may take.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often expired sessions and replay-cache entries are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -79,12 +82,27 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub state: Arc<State>,
     pub readiness: Arc<Readiness>,
+    certs: Option<Arc<tls::CertStore>>,
     shutdown: watch::Sender<bool>,
     public: JoinHandle<()>,
     admin: JoinHandle<()>,
 }
 
 impl Running {
+    /// The handle that reloads this proxy's configuration.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+            metrics: self.state.metrics.clone(),
+            certs: self.certs.clone(),
+        }
+    }
+
+    /// A receiver that changes when this proxy shuts down (for helper tasks).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Stops accepting, lets in-flight requests finish within
     /// `server.shutdown_grace`, then returns.
     pub async fn shutdown(self) {
@@ -110,7 +128,10 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     let clock = options.clock;
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new(&["listener", "provider", "session_store"]));
-    let tls = config.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let (tls, certs) = match config.server.tls.as_ref().map(tls::acceptor).transpose()? {
+        Some((acceptor, certs)) => (Some(acceptor), Some(certs)),
+        None => (None, None),
+    };
     let public = bind("server.listen", config.server.listen).await?;
     let admin_listener = bind("admin.listen", config.admin.listen).await?;
     let public_addr = local_addr("server.listen", &public)?;
@@ -170,6 +191,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         admin_addr,
         state,
         readiness,
+        certs,
         shutdown,
         public,
         admin,

@@ -361,3 +361,9 @@ pub fn raw_status(response: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {response:?}"))
 }
+
+/// The status of GET `url`, or `None` when nothing answers (yet).
+pub async fn try_status(url: &str) -> Option<StatusCode> {
+    let req = Request::get(url).body(full("")).ok()?;
+    client().request(req).await.ok().map(|r| r.status())
+}

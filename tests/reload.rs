@@ -1,0 +1,165 @@
+//! Configuration reload (SPEC §10): SIGHUP or a file change; an invalid config is
+//! refused and the old one keeps serving; sessions survive.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::support::stack::{free_port, Stack, ROUTES};
+use crate::support::{base_config, get, Echo};
+
+fn config_path(stack: &Stack) -> std::path::PathBuf {
+    stack.dir.path().join("portcullis.toml")
+}
+
+#[tokio::test]
+async fn reload_applies_new_rules_and_keeps_sessions() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    assert_eq!(
+        alice.fetch(&stack.url("/reports")).await.status,
+        StatusCode::OK
+    );
+
+    let path = config_path(&stack);
+    let original = std::fs::read_to_string(&path).expect("config");
+    let denied = original.replace(
+        ROUTES,
+        &format!("[[route]]\nname = \"reports\"\npath = \"/reports\"\nauth = \"deny\"\n{ROUTES}"),
+    );
+    std::fs::write(&path, denied).expect("write");
+    stack
+        .proxy
+        .reloader()
+        .reload_file(&path)
+        .await
+        .expect("valid config reloads");
+
+    assert_eq!(
+        alice.fetch(&stack.url("/reports")).await.status,
+        StatusCode::FORBIDDEN,
+        "new rule applies"
+    );
+    assert_eq!(
+        alice.fetch(&stack.url("/other")).await.status,
+        StatusCode::OK,
+        "the session survived the reload"
+    );
+}
+
+#[tokio::test]
+async fn invalid_config_is_refused_and_the_old_one_keeps_serving() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let path = config_path(&stack);
+    let original = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(
+        &path,
+        original.replace("[upstream]\n", "[upstream]\nbogus_key = 1\n"),
+    )
+    .expect("write");
+    let error = stack
+        .proxy
+        .reloader()
+        .reload_file(&path)
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("bogus_key"), "{error}");
+    assert_eq!(alice.fetch(&stack.url("/x")).await.status, StatusCode::OK);
+    let (_, _, metrics) = get(&stack.metrics_url(), &[]).await;
+    assert!(
+        metrics.contains(r#"portcullis_config_reloads_total{result="failed"} 1"#),
+        "{metrics}"
+    );
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_status(url: &str, want: StatusCode) -> bool {
+    for _ in 0..100 {
+        if crate::support::try_status(url).await == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_binary_reloads_on_file_change_and_on_sighup() {
+    let echo = Echo::start().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("portcullis.toml");
+    let public = "[[route]]\npath = \"/\"\nauth = \"public\"\n";
+    let deny = "[[route]]\npath = \"/\"\nauth = \"deny\"\n";
+    let write = |routes: &str| {
+        let toml = base_config(&echo.url(), routes).replace(
+            "127.0.0.1:0\"\npublic_url",
+            &format!("127.0.0.1:{port}\"\npublic_url"),
+        );
+        std::fs::write(&path, toml).expect("write");
+    };
+    write(public);
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env_remove("PORTCULLIS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("portcullis runs");
+    let process = Process(child);
+    let url = format!("http://127.0.0.1:{port}/x");
+    assert!(
+        wait_for_status(&url, StatusCode::OK).await,
+        "serves the first config"
+    );
+
+    write(deny);
+    assert!(
+        wait_for_status(&url, StatusCode::FORBIDDEN).await,
+        "a file change reloads"
+    );
+
+    std::fs::write(&path, "[server]\nlisten = \"nonsense\"\n").expect("write invalid");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        get(&url, &[]).await.0,
+        StatusCode::FORBIDDEN,
+        "an invalid file keeps the old config"
+    );
+
+    // Write without relying on the watcher: SIGHUP alone must reload.
+    write(public);
+    let pid = process.0.id().to_string();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(
+        wait_for_status(&url, StatusCode::OK).await,
+        "SIGHUP reloads"
+    );
+
+    let term = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let mut process = process;
+    let exited = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        matches!(process.0.try_wait(), Ok(Some(status)) if status.success())
+    });
+    assert!(exited, "SIGTERM drains and exits 0");
+}
