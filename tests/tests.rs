@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod cli;
+mod examples;
 mod login;
 mod rules;
 mod tls;
