@@ -60,30 +60,44 @@ impl Secrets {
     }
 }
 
-/// `(section, key, env var for the key, env var for key_file, temp file name)`.
-const SECRET_KEYS: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "oidc",
-        "client_secret",
-        "PORTCULLIS_OIDC__CLIENT_SECRET",
-        "PORTCULLIS_OIDC__CLIENT_SECRET_FILE",
-        "client-secret",
-    ),
-    (
-        "session",
-        "secret",
-        "PORTCULLIS_SESSION__SECRET",
-        "PORTCULLIS_SESSION__SECRET_FILE",
-        "session-secret",
-    ),
+/// A secret every example needs, and the two ways of supplying it.
+struct SecretKey {
+    section: &'static str,
+    key: &'static str,
+    /// The variable giving the value itself.
+    var: &'static str,
+    /// The variable giving the path of a file holding it.
+    file_var: &'static str,
+    /// The file in [`Secrets`], and the value.
+    file: &'static str,
+    value: &'static str,
+}
+
+const SECRET_KEYS: &[SecretKey] = &[
+    SecretKey {
+        section: "oidc",
+        key: "client_secret_file",
+        var: "PORTCULLIS_OIDC__CLIENT_SECRET",
+        file_var: "PORTCULLIS_OIDC__CLIENT_SECRET_FILE",
+        file: "client-secret",
+        value: CLIENT_SECRET,
+    },
+    SecretKey {
+        section: "session",
+        key: "secret_file",
+        var: "PORTCULLIS_SESSION__SECRET",
+        file_var: "PORTCULLIS_SESSION__SECRET_FILE",
+        file: "session-secret",
+        value: SESSION_SECRET,
+    },
 ];
 
 /// `portcullis check --config path`, with the example's secrets supplied and no
 /// `PORTCULLIS_*` variable of the test's own environment leaking in.
 fn check(path: &Path, secrets: &Secrets) -> Output {
     let text = std::fs::read_to_string(path).expect("readable example");
-    let doc: toml::Table = toml::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not TOML: {e}", path.display()));
+    let doc: toml::Table =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{} is not TOML: {e}", path.display()));
     let has = |section: &str, key: &str| {
         doc.get(section)
             .and_then(|s| s.as_table())
@@ -99,16 +113,19 @@ fn check(path: &Path, secrets: &Secrets) -> Output {
             cmd.env_remove(name);
         }
     }
-    for (section, key, var, file_var, file) in SECRET_KEYS {
-        if has(section, &format!("{key}_file")) {
-            cmd.env(file_var, secrets.path(file));
+    for secret in SECRET_KEYS {
+        if has(secret.section, secret.key) {
+            cmd.env(secret.file_var, secrets.path(secret.file));
         } else {
-            // Named inline (the demo) or not at all: the variable wins over the file.
-            cmd.env(var, if *file == "client-secret" { CLIENT_SECRET } else { SESSION_SECRET });
+            // Written inline (the demo) or not at all: the variable wins over the file.
+            cmd.env(secret.var, secret.value);
         }
     }
     if has("session", "redis_url_file") {
-        cmd.env("PORTCULLIS_SESSION__REDIS_URL_FILE", secrets.path("redis-url"));
+        cmd.env(
+            "PORTCULLIS_SESSION__REDIS_URL_FILE",
+            secrets.path("redis-url"),
+        );
     }
     cmd.arg("check").arg("--config").arg(path);
     cmd.output().expect("portcullis runs")
@@ -131,7 +148,10 @@ fn every_example_config_passes_check_with_secrets_redacted() {
         "google.toml",
         "redis.toml",
     ] {
-        assert!(names.iter().any(|n| n == expected), "config/{expected} is missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "config/{expected} is missing: {names:?}"
+        );
     }
 
     for path in &configs {
@@ -162,7 +182,11 @@ fn every_example_config_passes_check_with_secrets_redacted() {
 fn the_redis_example_shares_sessions_with_a_secret() {
     let secrets = Secrets::new();
     let out = check(&repo().join("config/redis.toml"), &secrets);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("store = \"redis\""), "{stdout}");
     // One key, shown redacted: every replica decrypts what the others stored.
@@ -195,22 +219,27 @@ fn examples_commit_no_secret() {
     }
 }
 
-/// The Kubernetes manifests, the chart's metadata and values are YAML. (The
-/// chart's templates are Go templates; `deploy/helm/render_check.py` renders them.)
+/// The Kubernetes manifests, the chart's metadata and values and the Traefik
+/// config are YAML. (The chart's templates are Go templates;
+/// `deploy/helm/render_check.py` renders them.)
 #[test]
 fn deploy_manifests_parse_as_yaml() {
     let mut files = vec![
         repo().join("deploy/helm/portcullis/Chart.yaml"),
         repo().join("deploy/helm/portcullis/values.yaml"),
+        repo().join("deploy/nginx/traefik-dynamic.yaml"),
     ];
     let k8s = repo().join("deploy/kubernetes");
     for entry in std::fs::read_dir(&k8s).expect("deploy/kubernetes exists") {
         let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") {
+        if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
             files.push(path);
         }
     }
-    assert!(files.len() >= 6, "{files:?}");
+    assert!(files.len() >= 8, "{files:?}");
     for path in files {
         let text = std::fs::read_to_string(&path).expect("readable");
         let mut docs = 0;
