@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod demo;
+mod examples;
 mod login;
 mod reload;
 mod rules;
