@@ -7,6 +7,7 @@ mod admin;
 mod cli;
 mod demo;
 mod examples;
+mod forward_auth;
 mod login;
 mod reload;
 mod rules;

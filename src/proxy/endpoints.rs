@@ -40,10 +40,116 @@ pub async fn handle(
         ("/logout", Method::GET | Method::POST) => logout(state, rt, req.headers()).await,
         ("/backchannel-logout", Method::POST) => backchannel_logout(state, rt, req).await,
         ("/userinfo", Method::GET | Method::HEAD) => userinfo(state, rt, req.headers()).await,
+        (check, _) if check == "/check" || check.starts_with("/check/") => {
+            forward_auth(state, rt, ex, &req, check, query).await
+        }
         ("/login" | "/callback" | "/logout" | "/backchannel-logout" | "/userinfo", _) => {
             Err(Reject::MethodNotAllowed)
         }
         _ => Err(Reject::NotFound),
+    }
+}
+
+/// `{auth_prefix}/check` (SPEC §8): forward-auth for nginx `auth_request`,
+/// Traefik `ForwardAuth` and Envoy `ext_authz`. The front proxy describes the
+/// original request in headers; the same normalization and rules as inline
+/// mode decide it. 200 carries the identity headers; 401 and 403 refuse.
+///
+/// The original request is read from, in order: `X-Original-URI` (nginx),
+/// `X-Forwarded-Uri` (Traefik), `X-Original-URL` (ingress-nginx, a full URL),
+/// else the path after `/check` (Envoy's `path_prefix`). Its method from
+/// `X-Forwarded-Method` / `X-Original-Method`, else this request's; its host from
+/// `X-Forwarded-Host`, else `Host`. Only nginx-style callers (which cannot pass a
+/// redirect on: `auth_request` accepts 2xx, 401 and 403 only) never get a 302.
+async fn forward_auth(
+    state: &Arc<State>,
+    rt: &Runtime,
+    ex: &mut Exchange,
+    req: &Request<Incoming>,
+    endpoint: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, Reject> {
+    let headers = req.headers();
+    let original = original_target(headers, endpoint, query)?;
+    let target = crate::policy::normalize::normalize_str(&original)?;
+    ex.path = Some(target.path().as_str().to_owned());
+    let method = match one_header(headers, "x-forwarded-method")
+        .or_else(|| one_header(headers, "x-original-method"))
+    {
+        Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| Reject::BadHost)?,
+        None => req.method().clone(),
+    };
+    let host = one_header(headers, "x-forwarded-host")
+        .or_else(|| one_header(headers, "host"))
+        .ok_or(Reject::BadHost)?;
+    let host: http::uri::Authority = host.parse().map_err(|_| Reject::BadHost)?;
+    let host = host.host().to_ascii_lowercase();
+    let rule = rt.routes.find(Some(&host), &method, target.match_path());
+    ex.route = Some(rule.name.clone());
+    ex.method = method.clone();
+    ex.is_navigation = matches!(method, Method::GET | Method::HEAD) && ex.is_navigation;
+    let may_redirect =
+        !headers.contains_key("x-original-uri") && !headers.contains_key("x-original-url");
+
+    let rd = target.path_and_query();
+    let decided =
+        super::authenticate_for(state, rt, ex, rule.auth, headers, &rd, may_redirect).await?;
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body::empty())
+        .expect("static response parts are valid");
+    if let Some(identity) = &decided.identity {
+        ex.sub = Some(identity.sub.clone());
+        let permit = crate::policy::authorize::authorize(&rt.routes.global, rule, identity)
+            .map_err(|denial| Reject::Forbidden {
+                denial,
+                via_bearer: decided.via_bearer,
+            })?;
+        crate::identity::headers::set(resp.headers_mut(), permit.identity());
+    }
+    Ok(resp)
+}
+
+/// The original request target a forward-auth caller describes.
+fn original_target(
+    headers: &HeaderMap,
+    endpoint: &str,
+    query: Option<&str>,
+) -> Result<String, Reject> {
+    if let Some(uri) =
+        one_header(headers, "x-original-uri").or_else(|| one_header(headers, "x-forwarded-uri"))
+    {
+        return Ok(uri.to_owned());
+    }
+    if let Some(url) = one_header(headers, "x-original-url") {
+        let parsed = url::Url::parse(url).map_err(|_| Reject::BadHost)?;
+        let mut target = parsed.path().to_owned();
+        if let Some(q) = parsed.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        return Ok(target);
+    }
+    let rest = endpoint.strip_prefix("/check").unwrap_or_default();
+    let mut target = if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest.to_owned()
+    };
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    Ok(target)
+}
+
+/// The value of `name` when sent exactly once as text.
+fn one_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
     }
 }
 

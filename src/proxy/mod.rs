@@ -258,41 +258,13 @@ async fn run(
         .find(Some(&host.name), req.method(), target.match_path());
     ex.route = Some(rule.name.clone());
 
-    let (identity, via_bearer, session_key) = match rule.auth {
-        AuthMode::Public => (None, false, None),
-        AuthMode::Deny => return Err(Reject::Denied),
-        AuthMode::Login => {
-            let auth = authenticate::session(state, rt, req.headers()).await?;
-            let auth = auth.ok_or_else(|| unauthenticated(state, rt, ex, &target))?;
-            (
-                Some(auth.session.identity),
-                false,
-                Some((auth.key, auth.session.access_token)),
-            )
-        }
-        AuthMode::Bearer => (
-            Some(bearer_identity(state, rt, req.headers()).await?),
-            true,
-            None,
-        ),
-        AuthMode::LoginOrBearer => {
-            if bearer::token(req.headers()).ok().flatten().is_some() {
-                (
-                    Some(bearer_identity(state, rt, req.headers()).await?),
-                    true,
-                    None,
-                )
-            } else {
-                let auth = authenticate::session(state, rt, req.headers()).await?;
-                let auth = auth.ok_or_else(|| unauthenticated(state, rt, ex, &target))?;
-                (
-                    Some(auth.session.identity),
-                    false,
-                    Some((auth.key, auth.session.access_token)),
-                )
-            }
-        }
-    };
+    let rd = target.path_and_query();
+    let decided = authenticate_for(state, rt, ex, rule.auth, req.headers(), &rd, true).await?;
+    let Decided {
+        identity,
+        via_bearer,
+        session: session_key,
+    } = decided;
 
     let permit = match &identity {
         Some(identity) => {
@@ -324,13 +296,59 @@ async fn run(
     Ok(result?)
 }
 
-fn unauthenticated(
-    state: &State,
+/// Who the request is, as far as `auth` demands.
+pub struct Decided {
+    pub identity: Option<Identity>,
+    pub via_bearer: bool,
+    /// The session's store key and access token, for session-authenticated requests.
+    pub session: Option<(SessionKey, Option<String>)>,
+}
+
+/// Step 3 for a rule's `auth` mode: the identity it demands, or the refusal.
+/// `rd` is where a login should return; `may_redirect` is false where the caller
+/// cannot pass a redirect on (nginx `auth_request` accepts only 2xx, 401, 403).
+pub async fn authenticate_for(
+    state: &Arc<State>,
     rt: &Runtime,
     ex: &Exchange,
-    target: &normalize::Target,
-) -> Reject {
-    authenticate::unauthenticated(state, rt, ex.is_navigation, &target.path_and_query())
+    auth: AuthMode,
+    headers: &http::HeaderMap,
+    rd: &str,
+    may_redirect: bool,
+) -> Result<Decided, Reject> {
+    let no_session =
+        || authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, rd);
+    let by_session = |auth: authenticate::Authenticated| Decided {
+        identity: Some(auth.session.identity),
+        via_bearer: false,
+        session: Some((auth.key, auth.session.access_token)),
+    };
+    let by_bearer = |identity: Identity| Decided {
+        identity: Some(identity),
+        via_bearer: true,
+        session: None,
+    };
+    match auth {
+        AuthMode::Public => Ok(Decided {
+            identity: None,
+            via_bearer: false,
+            session: None,
+        }),
+        AuthMode::Deny => Err(Reject::Denied),
+        AuthMode::Login => {
+            let auth = authenticate::session(state, rt, headers).await?;
+            auth.map(by_session).ok_or_else(no_session)
+        }
+        AuthMode::Bearer => Ok(by_bearer(bearer_identity(state, rt, headers).await?)),
+        AuthMode::LoginOrBearer => {
+            if bearer::token(headers).ok().flatten().is_some() {
+                Ok(by_bearer(bearer_identity(state, rt, headers).await?))
+            } else {
+                let auth = authenticate::session(state, rt, headers).await?;
+                auth.map(by_session).ok_or_else(no_session)
+            }
+        }
+    }
 }
 
 async fn bearer_identity(

@@ -58,6 +58,8 @@ pub fn free_port() -> u16 {
 
 pub struct StackOptions {
     pub extra: String,
+    /// The port users reach the proxy on, when something (nginx) sits in front.
+    pub public_port: Option<u16>,
     pub idp: Box<dyn FnOnce(&mut devidp::Config)>,
     pub client_auth: devidp::ClientAuth,
 }
@@ -66,6 +68,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             extra: ROUTES.to_owned(),
+            public_port: None,
             idp: Box::new(|_| {}),
             client_auth: devidp::ClientAuth::Basic,
         }
@@ -81,7 +84,7 @@ impl Stack {
         init();
         let echo = Echo::start().await;
         let port = free_port();
-        let public = format!("http://127.0.0.1:{port}");
+        let public = format!("http://127.0.0.1:{}", options.public_port.unwrap_or(port));
         let mut client = devidp::Client::new(
             "portcullis",
             "s3cret-of-the-client",
