@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod bearer;
 mod cli;
 mod demo;
 mod examples;

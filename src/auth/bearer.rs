@@ -65,6 +65,88 @@ pub fn token(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     Ok(Some(token.trim()))
 }
 
+/// Verified tokens, so a hot API client does not pay a signature check per
+/// request: keyed by SHA-256 of the expected audience and the whole token,
+/// bounded, and never used past the token's `exp`.
+pub struct Cache {
+    entries: dashmap::DashMap<[u8; 32], (Identity, i64)>,
+    capacity: usize,
+}
+
+impl Cache {
+    pub fn new(capacity: usize) -> Self {
+        Cache {
+            entries: dashmap::DashMap::new(),
+            capacity,
+        }
+    }
+
+    fn key(token: &str, audience: &str) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(audience.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(token.as_bytes());
+        ctx.finish()
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes")
+    }
+
+    fn get(&self, key: &[u8; 32], now: i64) -> Option<Identity> {
+        let hit = self.entries.get(key).map(|e| (e.0.clone(), e.1));
+        match hit {
+            Some((identity, exp)) if now < exp => Some(identity),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, key: [u8; 32], identity: Identity, exp: i64, now: i64) {
+        if self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (_, e)| *e > now);
+            if self.entries.len() >= self.capacity {
+                // Still full of live tokens: start over rather than grow.
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (identity, exp));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// [`verify`] through `cache`.
+///
+/// # Errors
+/// As [`verify`]; refusals are not cached.
+pub async fn verify_cached(
+    cache: &Cache,
+    token: &str,
+    issuer: &str,
+    jwks: &Jwks,
+    aud: &Audience<'_>,
+) -> Result<Identity, BearerError> {
+    if token.len() > jwt::MAX_TOKEN_BYTES {
+        return Err(JwtError::TooLarge(token.len()).into());
+    }
+    let key = Cache::key(token, aud.audience);
+    if let Some(identity) = cache.get(&key, aud.now) {
+        return Ok(identity);
+    }
+    let (identity, exp) = verify_with_exp(token, issuer, jwks, aud).await?;
+    cache.insert(key, identity.clone(), exp, aud.now);
+    Ok(identity)
+}
+
 /// What a bearer token must satisfy.
 pub struct Audience<'a> {
     pub audience: &'a str,
@@ -83,6 +165,17 @@ pub async fn verify(
     jwks: &Jwks,
     aud: &Audience<'_>,
 ) -> Result<Identity, BearerError> {
+    verify_with_exp(token, issuer, jwks, aud)
+        .await
+        .map(|(identity, _)| identity)
+}
+
+async fn verify_with_exp(
+    token: &str,
+    issuer: &str,
+    jwks: &Jwks,
+    aud: &Audience<'_>,
+) -> Result<(Identity, i64), BearerError> {
     let expect = Expect {
         issuer,
         audience: aud.audience,
@@ -102,5 +195,6 @@ pub async fn verify(
     if identity.sub.is_empty() {
         return Err(BearerError::NoSubject);
     }
-    Ok(identity)
+    let exp = jwt::int_claim(&verified.claims, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
+    Ok((identity, exp))
 }

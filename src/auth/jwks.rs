@@ -73,8 +73,9 @@ pub struct Jwks {
     http: HttpClient,
     uri: String,
     keys: ArcSwap<Vec<Key>>,
-    /// When the last fetch happened; held while fetching, so concurrent misses
-    /// cause one fetch.
+    /// When an unknown `kid` last caused a fetch (scheduled fetches do not count,
+    /// so a key rotated just after start is still found); held while fetching,
+    /// so concurrent misses cause one fetch.
     last_fetch: Mutex<Option<Instant>>,
     fetches: std::sync::atomic::AtomicU64,
 }
@@ -101,12 +102,11 @@ impl Jwks {
     /// # Errors
     /// When the provider cannot be reached or does not answer with a key set.
     pub async fn refresh(&self) -> Result<(), JwksError> {
-        let mut last = self.last_fetch.lock().await;
-        self.fetch_locked(&mut last).await
+        let _turn = self.last_fetch.lock().await;
+        self.fetch().await
     }
 
-    async fn fetch_locked(&self, last: &mut Option<Instant>) -> Result<(), JwksError> {
-        *last = Some(Instant::now());
+    async fn fetch(&self) -> Result<(), JwksError> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let req = Request::get(&self.uri)
@@ -156,7 +156,8 @@ impl Jwks {
             }
             let is_due = last.is_none_or(|t| t.elapsed() >= MIN_REFETCH);
             if is_due {
-                if let Err(error) = self.fetch_locked(&mut last).await {
+                *last = Some(Instant::now());
+                if let Err(error) = self.fetch().await {
                     tracing::warn!(%error, "JWKS refetch for an unknown kid failed");
                 }
             }

@@ -34,6 +34,8 @@ use super::jwt::{self, audiences, str_claim, Expect, JwtError};
 const ID_TOKEN_MAX_AGE: i64 = 600;
 /// Logout tokens without `exp` must have been issued within this many seconds.
 const LOGOUT_TOKEN_MAX_AGE: i64 = 300;
+/// Verified bearer tokens kept at most (about 1 KiB each).
+const BEARER_CACHE_CAPACITY: usize = 10_000;
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// Why a provider interaction failed.
@@ -200,6 +202,7 @@ pub struct Provider {
     http: HttpClient,
     clock: Arc<dyn Clock>,
     discovered: ArcSwapOption<Discovered>,
+    bearer_cache: bearer::Cache,
 }
 
 impl Provider {
@@ -227,6 +230,7 @@ impl Provider {
             http,
             clock,
             discovered: ArcSwapOption::empty(),
+            bearer_cache: bearer::Cache::new(BEARER_CACHE_CAPACITY),
         }
     }
 
@@ -628,7 +632,14 @@ impl Provider {
         aud: &Audience<'_>,
     ) -> Result<Identity, BearerError> {
         let ready = self.ready().map_err(|_| BearerError::NotReady)?;
-        bearer::verify(token, &ready.metadata.issuer, &ready.jwks, aud).await
+        bearer::verify_cached(
+            &self.bearer_cache,
+            token,
+            &ready.metadata.issuer,
+            &ready.jwks,
+            aud,
+        )
+        .await
     }
 
     /// Validates a back-channel `logout_token` (Back-Channel Logout 1.0 §2.6).
