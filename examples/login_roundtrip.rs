@@ -5,7 +5,7 @@
 //! `cargo run --release --example login_roundtrip -- 300`
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::time::Instant;
