@@ -676,3 +676,16 @@ async fn websocket_of_a_session_closes_when_the_session_is_logged_out() {
     .await;
     assert!(closed.is_ok(), "the WebSocket is closed after logout");
 }
+
+#[tokio::test]
+async fn client_secret_post_is_used_when_the_provider_offers_only_that() {
+    let stack = Stack::start_with(StackOptions {
+        client_auth: portcullis_devidp::ClientAuth::Post,
+        ..StackOptions::default()
+    })
+    .await;
+    let mut browser = stack.browser();
+    let page = browser.sign_in(&stack.url("/x"), "alice").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(stack.idp.stats().code_exchanges, 1);
+}

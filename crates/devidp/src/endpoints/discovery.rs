@@ -48,6 +48,9 @@ pub(crate) fn metadata(shared: &Shared) -> Response<Body> {
         crate::RolesClaim::Nested(path) => path.first().cloned().unwrap_or_default(),
     };
     claims.push(&roles_claim);
+    // Advertise only what the registered clients may use, so a relying party
+    // that picks its method from discovery is tested on both methods.
+    let auth_methods = auth_methods(&shared.config.clients);
     json(
         StatusCode::OK,
         &json!({
@@ -63,7 +66,7 @@ pub(crate) fn metadata(shared: &Shared) -> Response<Body> {
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
@@ -81,4 +84,20 @@ pub(crate) fn jwks(shared: &Shared) -> Response<Body> {
     shared.counters.bump(Counters::jwks_fetches);
     let jwks = shared.keys().jwks();
     json(StatusCode::OK, &jwks)
+}
+
+fn auth_methods(clients: &[crate::Client]) -> Vec<&'static str> {
+    let mut methods = Vec::new();
+    let allows = |m: crate::ClientAuth| {
+        clients
+            .iter()
+            .any(|c| c.auth_method == m || c.auth_method == crate::ClientAuth::Any)
+    };
+    if clients.is_empty() || allows(crate::ClientAuth::Basic) {
+        methods.push("client_secret_basic");
+    }
+    if clients.is_empty() || allows(crate::ClientAuth::Post) {
+        methods.push("client_secret_post");
+    }
+    methods
 }
