@@ -1,0 +1,338 @@
+//! The Redis store against a real `redis-server`: the conformance suite every store
+//! passes, then what only Redis has (encryption at rest, TTLs, leases, outages).
+//!
+//! The suite runs here, in the library's unit tests, because the suite and the
+//! `ManualClock` factory are test-only items of the library that the integration
+//! binary cannot see. One server serves the whole test binary; every store gets a
+//! key prefix of its own, so cases run in parallel without seeing each other.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ::redis::AsyncCommands;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::session::conformance::{
+    self, fixture, key, load, save, session, unique, START, TTL,
+};
+
+conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
+    store_on(clock, &[secret(1)])
+});
+
+// === a redis-server for this test binary ===
+
+/// A `redis-server` on a free loopback port, without persistence, in a temp dir.
+///
+/// It runs under a shell that kills it when its stdin closes: the pipe's write end
+/// lives in this process, so the server ends with the test binary, however that ends.
+struct TestServer {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _guard: Child,
+}
+
+fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(start_server)
+}
+
+fn start_server() -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir for redis-server");
+    let port = free_port();
+    let script = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid",
+        dir = dir.path().display()
+    );
+    assert_redis_installed();
+    let guard = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_until_listening(port);
+    TestServer {
+        port,
+        _dir: dir,
+        _guard: guard,
+    }
+}
+
+fn assert_redis_installed() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "redis-server is not installed: the Redis store tests need it \
+         (Debian/Ubuntu: apt-get install -y redis-server; CI installs it)"
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server did not start listening on port {port}");
+}
+
+fn target() -> Target {
+    Target::Standalone(format!("redis://127.0.0.1:{}/", server().port))
+}
+
+fn secret(byte: u8) -> Secret {
+    Secret::new(STANDARD.encode([byte; 32]))
+}
+
+/// An empty store with a prefix of its own.
+fn store_on(clock: Arc<ManualClock>, secrets: &[Secret]) -> RedisStore {
+    store_with_prefix(clock, secrets, &unique("test"))
+}
+
+fn store_with_prefix(clock: Arc<ManualClock>, secrets: &[Secret], prefix: &str) -> RedisStore {
+    RedisStore::with_options(&target(), secrets, clock, prefix, DEFAULT_TIMEOUT)
+        .expect("redis store")
+}
+
+/// A plain client to look at what the store wrote.
+async fn raw() -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(format!("redis://127.0.0.1:{}/", server().port))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// Every key under `store`'s prefix with a printable rendering of its value.
+async fn dump(store: &RedisStore) -> BTreeMap<String, String> {
+    let mut conn = raw().await;
+    let pattern = format!("{}*", store.names.prefix().replace('{', "\\{").replace('}', "\\}"));
+    let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS");
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .expect("TYPE");
+        let value: ::redis::Value = match kind.as_str() {
+            "hash" => conn.hgetall(&k).await,
+            "set" => conn.smembers(&k).await,
+            "zset" => conn.zrange_withscores(&k, 0, -1).await,
+            _ => conn.get(&k).await,
+        }
+        .expect("read value");
+        out.insert(k, format!("{value:?}"));
+    }
+    out
+}
+
+// === encryption at rest ===
+
+#[tokio::test]
+async fn a_dump_holds_no_token_and_no_personal_claim() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let s = session(&unique("alice-sub"), Some(&unique("sid")), START);
+    save(&store, &key(), &s, TTL).await;
+
+    let dump = dump(&store).await;
+
+    assert!(dump.len() >= 4, "record, two indexes, expiry set: {dump:?}");
+    let secrets = [
+        s.access_token.clone().expect("access"),
+        s.refresh_token.clone().expect("refresh"),
+        s.id_token.clone(),
+        s.identity.sub.clone(),
+        s.identity.email.clone().expect("email"),
+        s.sid.clone().expect("sid"),
+        "Alice Example".to_owned(),
+    ];
+    for (k, v) in &dump {
+        for secret in &secrets {
+            assert!(!k.contains(secret.as_str()), "key {k} holds {secret}");
+            assert!(!v.contains(secret.as_str()), "value of {k} holds {secret}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_record_moved_to_another_key_does_not_open() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let (from, to) = (key(), key());
+    let s = session(&unique("sub"), None, START);
+    save(&store, &from, &s, TTL).await;
+    save(&store, &to, &session(&unique("sub"), None, START), TTL).await;
+
+    let mut conn = raw().await;
+    let sealed: Vec<u8> = conn
+        .hget(store.names.record(&from), "d")
+        .await
+        .expect("HGET");
+    let _: () = conn
+        .hset(store.names.record(&to), "d", sealed)
+        .await
+        .expect("HSET");
+
+    assert_eq!(load(&store, &to).await, None, "moved record opened");
+    assert_eq!(load(&store, &from).await, Some(s));
+}
+
+#[tokio::test]
+async fn rotated_secrets_still_open_and_find_older_sessions() {
+    let prefix = unique("rotation");
+    let clock = Arc::new(ManualClock::new(START));
+    let old = store_with_prefix(clock.clone(), &[secret(1)], &prefix);
+    let rotated = store_with_prefix(clock.clone(), &[secret(2), secret(1)], &prefix);
+    let stranger = store_with_prefix(clock, &[secret(3)], &prefix);
+    let k = key();
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let s = session(&sub, Some(&sid), START);
+    save(&old, &k, &s, TTL).await;
+
+    assert_eq!(load(&rotated, &k).await, Some(s.clone()));
+    assert_eq!(load(&stranger, &k).await, None, "an unknown key opened it");
+    assert_eq!(rotated.delete_by_sid(&sid).await.expect("by sid"), 1);
+
+    save(&old, &k, &s, TTL).await;
+    assert_eq!(rotated.delete_by_sub(&sub).await.expect("by sub"), 1);
+    assert_eq!(load(&old, &k).await, None);
+}
+
+// === nothing accumulates ===
+
+#[tokio::test]
+async fn every_key_expires_with_its_session() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let ttl = Duration::from_secs(600);
+    save(
+        &store,
+        &key(),
+        &session(&unique("sub"), Some(&unique("sid")), START),
+        ttl,
+    )
+    .await;
+
+    let mut conn = raw().await;
+    let dump = dump(&store).await;
+    for k in dump.keys() {
+        let pttl: i64 = conn.pttl(k).await.expect("PTTL");
+        assert!(
+            pttl > 590_000 && pttl <= 600_000,
+            "{k} has PTTL {pttl}, expected about {ttl:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_leaves_no_key_behind() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let (a, b) = (key(), key());
+    save(&store, &a, &session(&sub, Some(&sid), START), TTL).await;
+    save(&store, &b, &session(&sub, None, START), TTL).await;
+    store.delete(&a).await.expect("delete");
+    store.delete_by_sub(&sub).await.expect("delete_by_sub");
+
+    let left = dump(&store).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+// === leases ===
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_released() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let k = key();
+    let ttl = Duration::from_secs(15);
+
+    let first = store.try_lease(&k, ttl).await.expect("try").expect("free");
+    assert!(store.try_lease(&k, ttl).await.expect("try").is_none());
+    assert!(store.is_leased(&k).await.expect("exists"));
+    assert!(store.renew_lease(&first, ttl).await.expect("renew"));
+
+    // Someone else's token neither renews nor releases it.
+    let forged = Lease::shared(k, "not-the-holder".into());
+    assert!(!store.renew_lease(&forged, ttl).await.expect("renew"));
+    store.release_lease(&forged).await.expect("release");
+    assert!(store.is_leased(&k).await.expect("exists"));
+
+    store.release_lease(&first).await.expect("release");
+    assert!(!store.is_leased(&k).await.expect("exists"));
+    let second = store.try_lease(&k, ttl).await.expect("try");
+    assert!(second.is_some(), "released lease not free");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_free_and_cannot_be_renewed() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let k = key();
+    let lease = store
+        .try_lease(&k, Duration::from_millis(50))
+        .await
+        .expect("try")
+        .expect("free");
+    tokio::time::sleep(Duration::from_millis(120)).await; // Redis's own clock: no way around it
+    assert!(!store.is_leased(&k).await.expect("exists"));
+    assert!(!store
+        .renew_lease(&lease, Duration::from_secs(1))
+        .await
+        .expect("renew"));
+}
+
+// === outages ===
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_quickly() {
+    let dead = Target::Standalone(format!("redis://127.0.0.1:{}/", free_port()));
+    let store = RedisStore::with_options(
+        &dead,
+        &[secret(1)],
+        Arc::new(ManualClock::new(START)),
+        "dead",
+        Duration::from_millis(500),
+    )
+    .expect("built without connecting");
+    let started = Instant::now();
+    let error = store.load(&key()).await.expect_err("no server");
+    assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
+    assert!(store.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_store_without_a_secret_is_refused() {
+    let error = RedisStore::with_options(
+        &Target::Standalone("redis://127.0.0.1:1/".into()),
+        &[],
+        Arc::new(ManualClock::new(START)),
+        "p",
+        DEFAULT_TIMEOUT,
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(error, RedisStoreError::NoSecret));
+}
