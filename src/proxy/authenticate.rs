@@ -258,7 +258,9 @@ async fn renew_lease_loop(store: Arc<dyn SessionStore>, lease: Lease) {
                 tracing::warn!(session = ?lease.key(), "refresh lease lost while refreshing");
                 return;
             }
-            Err(error) => tracing::warn!(%error, session = ?lease.key(), "refresh lease not renewed"),
+            Err(error) => {
+                tracing::warn!(%error, session = ?lease.key(), "refresh lease not renewed")
+            }
         }
     }
 }
@@ -299,7 +301,11 @@ async fn wait_for_other_refresh(
 }
 
 async fn load(state: &State, key: &SessionKey) -> Result<Option<Session>, Reject> {
-    state.store.load(key).await.map_err(Reject::StoreUnavailable)
+    state
+        .store
+        .load(key)
+        .await
+        .map_err(Reject::StoreUnavailable)
 }
 
 /// Spends the refresh token at the provider and stores what comes back.

@@ -178,12 +178,13 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     })
 }
 
-/// The configured session store, and the memory store again when that is the
-/// one (it needs a sweeper).
-fn session_store(
-    config: &Config,
-    clock: &Arc<dyn Clock>,
-) -> Result<(Arc<dyn SessionStore>, Option<Arc<MemoryStore>>), ServerError> {
+/// The session store every request uses, and the memory store again when that is
+/// the one (it needs a sweeper).
+type Stores = (Arc<dyn SessionStore>, Option<Arc<MemoryStore>>);
+
+/// Builds the configured session store. Redis connects lazily: an unreachable Redis
+/// is not a start-up error, only "not ready" until it answers.
+fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, ServerError> {
     match config.session.store {
         SessionStoreKind::Memory => {
             let memory = Arc::new(MemoryStore::new(config.session.max_sessions, clock.clone()));

@@ -143,10 +143,7 @@ impl RedisStore {
     async fn load_now(&self, key: &SessionKey) -> Result<Option<Session>, SessionError> {
         let record = self.names.record(key);
         let (sealed, expires_at): (Option<Vec<u8>>, Option<i64>) = self
-            .run(
-                "load",
-                ::redis::cmd("HMGET").arg(&record).arg("d").arg("x"),
-            )
+            .run("load", ::redis::cmd("HMGET").arg(&record).arg("d").arg("x"))
             .await?;
         let (Some(sealed), Some(expires_at)) = (sealed, expires_at) else {
             return Ok(None);
@@ -289,7 +286,10 @@ impl RedisStore {
             .arg(token)
             .arg(millis(ttl));
         let renewed: i64 = self
-            .within("renew_lease", invocation.invoke_async(&mut self.conn.clone()))
+            .within(
+                "renew_lease",
+                invocation.invoke_async(&mut self.conn.clone()),
+            )
             .await?;
         Ok(renewed == 1)
     }

@@ -34,7 +34,9 @@ pub enum TargetError {
     #[error("session.redis_url: URL #{index} is not a valid redis:// or rediss:// URL: {reason}")]
     Invalid { index: usize, reason: String },
     /// `unix://` sockets cannot reach a cluster.
-    #[error("session.redis_url: a cluster is reached over redis:// or rediss://, not a unix socket")]
+    #[error(
+        "session.redis_url: a cluster is reached over redis:// or rediss://, not a unix socket"
+    )]
     UnixCluster,
 }
 

@@ -18,9 +18,7 @@ use base64::Engine;
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::session::conformance::{
-    self, fixture, key, load, save, session, unique, START, TTL,
-};
+use crate::session::conformance::{self, fixture, key, load, save, session, unique, START, TTL};
 
 conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
     store_on(clock, &[secret(1)])
@@ -126,7 +124,10 @@ async fn raw() -> ::redis::aio::MultiplexedConnection {
 /// Every key under `store`'s prefix with a printable rendering of its value.
 async fn dump(store: &RedisStore) -> BTreeMap<String, String> {
     let mut conn = raw().await;
-    let pattern = format!("{}*", store.names.prefix().replace('{', "\\{").replace('}', "\\}"));
+    let pattern = format!(
+        "{}*",
+        store.names.prefix().replace('{', "\\{").replace('}', "\\}")
+    );
     let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS");
     let mut out = BTreeMap::new();
     for k in keys {

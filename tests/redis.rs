@@ -1,0 +1,182 @@
+//! `session.store = "redis"` (SPEC §5, §6; issue 5): several replicas share one set
+//! of sessions through a real `redis-server`.
+//!
+//! The store's own behaviour (the conformance suite, encryption, TTLs, leases) is
+//! tested in the library (`session::redis::tests`); these tests are about replicas.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use crate::support::redis::{wait_until, Replicas};
+
+#[tokio::test]
+async fn a_login_on_one_replica_works_on_the_other_and_survives_a_restart() {
+    let mut r = Replicas::start(2).await;
+    let mut browser = r.login(0, "alice").await;
+
+    let page = browser.fetch(&r.url(1, "/x")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.seen().one("x-forwarded-user"), Some("alice"));
+
+    r.restart(0).await;
+    r.restart(1).await;
+    for i in 0..2 {
+        let page = browser.fetch(&r.url(i, "/x")).await;
+        assert_eq!(page.status, StatusCode::OK, "replica {i} after restarts");
+    }
+}
+
+#[tokio::test]
+async fn logout_on_one_replica_ends_the_session_on_the_other() {
+    let r = Replicas::start(2).await;
+    let mut browser = r.login(0, "alice").await;
+    let mut kept = browser.clone();
+    assert_eq!(browser.fetch(&r.url(1, "/x")).await.status, StatusCode::OK);
+
+    browser.navigate(&r.url(1, "/_auth/logout")).await;
+
+    // The same cookie, presented again anywhere, names no session any more.
+    for i in 0..2 {
+        assert_eq!(
+            kept.fetch(&r.url(i, "/x")).await.status,
+            StatusCode::UNAUTHORIZED,
+            "replica {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn backchannel_logout_received_by_one_replica_ends_sessions_on_all() {
+    let r = Replicas::start(2).await;
+    let mut on_zero = r.login(0, "alice").await;
+    let mut on_one = r.login(1, "alice").await;
+    let mut bob = r.login(1, "bob").await;
+
+    // The provider posts to the public URL, which is replica 0.
+    let deliveries = r.idp.backchannel_logout("alice").await;
+    assert!(
+        deliveries.iter().all(|d| d.is_delivered()),
+        "{deliveries:?}"
+    );
+
+    assert_eq!(
+        on_zero.fetch(&r.url(1, "/x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        on_one.fetch(&r.url(1, "/x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bob.fetch(&r.url(1, "/x")).await.status,
+        StatusCode::OK,
+        "only alice's sessions end"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refresh_on_two_replicas_reaches_the_provider_once() {
+    let r = Replicas::start(2).await;
+    let browser = r.login(0, "alice").await;
+    let before = r.idp.stats().refreshes;
+    // The access token (5 min) is about to expire.
+    r.advance(5 * 60 - 10);
+
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let mut b = browser.clone();
+        let url = r.url(i % 2, &format!("/x/{i}"));
+        tasks.push(tokio::spawn(async move { b.fetch(&url).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("join"), StatusCode::OK);
+    }
+    assert_eq!(
+        r.idp.stats().refreshes - before,
+        1,
+        "one refresh across replicas"
+    );
+
+    // The rotated refresh token reached the store: the next refresh, from the other
+    // replica, spends it successfully.
+    r.advance(5 * 60);
+    let mut b = browser.clone();
+    assert_eq!(b.fetch(&r.url(1, "/y")).await.status, StatusCode::OK);
+    assert_eq!(r.idp.stats().refreshes - before, 2);
+    assert_eq!(
+        r.idp.stats().refresh_failures,
+        0,
+        "no rotated token was reused"
+    );
+}
+
+#[tokio::test]
+async fn redis_killed_gives_503_keeps_public_routes_and_recovers_without_a_restart() {
+    let mut r = Replicas::start(1).await;
+    let mut browser = r.login(0, "alice").await;
+
+    r.redis.kill();
+    let started = Instant::now();
+    let page = browser.fetch(&r.url(0, "/x")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an outage must fail fast, took {:?}",
+        started.elapsed()
+    );
+    let page = browser.navigate(&r.url(0, "/x")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no login loop for a browser either"
+    );
+    let public = browser.fetch(&r.url(0, "/public/page")).await;
+    assert_eq!(
+        public.status,
+        StatusCode::OK,
+        "public routes need no session"
+    );
+    wait_until(r.proxies[0].admin_addr, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    // Redis comes back empty (no persistence): the old session is gone, so the
+    // user logs in again, on the same process.
+    r.redis.restart();
+    wait_until(r.proxies[0].admin_addr, StatusCode::OK).await;
+    assert_eq!(
+        browser.fetch(&r.url(0, "/x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut again = r.login(0, "alice").await;
+    assert_eq!(again.fetch(&r.url(0, "/x")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_redis_dump_holds_no_token_and_no_personal_claim() {
+    let r = Replicas::start(1).await;
+    let mut browser = r.login(0, "alice").await;
+    r.advance(5 * 60 - 10); // and a refresh, so rotated tokens are stored too
+    assert_eq!(browser.fetch(&r.url(0, "/x")).await.status, StatusCode::OK);
+    assert_eq!(r.idp.stats().refreshes, 1);
+
+    let dump = r.redis.dump().await;
+
+    assert!(
+        dump.iter().any(|(k, _)| k.contains(":session:")),
+        "no session record in {dump:?}"
+    );
+    for (key, value) in &dump {
+        for needle in ["eyJ", "alice", "example.com", "Liddell", "admin"] {
+            assert!(!key.contains(needle), "key {key} holds {needle:?}");
+            assert!(
+                !value.contains(needle),
+                "value of {key} holds {needle:?}: {value}"
+            );
+        }
+    }
+}
