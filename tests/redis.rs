@@ -143,6 +143,9 @@ async fn redis_killed_gives_503_keeps_public_routes_and_recovers_without_a_resta
         "public routes need no session"
     );
     wait_until(r.proxies[0].admin_addr, StatusCode::SERVICE_UNAVAILABLE).await;
+    // Outlast the client's reconnect budget (6 attempts, at most 2 s apart): coming
+    // back must not depend on Redis returning while the client still retries.
+    tokio::time::sleep(Duration::from_secs(8)).await;
 
     // Redis comes back empty (no persistence): the old session is gone, so the
     // user logs in again, on the same process.
@@ -178,5 +181,34 @@ async fn a_redis_dump_holds_no_token_and_no_personal_claim() {
                 "value of {key} holds {needle:?}: {value}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_redis_gives_503_within_the_timeout_and_the_session_outlives_it() {
+    let r = Replicas::start(1).await;
+    let mut browser = r.login(0, "alice").await;
+
+    // CLIENT PAUSE holds every command, ours included, without closing connections:
+    // a Redis that hangs rather than one that is gone.
+    r.redis.pause(Duration::from_secs(4)).await;
+    let started = Instant::now();
+    let page = browser.fetch(&r.url(0, "/x")).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = browser.fetch(&r.url(0, "/x")).await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the session did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -93,14 +93,31 @@ impl RedisServer {
         }
     }
 
-    /// Every key with its value, as text: UTF-8 values as they are, binary ones
-    /// (sealed records) as hex, so a search for a token prefix cannot match noise.
-    pub async fn dump(&self) -> Vec<(String, String)> {
-        let mut conn = redis::Client::open(self.url())
+    /// Makes the server hold every client's commands for `how_long` (CLIENT PAUSE):
+    /// a stalled server, connections open.
+    pub async fn pause(&self, how_long: Duration) {
+        let mut conn = self.connection().await;
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(how_long.as_millis() as u64)
+            .arg("ALL")
+            .query_async(&mut conn)
+            .await
+            .expect("CLIENT PAUSE");
+    }
+
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
             .expect("client")
             .get_multiplexed_async_connection()
             .await
-            .expect("connect to redis");
+            .expect("connect to redis")
+    }
+
+    /// Every key with its value, as text: UTF-8 values as they are, binary ones
+    /// (sealed records) as hex, so a search for a token prefix cannot match noise.
+    pub async fn dump(&self) -> Vec<(String, String)> {
+        let mut conn = self.connection().await;
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("*")
             .query_async(&mut conn)
