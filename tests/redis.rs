@@ -194,7 +194,12 @@ async fn a_stalled_redis_gives_503_within_the_timeout_and_the_session_outlives_i
     r.redis.pause(Duration::from_secs(4)).await;
     let started = Instant::now();
     let page = browser.fetch(&r.url(0, "/x")).await;
-    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.body);
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -211,4 +216,93 @@ async fn a_stalled_redis_gives_503_within_the_timeout_and_the_session_outlives_i
         assert!(Instant::now() < deadline, "the session did not come back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Not a test: authenticated requests per second and latency with the memory store
+/// and the Redis store, in the same run, one proxy each, same app and provider.
+/// Prints the numbers; asserts nothing about speed (STYLE: measured, never asserted).
+///
+/// `cargo test --release --test integration measure_ -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn measure_authenticated_requests_memory_vs_redis() {
+    use crate::support::stack::Stack;
+
+    let memory = Stack::start().await;
+    let memory_browser = memory.login("alice").await;
+    let redis = Replicas::start(1).await;
+    let redis_browser = redis.login(0, "alice").await;
+
+    let runs = [
+        (
+            "public route (no session)",
+            memory.url("/public/x"),
+            String::new(),
+        ),
+        (
+            "memory store",
+            memory.url("/x"),
+            cookie_header(&memory_browser),
+        ),
+        (
+            "redis store",
+            redis.url(0, "/x"),
+            cookie_header(&redis_browser),
+        ),
+    ];
+    for (name, url, cookie) in runs {
+        let _warm_up = load(&url, &cookie, 4, 400).await;
+        let report = load(&url, &cookie, 16, 8_000).await;
+        println!("{name:<28} {report}");
+    }
+}
+
+fn cookie_header(browser: &crate::support::stack::Browser) -> String {
+    browser
+        .jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `total` GETs of `url` from `workers` concurrent loops over one pooled client.
+async fn load(url: &str, cookie: &str, workers: usize, total: usize) -> String {
+    let client = crate::support::client();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(total / workers);
+            for _ in 0..total / workers {
+                let mut req = http::Request::get(&url).header("accept", "application/json");
+                if !cookie.is_empty() {
+                    req = req.header("cookie", &cookie);
+                }
+                let req = req.body(crate::support::full("")).expect("request");
+                let sent = Instant::now();
+                let resp = client.request(req).await.expect("response");
+                assert_eq!(resp.status(), StatusCode::OK);
+                let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for task in tasks {
+        all.extend(task.await.expect("worker"));
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    format!(
+        "{:>8.0} req/s   p50 {:>7.2?}   p99 {:>7.2?}   ({} requests, {} workers)",
+        all.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        all.len(),
+        workers
+    )
 }

@@ -46,7 +46,7 @@ fn start_server() -> TestServer {
     let port = free_port();
     let script = format!(
         "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid",
+         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid; wait $pid",
         dir = dir.path().display()
     );
     assert_redis_installed();
@@ -336,4 +336,125 @@ fn a_store_without_a_secret_is_refused() {
     .err()
     .expect("refused");
     assert!(matches!(error, RedisStoreError::NoSecret));
+}
+
+// === Redis Cluster ===
+
+/// The same suite against a three-master Redis Cluster: the scripts' keys share
+/// one hash tag, so they run in one slot whichever node owns it, and the client
+/// follows the cluster's redirections.
+mod cluster {
+    use super::*;
+
+    conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
+        RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            clock,
+            &unique("cluster"),
+            DEFAULT_TIMEOUT,
+        )
+        .expect("cluster store")
+    });
+
+    #[tokio::test]
+    async fn leases_work_on_a_cluster() {
+        let store = RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            &unique("cluster"),
+            DEFAULT_TIMEOUT,
+        )
+        .expect("cluster store");
+        let k = key();
+        let ttl = Duration::from_secs(15);
+        let lease = store.try_lease(&k, ttl).await.expect("try").expect("free");
+        assert!(store.try_lease(&k, ttl).await.expect("try").is_none());
+        store.release_lease(&lease).await.expect("release");
+        assert!(!store.is_leased(&k).await.expect("exists"));
+    }
+
+    fn cluster_target() -> Target {
+        let ports = cluster().ports;
+        Target::Cluster(
+            ports
+                .iter()
+                .map(|port| format!("redis://127.0.0.1:{port}/"))
+                .collect(),
+        )
+    }
+
+    struct TestCluster {
+        ports: [u16; 3],
+        _dir: tempfile::TempDir,
+        _guard: Child,
+    }
+
+    fn cluster() -> &'static TestCluster {
+        static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+        CLUSTER.get_or_init(start_cluster)
+    }
+
+    /// Three masters, no replicas; the cluster bus on ports of its own
+    /// (`--cluster-port`), since port + 10000 may not be free or valid.
+    fn start_cluster() -> TestCluster {
+        assert_redis_installed();
+        let dir = tempfile::tempdir().expect("tempdir for the cluster");
+        let ports = [free_port(), free_port(), free_port()];
+        let mut script = String::new();
+        for (i, port) in ports.iter().enumerate() {
+            let node_dir = dir.path().join(format!("node{i}"));
+            std::fs::create_dir(&node_dir).expect("node dir");
+            script.push_str(&format!(
+                "redis-server --port {port} --cluster-port {bus} --bind 127.0.0.1 \
+                 --cluster-enabled yes --cluster-config-file nodes.conf \
+                 --cluster-node-timeout 2000 --save '' --appendonly no \
+                 --dir '{dir}' --loglevel warning & p{i}=$!; ",
+                bus = free_port(),
+                dir = node_dir.display()
+            ));
+        }
+        script.push_str("read _; kill $p0 $p1 $p2; wait");
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the cluster's redis-servers");
+        for port in ports {
+            wait_until_listening(port);
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.iter().map(|port| format!("127.0.0.1:{port}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        wait_for_cluster_ok(ports[0]);
+        TestCluster {
+            ports,
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    fn wait_for_cluster_ok(port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli cluster info");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the test cluster never reached cluster_state:ok");
+    }
 }
