@@ -32,6 +32,10 @@ const LEASE_TTL: Duration = Duration::from_secs(15);
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
 /// How often a replica waiting for another's refresh looks at the store.
 const LEASE_POLL_EVERY: Duration = Duration::from_millis(100);
+/// How often, and how far apart, a failed save of refreshed tokens is tried (at
+/// most ~7 s with the store's 2 s timeout; the lease is renewed meanwhile).
+const SAVE_ROTATED_ATTEMPTS: u32 = 3;
+const SAVE_ROTATED_RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How long a request waits for another replica's refresh before going on with the
 /// tokens it has (the next request tries again).
 const LEASE_WAIT_LIMIT: Duration = Duration::from_secs(20);
@@ -327,7 +331,7 @@ async fn refresh_now(
         Ok(tokens) => {
             state.metrics.refreshes.with_label_values(&["ok"]).inc();
             apply(&mut session, tokens, now);
-            save(state, rt, &key, &session).await?;
+            save_rotated(state, rt, &key, &session).await?;
             tracing::debug!(session = ?key, "access token refreshed");
             Ok(Some(session))
         }
@@ -361,6 +365,32 @@ async fn refresh_now(
                 .await
                 .map_err(Reject::StoreUnavailable)?;
             Ok(None)
+        }
+    }
+}
+
+/// Saves freshly refreshed tokens, retrying a failed save while the lease is held:
+/// the provider may have rotated the refresh token, and losing the new one would
+/// end the session at the next refresh (the old one is spent).
+async fn save_rotated(
+    state: &State,
+    rt: &Runtime,
+    key: &SessionKey,
+    session: &Session,
+) -> Result<(), Reject> {
+    let mut attempt = 1;
+    loop {
+        match save(state, rt, key, session).await {
+            Ok(()) => return Ok(()),
+            Err(reject) if attempt >= SAVE_ROTATED_ATTEMPTS => {
+                tracing::error!(session = ?key, "refreshed tokens could not be stored; the session will need a new login");
+                return Err(reject);
+            }
+            Err(_) => {
+                tracing::warn!(session = ?key, attempt, "storing refreshed tokens failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(SAVE_ROTATED_RETRY_AFTER).await;
+            }
         }
     }
 }
