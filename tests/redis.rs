@@ -76,6 +76,43 @@ async fn backchannel_logout_received_by_one_replica_ends_sessions_on_all() {
 }
 
 #[tokio::test]
+async fn a_websocket_on_one_replica_closes_when_the_session_is_logged_out_on_another() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let r = Replicas::start(2).await;
+    let mut browser = r.login(0, "alice").await;
+    let mut request = format!("ws://{}/ws", r.proxies[0].public_addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "cookie",
+        format!("portcullis={}", browser.jar["portcullis"])
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade with a session");
+    ws.send("ping".into()).await.expect("send");
+    let echoed = ws.next().await.expect("message").expect("ok");
+    assert_eq!(echoed.into_text().expect("text").as_str(), "ping");
+
+    browser.navigate(&r.url(1, "/_auth/logout")).await;
+
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(msg)) if msg.is_close() => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the WebSocket on replica 0 is still open");
+}
+
+#[tokio::test]
 async fn concurrent_refresh_on_two_replicas_reaches_the_provider_once() {
     let r = Replicas::start(2).await;
     let browser = r.login(0, "alice").await;
