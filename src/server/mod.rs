@@ -50,9 +50,6 @@ pub enum ServerError {
     /// `session.secret` cannot be used as a key.
     #[error("session.secret: {0}")]
     Secret(#[from] SealError),
-    /// A store this build cannot open yet.
-    #[error("session.store = {0:?} is not available in this build")]
-    Store(&'static str),
     /// The Redis store's URL or key cannot be used (connecting is lazy: an
     /// unreachable Redis is not a start-up error, only "not ready").
     #[error("session store: {0}")]
@@ -196,7 +193,7 @@ fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, Serv
                 .session
                 .redis_url
                 .as_ref()
-                .ok_or(ServerError::Store("redis without session.redis_url"))?;
+                .ok_or(RedisStoreError::NoUrl)?;
             let redis = RedisStore::connect(url, &config.session.secrets, clock.clone())?;
             tracing::info!("session store: redis");
             Ok((Arc::new(redis), None))

@@ -65,6 +65,10 @@ pub const DEFAULT_PREFIX: &str = "portcullis";
 /// Why the Redis store cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
+    /// `session.redis_url` is absent (config validation requires it; a `Config`
+    /// built by hand may lack it).
+    #[error("session.redis_url is required for the redis store")]
+    NoUrl,
     #[error(transparent)]
     Target(#[from] TargetError),
     /// `session.secret` cannot be used.
