@@ -149,6 +149,37 @@ async fn concurrent_refresh_on_two_replicas_reaches_the_provider_once() {
 }
 
 #[tokio::test]
+async fn a_refresh_lease_left_by_a_dead_replica_delays_the_refresh_but_does_not_block_it() {
+    let r = Replicas::start(1).await;
+    let mut browser = r.login(0, "alice").await;
+    // Another replica took the lease and died: nobody renews or releases it.
+    let cookie = &browser.jar["portcullis"];
+    let key = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cookie.as_bytes());
+    let hex: String = key.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    r.redis
+        .set_px(
+            &format!("{{portcullis}}:refresh:{hex}"),
+            "dead-replica",
+            1_500,
+        )
+        .await;
+    r.advance(5 * 60 - 10);
+
+    let started = Instant::now();
+    assert_eq!(browser.fetch(&r.url(0, "/x")).await.status, StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_000),
+        "refreshed under another holder's lease after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        r.idp.stats().refreshes,
+        1,
+        "refreshed once the lease ran out"
+    );
+}
+
+#[tokio::test]
 async fn redis_killed_gives_503_keeps_public_routes_and_recovers_without_a_restart() {
     let mut r = Replicas::start(1).await;
     let mut browser = r.login(0, "alice").await;

@@ -106,6 +106,19 @@ impl RedisServer {
             .expect("CLIENT PAUSE");
     }
 
+    /// `SET key value PX millis`, as another process would.
+    pub async fn set_px(&self, key: &str, value: &str, millis: u64) {
+        let mut conn = self.connection().await;
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut conn)
+            .await
+            .expect("SET PX");
+    }
+
     async fn connection(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .expect("client")
