@@ -374,3 +374,74 @@ async fn load(url: &str, cookie: &str, workers: usize, total: usize) -> String {
         workers
     )
 }
+
+/// Not a test: what one session lookup costs with each store, without the HTTP
+/// path around it (whose noise hides it on a busy machine). 20 000 sequential
+/// loads of one live session; prints p50 and p99.
+///
+/// `cargo test --release --test integration measure_ -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn measure_session_load_memory_vs_redis() {
+    use std::sync::Arc;
+
+    use portcullis::clock::SystemClock;
+    use portcullis::config::Secret;
+    use portcullis::identity::Identity;
+    use portcullis::session::{MemoryStore, RedisStore, Session, SessionId, SessionStore};
+
+    use crate::support::redis::RedisServer;
+
+    let redis = RedisServer::start();
+    let secret = Secret::new(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        [7u8; 32],
+    ));
+    let stores: [(&str, Arc<dyn SessionStore>); 2] = [
+        (
+            "memory",
+            Arc::new(MemoryStore::new(1_000, Arc::new(SystemClock))),
+        ),
+        (
+            "redis",
+            Arc::new(
+                RedisStore::connect(&Secret::new(redis.url()), &[secret], Arc::new(SystemClock))
+                    .expect("redis store"),
+            ),
+        ),
+    ];
+    let session = Session {
+        identity: Identity {
+            sub: "alice".into(),
+            email: Some("alice@example.com".into()),
+            ..Identity::default()
+        },
+        sid: Some("sid".into()),
+        id_token: "h.".to_owned() + &"p".repeat(900) + ".s",
+        access_token: Some("a".repeat(900)),
+        refresh_token: Some("r".repeat(40)),
+        access_expires_at: None,
+        created_at: 0,
+        last_seen: 0,
+    };
+    for (name, store) in stores {
+        let key = SessionId::generate().key();
+        store
+            .save(&key, &session, Duration::from_secs(600))
+            .await
+            .expect("save");
+        let mut latencies = Vec::with_capacity(20_000);
+        for _ in 0..20_000 {
+            let started = Instant::now();
+            let loaded = store.load(&key).await.expect("load");
+            latencies.push(started.elapsed());
+            assert!(loaded.is_some());
+        }
+        latencies.sort();
+        println!(
+            "{name:<8} load p50 {:>9.1?}   p99 {:>9.1?}",
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() * 99 / 100]
+        );
+    }
+}
