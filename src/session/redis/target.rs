@@ -1,6 +1,7 @@
 //! Where the Redis store connects: `session.redis_url` parsed into one server or a
 //! cluster, and the client built for it (timeouts, reconnect with backoff).
 
+use std::fmt;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -15,13 +16,22 @@ const CLUSTER_PARAM: &str = "cluster";
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// What `session.redis_url` names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `session.redis_url` names. `Debug` never prints a URL: it may hold a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// One server (or a proxy in front of several): `redis://`, `rediss://`, `unix://`.
     Standalone(String),
     /// Redis Cluster seed nodes; the client discovers the rest (CLUSTER SLOTS).
     Cluster(Vec<String>),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Standalone(_) => f.write_str("Standalone([redacted])"),
+            Target::Cluster(nodes) => write!(f, "Cluster([{} nodes, redacted])", nodes.len()),
+        }
+    }
 }
 
 /// Why `session.redis_url` cannot be used. Never quotes the URL: it may hold a password.
@@ -45,10 +55,13 @@ impl Target {
     ///
     /// - `redis://[user:password@]host:port[/db]`: one server; `rediss://` for TLS
     ///   (certificates checked against the system roots); `unix:///path/redis.sock`.
-    /// - Redis Cluster: a comma-separated list of node URLs
-    ///   (`rediss://n1:6379,rediss://n2:6379`), or one node URL with `?cluster=true`.
-    ///   Any reachable node is enough to discover the others; list several so that
-    ///   start-up does not depend on one. Credentials and TLS come from the first URL.
+    /// - Redis Cluster: one node URL with `?cluster=true`
+    ///   (`rediss://n1:6379/?cluster=true`), or a comma-separated list of node URLs
+    ///   (`rediss://n1:6379,rediss://n2:6379`). Any reachable node is enough to
+    ///   discover the others; a list keeps start-up independent of one node. The
+    ///   username, password and TLS mode of the first URL apply to every node
+    ///   (nodes listed with different credentials are refused at start). (The
+    ///   config loader's URL check must split on commas for the list form to pass.)
     ///
     /// # Errors
     /// When the value is empty or a URL is not valid.

@@ -325,6 +325,17 @@ async fn an_unreachable_redis_is_unavailable_quickly() {
 }
 
 #[test]
+fn debug_output_never_shows_a_redis_url() {
+    let secret_url = "rediss://user:hunter2@redis.internal:6380/";
+    for target in [
+        Target::parse(secret_url).expect("standalone"),
+        Target::parse(&format!("{secret_url}?cluster=true")).expect("cluster"),
+    ] {
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+}
+
+#[test]
 fn a_store_without_a_secret_is_refused() {
     let error = RedisStore::with_options(
         &Target::Standalone("redis://127.0.0.1:1/".into()),
