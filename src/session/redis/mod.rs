@@ -62,6 +62,29 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The hash tag and first part of every key.
 pub const DEFAULT_PREFIX: &str = "portcullis";
 
+/// How a [`RedisStore`] talks to Redis, beyond the URL.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// The hash tag and first part of every key: stores with different prefixes
+    /// share a server without seeing each other.
+    pub prefix: String,
+    /// The bound on every command ([`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+    /// PEM certificates to trust for `rediss://` instead of the system's roots
+    /// (a private CA). `None`: the system's roots (`SSL_CERT_FILE` is honoured).
+    pub tls_roots_pem: Option<Vec<u8>>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            tls_roots_pem: None,
+        }
+    }
+}
+
 /// Why the Redis store cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisStoreError {
@@ -110,11 +133,11 @@ impl RedisStore {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RedisStoreError> {
         let target = Target::parse(redis_url.expose())?;
-        Self::with_options(&target, secrets, clock, DEFAULT_PREFIX, DEFAULT_TIMEOUT)
+        Self::with_options(&target, secrets, clock, RedisOptions::default())
     }
 
-    /// [`RedisStore::connect`] with the key prefix and command timeout chosen (tests
-    /// give each store its own prefix so they can share one server).
+    /// [`RedisStore::connect`] with [`RedisOptions`] chosen (tests give each store
+    /// its own prefix so they can share one server).
     ///
     /// # Errors
     /// As [`RedisStore::connect`].
@@ -122,8 +145,7 @@ impl RedisStore {
         target: &Target,
         secrets: &[Secret],
         clock: Arc<dyn Clock>,
-        prefix: &str,
-        timeout: Duration,
+        options: RedisOptions,
     ) -> Result<Self, RedisStoreError> {
         if secrets.is_empty() {
             return Err(RedisStoreError::NoSecret);
@@ -131,16 +153,16 @@ impl RedisStore {
         let sealer = Sealer::from_secrets(secrets, SEAL_PURPOSE)?;
         let index_keys = index_keys(secrets)?;
         let conn = target
-            .connect(timeout)
+            .connect(options.timeout, options.tls_roots_pem)
             .map_err(|e| RedisStoreError::Client(e.to_string()))?;
         Ok(RedisStore {
             conn,
-            names: Names::new(prefix),
+            names: Names::new(&options.prefix),
             sealer,
             index_keys,
             scripts: Scripts::new(),
             clock,
-            timeout,
+            timeout: options.timeout,
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Value};
+use ::redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
 /// The query parameter that marks a single seed URL as a Redis Cluster node.
 const CLUSTER_PARAM: &str = "cluster";
@@ -95,10 +95,19 @@ impl Target {
 
     /// A client for this target that connects lazily: the proxy starts (and reports
     /// not ready) while Redis is still down, and connects when it comes up.
-    pub fn connect(&self, timeout: Duration) -> ::redis::RedisResult<Connection> {
+    ///
+    /// `tls_roots_pem` replaces the system's roots for `rediss://` (a private CA).
+    pub fn connect(
+        &self,
+        timeout: Duration,
+        tls_roots_pem: Option<Vec<u8>>,
+    ) -> ::redis::RedisResult<Connection> {
         match self {
             Target::Standalone(url) => {
-                let client = ::redis::Client::open(url.as_str())?;
+                let client = match tls_roots_pem {
+                    Some(pem) => ::redis::Client::build_with_tls(url.as_str(), certificates(pem))?,
+                    None => ::redis::Client::open(url.as_str())?,
+                };
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -108,10 +117,13 @@ impl Target {
                 Ok(Connection::Standalone(manager))
             }
             Target::Cluster(nodes) => {
-                let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .build()?;
+                    .response_timeout(timeout);
+                if let Some(pem) = tls_roots_pem {
+                    builder = builder.certs(certificates(pem));
+                }
+                let client = builder.build()?;
                 let config = ClusterConfig::new()
                     .set_connection_timeout(timeout)
                     .set_response_timeout(timeout);
@@ -119,6 +131,14 @@ impl Target {
                 Ok(Connection::Cluster(cluster))
             }
         }
+    }
+}
+
+/// Trust `pem` (server authentication only: no client certificate).
+fn certificates(pem: Vec<u8>) -> TlsCertificates {
+    TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
     }
 }
 

@@ -98,6 +98,13 @@ fn target() -> Target {
     Target::Standalone(format!("redis://127.0.0.1:{}/", server().port))
 }
 
+fn options(prefix: &str) -> RedisOptions {
+    RedisOptions {
+        prefix: prefix.to_owned(),
+        ..RedisOptions::default()
+    }
+}
+
 fn secret(byte: u8) -> Secret {
     Secret::new(STANDARD.encode([byte; 32]))
 }
@@ -108,8 +115,7 @@ fn store_on(clock: Arc<ManualClock>, secrets: &[Secret]) -> RedisStore {
 }
 
 fn store_with_prefix(clock: Arc<ManualClock>, secrets: &[Secret], prefix: &str) -> RedisStore {
-    RedisStore::with_options(&target(), secrets, clock, prefix, DEFAULT_TIMEOUT)
-        .expect("redis store")
+    RedisStore::with_options(&target(), secrets, clock, options(prefix)).expect("redis store")
 }
 
 /// A plain client to look at what the store wrote.
@@ -309,8 +315,10 @@ async fn an_unreachable_redis_is_unavailable_quickly() {
         &dead,
         &[secret(1)],
         Arc::new(ManualClock::new(START)),
-        "dead",
-        Duration::from_millis(500),
+        RedisOptions {
+            timeout: Duration::from_millis(500),
+            ..options("dead")
+        },
     )
     .expect("built without connecting");
     let started = Instant::now();
@@ -341,8 +349,7 @@ fn a_store_without_a_secret_is_refused() {
         &Target::Standalone("redis://127.0.0.1:1/".into()),
         &[],
         Arc::new(ManualClock::new(START)),
-        "p",
-        DEFAULT_TIMEOUT,
+        options("p"),
     )
     .err()
     .expect("refused");
@@ -362,8 +369,7 @@ mod cluster {
             &cluster_target(),
             &[secret(1)],
             clock,
-            &unique("cluster"),
-            DEFAULT_TIMEOUT,
+            options(&unique("cluster")),
         )
         .expect("cluster store")
     });
@@ -374,8 +380,7 @@ mod cluster {
             &cluster_target(),
             &[secret(1)],
             Arc::new(ManualClock::new(START)),
-            &unique("cluster"),
-            DEFAULT_TIMEOUT,
+            options(&unique("cluster")),
         )
         .expect("cluster store");
         let k = key();
@@ -467,5 +472,97 @@ mod cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the test cluster never reached cluster_state:ok");
+    }
+}
+
+// === TLS ===
+
+/// `rediss://` against a TLS-only `redis-server` whose certificate is trusted
+/// through [`RedisOptions::tls_roots_pem`]: the client's rustls runs on the
+/// process's one crypto provider (aws-lc-rs; STACK.md trap 1), and a server
+/// certificate nobody vouches for is refused.
+mod tls {
+    use super::*;
+
+    struct TlsServer {
+        port: u16,
+        cert_pem: String,
+        _dir: tempfile::TempDir,
+        _guard: Child,
+    }
+
+    fn tls_server() -> &'static TlsServer {
+        static SERVER: OnceLock<TlsServer> = OnceLock::new();
+        SERVER.get_or_init(start_tls_server)
+    }
+
+    fn start_tls_server() -> TlsServer {
+        assert_redis_installed();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        let port = free_port();
+        let script = format!(
+            "redis-server --port 0 --tls-port {port} --bind 127.0.0.1 \
+             --tls-cert-file '{cert}' --tls-key-file '{key}' --tls-ca-cert-file '{cert}' \
+             --tls-auth-clients no --save '' --appendonly no --dir '{dir}' \
+             --loglevel warning & pid=$!; read _; kill $pid; wait $pid",
+            cert = cert_path.display(),
+            key = key_path.display(),
+            dir = dir.path().display()
+        );
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server with TLS");
+        wait_until_listening(port);
+        TlsServer {
+            port,
+            cert_pem: cert.pem(),
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    fn tls_store(roots: Option<Vec<u8>>) -> RedisStore {
+        let server = tls_server();
+        let target =
+            Target::parse(&format!("rediss://localhost:{}/", server.port)).expect("rediss URL");
+        RedisStore::with_options(
+            &target,
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            RedisOptions {
+                tls_roots_pem: roots,
+                timeout: Duration::from_secs(2),
+                ..options(&unique("tls"))
+            },
+        )
+        .expect("tls store")
+    }
+
+    #[tokio::test]
+    async fn sessions_round_trip_over_tls_with_a_trusted_certificate() {
+        let store = tls_store(Some(tls_server().cert_pem.clone().into_bytes()));
+        store.ping().await.expect("ping over TLS");
+        let k = key();
+        let s = session(&unique("sub"), Some(&unique("sid")), START);
+        save(&store, &k, &s, TTL).await;
+        assert_eq!(load(&store, &k).await, Some(s));
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_server_certificate_is_refused() {
+        let store = tls_store(None); // the system's roots do not know our test CA
+        let error = store.ping().await.expect_err("handshake must fail");
+        assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
     }
 }
