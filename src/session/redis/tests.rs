@@ -46,7 +46,7 @@ fn start_server() -> TestServer {
     let port = free_port();
     let script = format!(
         "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
-         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid; wait $pid",
+         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid; wait $pid 2>/dev/null",
         dir = dir.path().display()
     );
     assert_redis_installed();
@@ -431,7 +431,7 @@ mod cluster {
                 dir = node_dir.display()
             ));
         }
-        script.push_str("read _; kill $p0 $p1 $p2; wait");
+        script.push_str("read _; kill $p0 $p1 $p2; wait 2>/dev/null");
         let guard = Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -511,7 +511,7 @@ mod tls {
             "redis-server --port 0 --tls-port {port} --bind 127.0.0.1 \
              --tls-cert-file '{cert}' --tls-key-file '{key}' --tls-ca-cert-file '{cert}' \
              --tls-auth-clients no --save '' --appendonly no --dir '{dir}' \
-             --loglevel warning & pid=$!; read _; kill $pid; wait $pid",
+             --loglevel warning & pid=$!; read _; kill $pid; wait $pid 2>/dev/null",
             cert = cert_path.display(),
             key = key_path.display(),
             dir = dir.path().display()
