@@ -2,15 +2,17 @@
 //! store, the timeouts, and a refresh when the access token is about to expire
 //! (SPEC §5); without a session, the start of a login (SPEC §4.1).
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::oidc::{LoginRequest, Tokens};
 use crate::auth::redirect;
-use crate::session::{Session, SessionKey};
+use crate::session::{Lease, Session, SessionKey, SessionStore};
 
 use super::{Reject, Runtime, State};
 
@@ -21,6 +23,22 @@ const REFRESH_MARGIN: i64 = 30;
 const TOUCH_EVERY: i64 = 30;
 /// After a provider outage, skip refresh attempts for this long.
 const OUTAGE_BACKOFF: i64 = 10;
+
+/// How long a replica holds a session's refresh lease unless it renews it: longer
+/// than a provider round trip (bounded at 10 s) plus the save of the new tokens, so
+/// the lease outlives the refresh even if one renewal is missed.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often the lease holder renews it while the refresh runs.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How often a replica waiting for another's refresh looks at the store.
+const LEASE_POLL_EVERY: Duration = Duration::from_millis(100);
+/// How often, and how far apart, a failed save of refreshed tokens is tried (at
+/// most ~7 s with the store's 2 s timeout; the lease is renewed meanwhile).
+const SAVE_ROTATED_ATTEMPTS: u32 = 3;
+const SAVE_ROTATED_RETRY_AFTER: Duration = Duration::from_millis(500);
+/// How long a request waits for another replica's refresh before going on with the
+/// tokens it has (the next request tries again).
+const LEASE_WAIT_LIMIT: Duration = Duration::from_secs(20);
 
 /// A request's valid session.
 pub struct Authenticated {
@@ -159,24 +177,149 @@ async fn refresh(
     result
 }
 
+/// Refreshes the session under `key` unless someone else already has. Runs inside
+/// the per-process gate; across replicas, the store's refresh lease decides who
+/// refreshes, and the others wait until the new tokens are in the store.
 async fn refresh_under_gate(
     state: &State,
     rt: &Runtime,
     key: SessionKey,
 ) -> Result<Option<Session>, Reject> {
-    // Another request may have refreshed (or ended the session) while this one waited.
-    let Some(mut session) = state
-        .store
-        .load(&key)
-        .await
-        .map_err(Reject::StoreUnavailable)?
-    else {
-        return Ok(None);
-    };
-    let now = state.clock.now();
-    if !needs_refresh(state, &session, now) {
-        return Ok(Some(session));
+    let deadline = tokio::time::Instant::now() + LEASE_WAIT_LIMIT;
+    loop {
+        // Another request (here or on another replica) may have refreshed, or ended
+        // the session, while this one waited.
+        let Some(session) = load(state, &key).await? else {
+            return Ok(None);
+        };
+        if !needs_refresh(state, &session, state.clock.now()) {
+            return Ok(Some(session));
+        }
+        let lease = state
+            .store
+            .try_lease(&key, LEASE_TTL)
+            .await
+            .map_err(Reject::StoreUnavailable)?;
+        if let Some(lease) = lease {
+            return refresh_under_lease(state, rt, key, lease).await;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(session = ?key, "another replica's refresh did not finish in time; going on with the current tokens");
+            return Ok(Some(session));
+        }
+        wait_for_other_refresh(state, &key, &session, deadline).await?;
     }
+}
+
+/// Holding the lease: re-reads the session (another replica may have refreshed
+/// between our read and the lease), refreshes if still due, then gives the lease back.
+async fn refresh_under_lease(
+    state: &State,
+    rt: &Runtime,
+    key: SessionKey,
+    lease: Lease,
+) -> Result<Option<Session>, Reject> {
+    let work = async {
+        let Some(session) = load(state, &key).await? else {
+            return Ok(None);
+        };
+        if !needs_refresh(state, &session, state.clock.now()) {
+            return Ok(Some(session));
+        }
+        refresh_now(state, rt, key, session).await
+    };
+    let result = keeping_lease(&state.store, &lease, work).await;
+    if let Err(error) = state.store.release_lease(&lease).await {
+        tracing::warn!(%error, session = ?key, "refresh lease not released; it expires by itself");
+    }
+    result
+}
+
+/// Runs `work` while a task renews `lease`, so a slow provider cannot outlast it
+/// and let a second replica spend the same (rotating) refresh token.
+async fn keeping_lease<T>(
+    store: &Arc<dyn SessionStore>,
+    lease: &Lease,
+    work: impl Future<Output = T>,
+) -> T {
+    if lease.token().is_none() {
+        return work.await; // an in-process lease: nothing to renew
+    }
+    let renewer = AbortOnDrop(tokio::spawn(renew_lease_loop(store.clone(), lease.clone())));
+    let out = work.await;
+    drop(renewer);
+    out
+}
+
+async fn renew_lease_loop(store: Arc<dyn SessionStore>, lease: Lease) {
+    let mut every = tokio::time::interval(LEASE_RENEW_EVERY);
+    every.tick().await; // the first tick is immediate; the lease is fresh
+    loop {
+        every.tick().await;
+        match store.renew_lease(&lease, LEASE_TTL).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(session = ?lease.key(), "refresh lease lost while refreshing");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, session = ?lease.key(), "refresh lease not renewed")
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped, however the owner ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Waits until the session's access token changed, the session ended, or the lease
+/// is free (its holder finished or died), polling the store.
+async fn wait_for_other_refresh(
+    state: &State,
+    key: &SessionKey,
+    before: &Session,
+    deadline: tokio::time::Instant,
+) -> Result<(), Reject> {
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(LEASE_POLL_EVERY).await;
+        let is_leased = state
+            .store
+            .is_leased(key)
+            .await
+            .map_err(Reject::StoreUnavailable)?;
+        if !is_leased {
+            return Ok(());
+        }
+        match load(state, key).await? {
+            Some(now) if now.access_token == before.access_token => {}
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+async fn load(state: &State, key: &SessionKey) -> Result<Option<Session>, Reject> {
+    state
+        .store
+        .load(key)
+        .await
+        .map_err(Reject::StoreUnavailable)
+}
+
+/// Spends the refresh token at the provider and stores what comes back.
+async fn refresh_now(
+    state: &State,
+    rt: &Runtime,
+    key: SessionKey,
+    mut session: Session,
+) -> Result<Option<Session>, Reject> {
+    let now = state.clock.now();
     let Some(refresh_token) = session.refresh_token.clone() else {
         return Ok(Some(session));
     };
@@ -188,7 +331,7 @@ async fn refresh_under_gate(
         Ok(tokens) => {
             state.metrics.refreshes.with_label_values(&["ok"]).inc();
             apply(&mut session, tokens, now);
-            save(state, rt, &key, &session).await?;
+            save_rotated(state, rt, &key, &session).await?;
             tracing::debug!(session = ?key, "access token refreshed");
             Ok(Some(session))
         }
@@ -222,6 +365,32 @@ async fn refresh_under_gate(
                 .await
                 .map_err(Reject::StoreUnavailable)?;
             Ok(None)
+        }
+    }
+}
+
+/// Saves freshly refreshed tokens, retrying a failed save while the lease is held:
+/// the provider may have rotated the refresh token, and losing the new one would
+/// end the session at the next refresh (the old one is spent).
+async fn save_rotated(
+    state: &State,
+    rt: &Runtime,
+    key: &SessionKey,
+    session: &Session,
+) -> Result<(), Reject> {
+    let mut attempt = 1;
+    loop {
+        match save(state, rt, key, session).await {
+            Ok(()) => return Ok(()),
+            Err(reject) if attempt >= SAVE_ROTATED_ATTEMPTS => {
+                tracing::error!(session = ?key, "refreshed tokens could not be stored; the session will need a new login");
+                return Err(reject);
+            }
+            Err(_) => {
+                tracing::warn!(session = ?key, attempt, "storing refreshed tokens failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(SAVE_ROTATED_RETRY_AFTER).await;
+            }
         }
     }
 }

@@ -31,8 +31,9 @@ use crate::auth::oidc::Provider;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, SessionStoreKind};
 use crate::proxy::{self, ConnInfo, Runtime, State, UpstreamError};
+use crate::session::redis::RedisStoreError;
 use crate::session::seal::{SealError, Sealer};
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{MemoryStore, RedisStore, SessionStore};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +53,10 @@ pub enum ServerError {
     /// `session.secret` cannot be used as a key.
     #[error("session.secret: {0}")]
     Secret(#[from] SealError),
-    /// A store this build cannot open yet.
-    #[error("session.store = {0:?} is not available in this build")]
-    Store(&'static str),
+    /// The Redis store's URL or key cannot be used (connecting is lazy: an
+    /// unreachable Redis is not a start-up error, only "not ready").
+    #[error("session store: {0}")]
+    Redis(#[from] RedisStoreError),
 }
 
 /// What a caller may inject into a proxy: the clock (tests move it by hand).
@@ -139,13 +141,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
 
     let settings = ListenerSettings::from(&config);
     let login_sealer = Sealer::from_secrets(&config.session.secrets, "portcullis login state")?;
-    let memory = match config.session.store {
-        SessionStoreKind::Memory => {
-            Arc::new(MemoryStore::new(config.session.max_sessions, clock.clone()))
-        }
-        SessionStoreKind::Redis => return Err(ServerError::Store("redis")),
-    };
-    let store: Arc<dyn SessionStore> = memory.clone();
+    let (store, memory) = session_store(&config, &clock)?;
     let provider = Arc::new(Provider::new(
         &config,
         HttpClient::new(PROVIDER_TIMEOUT),
@@ -164,7 +160,10 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         provider_backoff_until: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    memory.spawn_sweeper(SWEEP_EVERY, shutdown_rx.clone());
+    if let Some(memory) = &memory {
+        // Redis expires its records itself.
+        memory.spawn_sweeper(SWEEP_EVERY, shutdown_rx.clone());
+    }
     tokio::spawn(discovery(provider, readiness.clone(), shutdown_rx.clone()));
     tokio::spawn(housekeeping(
         state.clone(),
@@ -198,6 +197,32 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     })
 }
 
+/// The session store every request uses, and the memory store again when that is
+/// the one (it needs a sweeper).
+type Stores = (Arc<dyn SessionStore>, Option<Arc<MemoryStore>>);
+
+/// Builds the configured session store. Redis connects lazily: an unreachable Redis
+/// is not a start-up error, only "not ready" until it answers.
+fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, ServerError> {
+    match config.session.store {
+        SessionStoreKind::Memory => {
+            let memory = Arc::new(MemoryStore::new(config.session.max_sessions, clock.clone()));
+            Ok((memory.clone(), Some(memory)))
+        }
+        SessionStoreKind::Redis => {
+            // Config validation requires both; a Config built by hand may lack them.
+            let url = config
+                .session
+                .redis_url
+                .as_ref()
+                .ok_or(RedisStoreError::NoUrl)?;
+            let redis = RedisStore::connect(url, &config.session.secrets, clock.clone())?;
+            tracing::info!("session store: redis");
+            Ok((Arc::new(redis), None))
+        }
+    }
+}
+
 /// Background task: discover the provider (retrying with backoff) and mark it ready.
 async fn discovery(
     provider: Arc<Provider>,
@@ -218,19 +243,40 @@ async fn housekeeping(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
+    let mut was_up = None;
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
         state.sweep_caches();
-        let is_up = state.store.ping().await.is_ok();
+        let is_up = check_store(&*state.store, was_up).await;
+        was_up = Some(is_up);
         readiness.set("session_store", is_up);
         if let Ok(count) = state.store.count().await {
             state
                 .metrics
                 .active_sessions
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+/// Pings the store; logs when it goes down or comes back (not on every tick).
+async fn check_store(store: &dyn SessionStore, was_up: Option<bool>) -> bool {
+    match (store.ping().await, was_up) {
+        (Ok(()), Some(false)) => {
+            tracing::info!("session store reachable again");
+            true
+        }
+        (Ok(()), _) => true,
+        (Err(error), Some(false)) => {
+            tracing::debug!(%error, "session store still unreachable");
+            false
+        }
+        (Err(error), _) => {
+            tracing::warn!(%error, "session store unreachable: requests that need a session get 503");
+            false
         }
     }
 }

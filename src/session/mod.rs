@@ -10,6 +10,7 @@ mod conformance;
 pub mod cookie;
 mod id;
 pub mod memory;
+pub mod redis;
 pub mod seal;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use crate::identity::Identity;
 
 pub use id::{SessionId, SessionKey};
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 /// A boxed future, so stores can be chosen at run time (`dyn SessionStore`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -73,8 +75,45 @@ pub enum SessionError {
     Corrupt(String),
 }
 
-/// Where sessions live. Implemented by the memory store and (later) Redis; both
-/// pass one conformance suite.
+/// The right to refresh one session's tokens across replicas, held until
+/// released or until its ttl runs out (see [`SessionStore::try_lease`]).
+///
+/// A store shared by several replicas gives each lease a random token, so only its
+/// holder can renew or release it; a store of one process hands out tokenless
+/// leases that cost nothing (the in-process gate already serializes refreshes).
+#[derive(Clone, Debug)]
+pub struct Lease {
+    key: SessionKey,
+    token: Option<String>,
+}
+
+impl Lease {
+    /// A lease that exists only in this process.
+    pub fn local(key: SessionKey) -> Self {
+        Lease { key, token: None }
+    }
+
+    /// A lease held in a shared store under `token`.
+    pub fn shared(key: SessionKey, token: String) -> Self {
+        Lease {
+            key,
+            token: Some(token),
+        }
+    }
+
+    /// The session this lease is for.
+    pub fn key(&self) -> &SessionKey {
+        &self.key
+    }
+
+    /// The holder's token in a shared store; `None` for a local lease.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
+/// Where sessions live. Implemented by the memory store and Redis; both pass one
+/// conformance suite.
 ///
 /// Every method is cancel-safe: a client hanging up mid-call leaves the store
 /// consistent.
@@ -108,4 +147,45 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Whether the store answers now (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), SessionError>>;
+
+    // --- refresh across replicas (SPEC §5: one refresh per session, not many) ---
+    //
+    // The defaults suit a store of one process: every lease is granted at once,
+    // since the per-process gate in `proxy::authenticate` already lets one refresh
+    // run at a time.
+
+    /// Takes the refresh lease of `key` for `ttl`, or `None` when another holder
+    /// (another replica) has it. Taken inside the per-process gate, so within one
+    /// process only one task ever asks.
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, SessionError>> {
+        let _ = ttl;
+        Box::pin(std::future::ready(Ok(Some(Lease::local(*key)))))
+    }
+
+    /// Extends a held lease to `ttl` from now; returns false when it was lost
+    /// (expired, and perhaps taken by another replica).
+    fn renew_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let _ = (lease, ttl);
+        Box::pin(std::future::ready(Ok(true)))
+    }
+
+    /// Gives a lease back, if it is still ours.
+    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), SessionError>> {
+        let _ = lease;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Returns true if and only if someone holds the refresh lease of `key` now.
+    fn is_leased<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(false)))
+    }
 }

@@ -1,0 +1,139 @@
+//! The Lua scripts behind [`super::RedisStore`]: each changes a record, its index
+//! entries and the expiry set in one atomic step, so concurrent replicas never see a
+//! record without its index entries or the other way round.
+//!
+//! Every key a script touches shares the store's hash tag (`{portcullis}`), so in a
+//! Redis Cluster they live in one slot and a script may name keys it derives from
+//! ones it was given (an index key read from a record) without a cross-slot error.
+//!
+//! Record hash fields: `d` the sealed session, `x` its expiry (unix seconds, on the
+//! proxy's clock), `i` the sid index tag ("" without a sid), `u` the sub index tag.
+
+use ::redis::Script;
+
+/// Saves a record and moves it between index sets when its sid or sub changed.
+///
+/// KEYS: record, expiry zset, sid index (ignored when ARGV[5] is ""), sub index.
+/// ARGV: sealed, expires_at, ttl ms, member (key hex), sid tag or "", sub tag,
+/// key prefix (`{tag}:`), now.
+const SAVE: &str = r#"
+local record, expiry, sid_index, sub_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sealed, expires_at, ttl, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local sid, sub, prefix, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+
+local old = redis.call('HMGET', record, 'i', 'u')
+if old[1] and old[1] ~= '' and old[1] ~= sid then
+  redis.call('SREM', prefix .. 'sid:' .. old[1], member)
+end
+if old[2] and old[2] ~= sub then
+  redis.call('SREM', prefix .. 'sub:' .. old[2], member)
+end
+
+redis.call('HSET', record, 'd', sealed, 'x', expires_at, 'i', sid, 'u', sub)
+redis.call('PEXPIRE', record, ttl)
+
+-- A set or zset lives as long as its longest-lived member (PEXPIRE GT would
+-- never set a first expiry: GT treats "no expiry" as infinite).
+local function extend(key)
+  if redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+if sid ~= '' then
+  redis.call('SADD', sid_index, member)
+  extend(sid_index)
+end
+redis.call('SADD', sub_index, member)
+extend(sub_index)
+redis.call('ZADD', expiry, expires_at, member)
+redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
+extend(expiry)
+return 1
+"#;
+
+/// Deletes one record and its index entries.
+///
+/// KEYS: record, expiry zset. ARGV: member, key prefix.
+const DELETE: &str = r#"
+local record, expiry = KEYS[1], KEYS[2]
+local member, prefix = ARGV[1], ARGV[2]
+local old = redis.call('HMGET', record, 'i', 'u')
+if old[1] and old[1] ~= '' then
+  redis.call('SREM', prefix .. 'sid:' .. old[1], member)
+end
+if old[2] then
+  redis.call('SREM', prefix .. 'sub:' .. old[2], member)
+end
+redis.call('ZREM', expiry, member)
+return redis.call('DEL', record)
+"#;
+
+/// Deletes every record filed under one sid or sub tag; returns how many of them
+/// were live at `now`. A member whose record is gone, or now carries another tag,
+/// is a stale entry and only leaves the set.
+///
+/// KEYS: index set, expiry zset. ARGV: field (`i` or `u`), tag, key prefix, now.
+const DELETE_BY: &str = r#"
+local index, expiry = KEYS[1], KEYS[2]
+local field, tag, prefix, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local live = 0
+for _, member in ipairs(redis.call('SMEMBERS', index)) do
+  local record = prefix .. 'session:' .. member
+  local f = redis.call('HMGET', record, 'i', 'u', 'x')
+  local filed_here = (field == 'i' and f[1] == tag) or (field == 'u' and f[2] == tag)
+  if filed_here then
+    if f[1] and f[1] ~= '' then
+      redis.call('SREM', prefix .. 'sid:' .. f[1], member)
+    end
+    if f[2] then
+      redis.call('SREM', prefix .. 'sub:' .. f[2], member)
+    end
+    redis.call('ZREM', expiry, member)
+    redis.call('DEL', record)
+    if tonumber(f[3]) > now then
+      live = live + 1
+    end
+  end
+end
+redis.call('DEL', index)
+return live
+"#;
+
+/// Extends a lease if and only if we still hold it. KEYS: lease. ARGV: token, ttl ms.
+const RENEW_LEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// Releases a lease if and only if we still hold it (compare-and-delete: a lease
+/// that expired and was taken by another replica is not ours to delete).
+/// KEYS: lease. ARGV: token.
+const RELEASE_LEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// The scripts, hashed once (EVALSHA, falling back to EVAL after a restart).
+pub(super) struct Scripts {
+    pub save: Script,
+    pub delete: Script,
+    pub delete_by: Script,
+    pub renew_lease: Script,
+    pub release_lease: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Scripts {
+            save: Script::new(SAVE),
+            delete: Script::new(DELETE),
+            delete_by: Script::new(DELETE_BY),
+            renew_lease: Script::new(RENEW_LEASE),
+            release_lease: Script::new(RELEASE_LEASE),
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! The Redis store against a real `redis-server`: the conformance suite every store
+//! passes, then what only Redis has (encryption at rest, TTLs, leases, outages).
+//!
+//! The suite runs here, in the library's unit tests, because the suite and the
+//! `ManualClock` factory are test-only items of the library that the integration
+//! binary cannot see. One server serves the whole test binary; every store gets a
+//! key prefix of its own, so cases run in parallel without seeing each other.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ::redis::AsyncCommands;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::session::conformance::{self, fixture, key, load, save, session, unique, START, TTL};
+
+conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
+    store_on(clock, &[secret(1)])
+});
+
+// === a redis-server for this test binary ===
+
+/// A `redis-server` on a free loopback port, without persistence, in a temp dir.
+///
+/// It runs under a shell that kills it when its stdin closes: the pipe's write end
+/// lives in this process, so the server ends with the test binary, however that ends.
+struct TestServer {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _guard: Child,
+}
+
+fn server() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(start_server)
+}
+
+fn start_server() -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir for redis-server");
+    let port = free_port();
+    let script = format!(
+        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+         --dir '{dir}' --loglevel warning & pid=$!; read _; kill $pid; wait $pid 2>/dev/null",
+        dir = dir.path().display()
+    );
+    assert_redis_installed();
+    let guard = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_until_listening(port);
+    TestServer {
+        port,
+        _dir: dir,
+        _guard: guard,
+    }
+}
+
+fn assert_redis_installed() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "redis-server is not installed: the Redis store tests need it \
+         (Debian/Ubuntu: apt-get install -y redis-server; CI installs it)"
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server did not start listening on port {port}");
+}
+
+fn target() -> Target {
+    Target::Standalone(format!("redis://127.0.0.1:{}/", server().port))
+}
+
+fn options(prefix: &str) -> RedisOptions {
+    RedisOptions {
+        prefix: prefix.to_owned(),
+        ..RedisOptions::default()
+    }
+}
+
+fn secret(byte: u8) -> Secret {
+    Secret::new(STANDARD.encode([byte; 32]))
+}
+
+/// An empty store with a prefix of its own.
+fn store_on(clock: Arc<ManualClock>, secrets: &[Secret]) -> RedisStore {
+    store_with_prefix(clock, secrets, &unique("test"))
+}
+
+fn store_with_prefix(clock: Arc<ManualClock>, secrets: &[Secret], prefix: &str) -> RedisStore {
+    RedisStore::with_options(&target(), secrets, clock, options(prefix)).expect("redis store")
+}
+
+/// A plain client to look at what the store wrote.
+async fn raw() -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(format!("redis://127.0.0.1:{}/", server().port))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+/// Every key under `store`'s prefix with a printable rendering of its value.
+async fn dump(store: &RedisStore) -> BTreeMap<String, String> {
+    let mut conn = raw().await;
+    let pattern = format!(
+        "{}*",
+        store.names.prefix().replace('{', "\\{").replace('}', "\\}")
+    );
+    let keys: Vec<String> = conn.keys(pattern).await.expect("KEYS");
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .expect("TYPE");
+        let value: ::redis::Value = match kind.as_str() {
+            "hash" => conn.hgetall(&k).await,
+            "set" => conn.smembers(&k).await,
+            "zset" => conn.zrange_withscores(&k, 0, -1).await,
+            _ => conn.get(&k).await,
+        }
+        .expect("read value");
+        out.insert(k, format!("{value:?}"));
+    }
+    out
+}
+
+// === encryption at rest ===
+
+#[tokio::test]
+async fn a_dump_holds_no_token_and_no_personal_claim() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let s = session(&unique("alice-sub"), Some(&unique("sid")), START);
+    save(&store, &key(), &s, TTL).await;
+
+    let dump = dump(&store).await;
+
+    assert!(dump.len() >= 4, "record, two indexes, expiry set: {dump:?}");
+    let secrets = [
+        s.access_token.clone().expect("access"),
+        s.refresh_token.clone().expect("refresh"),
+        s.id_token.clone(),
+        s.identity.sub.clone(),
+        s.identity.email.clone().expect("email"),
+        s.sid.clone().expect("sid"),
+        "Alice Example".to_owned(),
+    ];
+    for (k, v) in &dump {
+        for secret in &secrets {
+            assert!(!k.contains(secret.as_str()), "key {k} holds {secret}");
+            assert!(!v.contains(secret.as_str()), "value of {k} holds {secret}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_record_moved_to_another_key_does_not_open() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let (from, to) = (key(), key());
+    let s = session(&unique("sub"), None, START);
+    save(&store, &from, &s, TTL).await;
+    save(&store, &to, &session(&unique("sub"), None, START), TTL).await;
+
+    let mut conn = raw().await;
+    let sealed: Vec<u8> = conn
+        .hget(store.names.record(&from), "d")
+        .await
+        .expect("HGET");
+    let _: () = conn
+        .hset(store.names.record(&to), "d", sealed)
+        .await
+        .expect("HSET");
+
+    assert_eq!(load(&store, &to).await, None, "moved record opened");
+    assert_eq!(load(&store, &from).await, Some(s));
+}
+
+#[tokio::test]
+async fn rotated_secrets_still_open_and_find_older_sessions() {
+    let prefix = unique("rotation");
+    let clock = Arc::new(ManualClock::new(START));
+    let old = store_with_prefix(clock.clone(), &[secret(1)], &prefix);
+    let rotated = store_with_prefix(clock.clone(), &[secret(2), secret(1)], &prefix);
+    let stranger = store_with_prefix(clock, &[secret(3)], &prefix);
+    let k = key();
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let s = session(&sub, Some(&sid), START);
+    save(&old, &k, &s, TTL).await;
+
+    assert_eq!(load(&rotated, &k).await, Some(s.clone()));
+    assert_eq!(load(&stranger, &k).await, None, "an unknown key opened it");
+    assert_eq!(rotated.delete_by_sid(&sid).await.expect("by sid"), 1);
+
+    save(&old, &k, &s, TTL).await;
+    assert_eq!(rotated.delete_by_sub(&sub).await.expect("by sub"), 1);
+    assert_eq!(load(&old, &k).await, None);
+}
+
+// === nothing accumulates ===
+
+#[tokio::test]
+async fn every_key_expires_with_its_session() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let ttl = Duration::from_secs(600);
+    save(
+        &store,
+        &key(),
+        &session(&unique("sub"), Some(&unique("sid")), START),
+        ttl,
+    )
+    .await;
+
+    let mut conn = raw().await;
+    let dump = dump(&store).await;
+    for k in dump.keys() {
+        let pttl: i64 = conn.pttl(k).await.expect("PTTL");
+        assert!(
+            pttl > 590_000 && pttl <= 600_000,
+            "{k} has PTTL {pttl}, expected about {ttl:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_leaves_no_key_behind() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let (a, b) = (key(), key());
+    save(&store, &a, &session(&sub, Some(&sid), START), TTL).await;
+    save(&store, &b, &session(&sub, None, START), TTL).await;
+    store.delete(&a).await.expect("delete");
+    store.delete_by_sub(&sub).await.expect("delete_by_sub");
+
+    let left = dump(&store).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+// === leases ===
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_released() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let k = key();
+    let ttl = Duration::from_secs(15);
+
+    let first = store.try_lease(&k, ttl).await.expect("try").expect("free");
+    assert!(store.try_lease(&k, ttl).await.expect("try").is_none());
+    assert!(store.is_leased(&k).await.expect("exists"));
+    assert!(store.renew_lease(&first, ttl).await.expect("renew"));
+
+    // Someone else's token neither renews nor releases it.
+    let forged = Lease::shared(k, "not-the-holder".into());
+    assert!(!store.renew_lease(&forged, ttl).await.expect("renew"));
+    store.release_lease(&forged).await.expect("release");
+    assert!(store.is_leased(&k).await.expect("exists"));
+
+    store.release_lease(&first).await.expect("release");
+    assert!(!store.is_leased(&k).await.expect("exists"));
+    let second = store.try_lease(&k, ttl).await.expect("try");
+    assert!(second.is_some(), "released lease not free");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_free_and_cannot_be_renewed() {
+    let (_, store) = fixture(&|clock| async move { store_on(clock, &[secret(1)]) }).await;
+    let k = key();
+    let lease = store
+        .try_lease(&k, Duration::from_millis(50))
+        .await
+        .expect("try")
+        .expect("free");
+    tokio::time::sleep(Duration::from_millis(120)).await; // Redis's own clock: no way around it
+    assert!(!store.is_leased(&k).await.expect("exists"));
+    assert!(!store
+        .renew_lease(&lease, Duration::from_secs(1))
+        .await
+        .expect("renew"));
+}
+
+// === outages ===
+
+#[tokio::test]
+async fn an_unreachable_redis_is_unavailable_quickly() {
+    let dead = Target::Standalone(format!("redis://127.0.0.1:{}/", free_port()));
+    let store = RedisStore::with_options(
+        &dead,
+        &[secret(1)],
+        Arc::new(ManualClock::new(START)),
+        RedisOptions {
+            timeout: Duration::from_millis(500),
+            ..options("dead")
+        },
+    )
+    .expect("built without connecting");
+    let started = Instant::now();
+    let error = store.load(&key()).await.expect_err("no server");
+    assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
+    assert!(store.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn debug_output_never_shows_a_redis_url() {
+    let secret_url = "rediss://user:hunter2@redis.internal:6380/";
+    for target in [
+        Target::parse(secret_url).expect("standalone"),
+        Target::parse(&format!("{secret_url}?cluster=true")).expect("cluster"),
+    ] {
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+}
+
+#[test]
+fn a_store_without_a_secret_is_refused() {
+    let error = RedisStore::with_options(
+        &Target::Standalone("redis://127.0.0.1:1/".into()),
+        &[],
+        Arc::new(ManualClock::new(START)),
+        options("p"),
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(error, RedisStoreError::NoSecret));
+}
+
+// === Redis Cluster ===
+
+/// The same suite against a three-master Redis Cluster: the scripts' keys share
+/// one hash tag, so they run in one slot whichever node owns it, and the client
+/// follows the cluster's redirections.
+mod cluster {
+    use super::*;
+
+    conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
+        RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            clock,
+            options(&unique("cluster")),
+        )
+        .expect("cluster store")
+    });
+
+    #[tokio::test]
+    async fn leases_work_on_a_cluster() {
+        let store = RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            options(&unique("cluster")),
+        )
+        .expect("cluster store");
+        let k = key();
+        let ttl = Duration::from_secs(15);
+        let lease = store.try_lease(&k, ttl).await.expect("try").expect("free");
+        assert!(store.try_lease(&k, ttl).await.expect("try").is_none());
+        store.release_lease(&lease).await.expect("release");
+        assert!(!store.is_leased(&k).await.expect("exists"));
+    }
+
+    fn cluster_target() -> Target {
+        let ports = cluster().ports;
+        Target::Cluster(
+            ports
+                .iter()
+                .map(|port| format!("redis://127.0.0.1:{port}/"))
+                .collect(),
+        )
+    }
+
+    struct TestCluster {
+        ports: [u16; 3],
+        _dir: tempfile::TempDir,
+        _guard: Child,
+    }
+
+    fn cluster() -> &'static TestCluster {
+        static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+        CLUSTER.get_or_init(start_cluster)
+    }
+
+    /// Three masters, no replicas; the cluster bus on ports of its own
+    /// (`--cluster-port`), since port + 10000 may not be free or valid.
+    fn start_cluster() -> TestCluster {
+        assert_redis_installed();
+        let dir = tempfile::tempdir().expect("tempdir for the cluster");
+        let ports = [free_port(), free_port(), free_port()];
+        let mut script = String::new();
+        for (i, port) in ports.iter().enumerate() {
+            let node_dir = dir.path().join(format!("node{i}"));
+            std::fs::create_dir(&node_dir).expect("node dir");
+            script.push_str(&format!(
+                "redis-server --port {port} --cluster-port {bus} --bind 127.0.0.1 \
+                 --cluster-enabled yes --cluster-config-file nodes.conf \
+                 --cluster-node-timeout 2000 --save '' --appendonly no \
+                 --dir '{dir}' --loglevel warning & p{i}=$!; ",
+                bus = free_port(),
+                dir = node_dir.display()
+            ));
+        }
+        script.push_str("read _; kill $p0 $p1 $p2; wait 2>/dev/null");
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the cluster's redis-servers");
+        for port in ports {
+            wait_until_listening(port);
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.iter().map(|port| format!("127.0.0.1:{port}")))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        wait_for_cluster_ok(ports[0]);
+        TestCluster {
+            ports,
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    fn wait_for_cluster_ok(port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .expect("redis-cli cluster info");
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the test cluster never reached cluster_state:ok");
+    }
+}
+
+// === TLS ===
+
+/// `rediss://` against a TLS-only `redis-server` whose certificate is trusted
+/// through [`RedisOptions::tls_roots_pem`]: the client's rustls runs on the
+/// process's one crypto provider (aws-lc-rs; STACK.md trap 1), and a server
+/// certificate nobody vouches for is refused.
+mod tls {
+    use super::*;
+
+    struct TlsServer {
+        port: u16,
+        cert_pem: String,
+        _dir: tempfile::TempDir,
+        _guard: Child,
+    }
+
+    fn tls_server() -> &'static TlsServer {
+        static SERVER: OnceLock<TlsServer> = OnceLock::new();
+        SERVER.get_or_init(start_tls_server)
+    }
+
+    fn start_tls_server() -> TlsServer {
+        assert_redis_installed();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        let port = free_port();
+        let script = format!(
+            "redis-server --port 0 --tls-port {port} --bind 127.0.0.1 \
+             --tls-cert-file '{cert}' --tls-key-file '{key}' --tls-ca-cert-file '{cert}' \
+             --tls-auth-clients no --save '' --appendonly no --dir '{dir}' \
+             --loglevel warning & pid=$!; read _; kill $pid; wait $pid 2>/dev/null",
+            cert = cert_path.display(),
+            key = key_path.display(),
+            dir = dir.path().display()
+        );
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server with TLS");
+        wait_until_listening(port);
+        TlsServer {
+            port,
+            cert_pem: cert.pem(),
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    fn tls_store(roots: Option<Vec<u8>>) -> RedisStore {
+        let server = tls_server();
+        let target =
+            Target::parse(&format!("rediss://localhost:{}/", server.port)).expect("rediss URL");
+        RedisStore::with_options(
+            &target,
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            RedisOptions {
+                tls_roots_pem: roots,
+                timeout: Duration::from_secs(2),
+                ..options(&unique("tls"))
+            },
+        )
+        .expect("tls store")
+    }
+
+    #[tokio::test]
+    async fn sessions_round_trip_over_tls_with_a_trusted_certificate() {
+        let store = tls_store(Some(tls_server().cert_pem.clone().into_bytes()));
+        store.ping().await.expect("ping over TLS");
+        let k = key();
+        let s = session(&unique("sub"), Some(&unique("sid")), START);
+        save(&store, &k, &s, TTL).await;
+        assert_eq!(load(&store, &k).await, Some(s));
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_server_certificate_is_refused() {
+        let store = tls_store(None); // the system's roots do not know our test CA
+        let error = store.ping().await.expect_err("handshake must fail");
+        assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
+    }
+}
