@@ -1,0 +1,43 @@
+// A second provider shape: roles in Keycloak's nested `realm_access.roles`,
+// delivered by userinfo only (the ID token carries no profile claims), read
+// with the dotted path `roles_claim = "realm_access.roles"`.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startStack, signIn, seenByApp, pageFetch } from '../lib/stack.js';
+
+let stack;
+before(async () => {
+  stack = await startStack({ name: 'keycloak-shape', shape: 'keycloak', rolesClaim: 'realm_access.roles' });
+});
+after(async () => { await stack?.stop(); });
+
+test('roles from realm_access.roles: an admin is admitted, a user is refused', async () => {
+  const aliceCtx = await stack.newContext();
+  const alice = await aliceCtx.newPage();
+  await signIn(stack, alice, '/admin/users?page=1', 'alice');
+  assert.equal(alice.url(), stack.url('/admin/users?page=1'));
+  const seen = await seenByApp(alice);
+  assert.equal(seen.headers['x-forwarded-user'], 'alice');
+  assert.equal(seen.headers['x-forwarded-email'], 'alice@example.com');
+  assert.equal(seen.headers['x-forwarded-groups'], 'offline_access,uma_authorization,admin,user');
+  const me = await pageFetch(alice, '/_auth/userinfo');
+  assert.deepEqual(me.json.roles, ['offline_access', 'uma_authorization', 'admin', 'user']);
+
+  const bobCtx = await stack.newContext();
+  const bob = await bobCtx.newPage();
+  let last;
+  bob.on('response', (r) => { if (r.url() === stack.url('/admin/users')) last = r.status(); });
+  await signIn(stack, bob, '/admin/users', 'bob');
+  assert.equal(last, 403);
+  assert.match(await bob.locator('body').innerText(), /403|forbidden|not allowed|denied/i);
+  const ok = await bob.goto(stack.url('/home'));
+  assert.equal(ok.status(), 200);
+  assert.equal((await seenByApp(bob)).headers['x-forwarded-groups'], 'offline_access,uma_authorization,user');
+  // Only `realm_access.roles` is read here: groups are not roles in this config.
+  const eng = await alice.goto(stack.url('/engineering'));
+  assert.equal(eng.status(), 403, 'alice is in the engineering group, but groups are not roles here');
+  await aliceCtx.close();
+  await bobCtx.close();
+});
