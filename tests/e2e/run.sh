@@ -5,7 +5,7 @@
 #   tests/e2e/run.sh [node --test file or pattern ...]
 #
 # Needs: node >= 20 and npm, /usr/bin/chromium (apt-get install chromium), openssl,
-# cargo. Honours CARGO_TARGET_DIR; PORTCULLIS_BIN skips the build and uses that
+# cargo. Honours CARGO_TARGET_DIR; E2E_PROXY_BIN skips the build and uses that
 # binary. Screenshots and logs land in tests/e2e/artifacts/ (E2E_ARTIFACTS);
 # E2E_UPDATE_DOCS=1 also copies the screenshots to docs/screenshots/.
 set -euo pipefail
@@ -27,15 +27,15 @@ done
 log "npm ci ($(node --version), $("$chromium" --version 2>/dev/null | head -n1))"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-if [ -z "${PORTCULLIS_BIN:-}" ]; then
+if [ -z "${E2E_PROXY_BIN:-}" ]; then
   log "cargo build (portcullis)"
   (cd "$repo" && cargo build --locked --bin portcullis)
   target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps \
     | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-  export PORTCULLIS_BIN="$target_dir/debug/portcullis"
+  export E2E_PROXY_BIN="$target_dir/debug/portcullis"
 fi
-[ -x "$PORTCULLIS_BIN" ] || { echo "e2e: no proxy binary at $PORTCULLIS_BIN" >&2; exit 1; }
-log "proxy: $PORTCULLIS_BIN"
+[ -x "$E2E_PROXY_BIN" ] || { echo "e2e: no proxy binary at $E2E_PROXY_BIN" >&2; exit 1; }
+log "proxy: $E2E_PROXY_BIN"
 
 export E2E_ARTIFACTS="${E2E_ARTIFACTS:-$here/artifacts}"
 mkdir -p "$E2E_ARTIFACTS"

@@ -16,7 +16,21 @@
 import http from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+
 import Provider from 'oidc-provider';
+
+const OP_VERSION = (() => {
+  try {
+    const require = createRequire(import.meta.url);
+    const main = require.resolve('oidc-provider');
+    const pkg = main.slice(0, main.lastIndexOf('node_modules/oidc-provider/') + 'node_modules/oidc-provider/'.length);
+    return JSON.parse(fs.readFileSync(`${pkg}package.json`, 'utf8')).version;
+  } catch {
+    return '';
+  }
+})();
 
 export const ROLES_CLAIM = 'https://app.example.com/roles';
 
@@ -94,7 +108,7 @@ function loginPage({ uid, clientName, error, login }) {
     <input id="password" name="password" type="password">
     <button type="submit">Sign in</button>
   </form>
-  <p class="hint">oidc-provider ${escape(Provider.version ?? '')} · portcullis end-to-end tests</p>`);
+  <p class="hint">oidc-provider ${escape(OP_VERSION)} · portcullis end-to-end tests</p>`);
 }
 
 async function readForm(req) {
@@ -194,6 +208,10 @@ export async function startProvider({
       Grant: 24 * 3600,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // oidc-provider refuses outgoing requests (back-channel logout) to special-use
+    // addresses such as loopback (SSRF protection); here the relying party is on
+    // loopback by design, so its requests go out without that guard.
+    fetch: (url, { dispatcher, ...options }) => globalThis.fetch(url, options),
     // A first-party app: consent is implied, as operators configure it.
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '../../..');
 
-/** The proxy binary: $PORTCULLIS_BIN, else the debug build in the cargo target dir. */
+/** The proxy binary: $E2E_PROXY_BIN, else the debug build in the cargo target dir. */
 export function proxyBinary() {
-  if (process.env.PORTCULLIS_BIN) return process.env.PORTCULLIS_BIN;
+  if (process.env.E2E_PROXY_BIN) return process.env.E2E_PROXY_BIN;
   const target = process.env.CARGO_TARGET_DIR
     ? path.resolve(REPO, process.env.CARGO_TARGET_DIR)
     : path.join(REPO, 'target');
@@ -114,7 +114,7 @@ async function waitReady(adminPort, child, logFile, timeoutMs = 30000) {
 export async function startProxy({ dir, config, port, adminPort }) {
   const bin = proxyBinary();
   if (!fs.existsSync(bin)) {
-    throw new Error(`no portcullis binary at ${bin}: build it (cargo build) or set PORTCULLIS_BIN`);
+    throw new Error(`no portcullis binary at ${bin}: build it (cargo build) or set E2E_PROXY_BIN`);
   }
   const configFile = path.join(dir, 'portcullis.toml');
   fs.writeFileSync(configFile, config);
@@ -122,7 +122,12 @@ export async function startProxy({ dir, config, port, adminPort }) {
   const log = fs.openSync(logFile, 'w');
   const child = spawn(bin, ['run', '--config', configFile], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, RUST_BACKTRACE: '1' },
+    // Only the generated file configures the proxy: PORTCULLIS_* variables are
+    // config overrides (and unknown ones are refused), so none are passed on.
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PORTCULLIS_'))),
+      RUST_BACKTRACE: '1',
+    },
   });
   fs.closeSync(log);
   await waitReady(adminPort, child, logFile);

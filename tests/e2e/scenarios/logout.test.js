@@ -85,7 +85,7 @@ test('logout ends the portcullis session and the provider session: the password 
   await ctx.close();
 });
 
-test('signing out at the provider ends the portcullis session (back-channel logout) and closes its WebSocket', async () => {
+test('signing out at the provider ends the portcullis session (back-channel logout) and closes its WebSocket', async (t) => {
   const ctx = await stack.newContext();
   const app = await ctx.newPage();
   await signIn(stack, app, '/inbox', 'bob');
@@ -110,13 +110,14 @@ test('signing out at the provider ends the portcullis session (back-channel logo
   assert.equal(r.status, 401, r.text);
   assert.equal(r.json?.error, 'unauthenticated');
   const closed = await eventually(() => app.evaluate(() => window.socketClosed), { what: 'socket closed', timeoutMs: 6000 });
+  t.diagnostic(`WebSocket closed ${closed.at - signedOutAt} ms after the back-channel logout (code ${closed.code})`);
   assert.ok(closed.at - signedOutAt < 5000, `closed ${closed.at - signedOutAt} ms after the logout`);
   await app.goto(stack.url('/inbox'));
   await app.locator('#password').waitFor({ timeout: 10000 });
   await ctx.close();
 });
 
-test('a WebSocket opened by the page works while logged in and is closed after logout', async () => {
+test('a WebSocket opened by the page works while logged in and is closed after logout', async (t) => {
   const ctx = await stack.newContext();
   const page = await ctx.newPage();
   await signIn(stack, page, '/chat', 'alice');
@@ -137,6 +138,7 @@ test('a WebSocket opened by the page works while logged in and is closed after l
   const loggedOutAt = Date.now();
   const closed = await eventually(() => page.evaluate(() => window.socketClosed), { what: 'socket closed', timeoutMs: 6000 });
   const after = closed.at - loggedOutAt;
+  t.diagnostic(`WebSocket closed ${after} ms after /_auth/logout (code ${closed.code})`);
   assert.ok(after < 4000, `closed ${after} ms after logout`);
   await confirmSignOut(other);
 
