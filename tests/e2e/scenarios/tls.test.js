@@ -33,7 +33,9 @@ test('over https the session cookie is __Host-portcullis with Secure, HttpOnly a
   assert.doesNotMatch(header, /;\s*Domain=/i, '__Host- cookies carry no Domain');
   // The login-state cookie is secure too.
   const loginCookie = setCookies.find((c) => /_login_/.test(c) && !/Max-Age=0/i.test(c));
-  if (loginCookie) assert.match(loginCookie, /;\s*Secure/i, loginCookie);
+  assert.ok(loginCookie, `login-state cookie: ${setCookies.join(' | ')}`);
+  assert.match(loginCookie, /;\s*Secure/i, loginCookie);
+  assert.match(loginCookie, /;\s*HttpOnly/i, loginCookie);
 
   const jar = await ctx.cookies(stack.publicUrl);
   const session = jar.find((c) => c.name === '__Host-portcullis');
