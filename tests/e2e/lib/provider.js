@@ -147,9 +147,20 @@ export async function startProvider({
   const events = [];
   const record = (name, detail = {}) => events.push({ at: Date.now(), name, ...detail });
 
-  const allClaims = shape === 'keycloak'
-    ? ['sub', 'groups', 'realm_access']
-    : ['sub', 'groups', ROLES_CLAIM];
+  // Auth0 shape: the roles are claims of the `openid` scope, so they are in the
+  // ID token too. Keycloak shape: they come with the `profile` scope, and with
+  // conformIdTokenClaims (below) such claims are only served by userinfo.
+  const claims = shape === 'keycloak'
+    ? {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username', 'groups', 'realm_access'],
+    }
+    : {
+      openid: ['sub', 'groups', ROLES_CLAIM],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'preferred_username'],
+    };
 
   const provider = new Provider(issuer, {
     clients: [{
@@ -170,11 +181,7 @@ export async function startProvider({
     // Auth0 puts custom claims in the ID token; Keycloak's roles here only come
     // from userinfo, so both of the proxy's paths (ID token, userinfo) are used.
     conformIdTokenClaims: shape === 'keycloak',
-    claims: {
-      openid: allClaims,
-      email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username'],
-    },
+    claims,
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     features: {
       devInteractions: { enabled: false },
@@ -240,14 +247,18 @@ export async function startProvider({
   });
   provider.proxy = false;
 
+  const accountOf = (ctx) => ctx.oidc?.entities?.RefreshToken?.accountId
+    ?? ctx.oidc?.entities?.AuthorizationCode?.accountId;
   provider.on('grant.success', (ctx) => {
-    record('grant.success', { grantType: ctx.oidc.params.grant_type, client: ctx.oidc.client?.clientId });
+    record('grant.success', { grantType: ctx.oidc.params.grant_type, client: ctx.oidc.client?.clientId, accountId: accountOf(ctx) });
   });
   provider.on('grant.error', (ctx, err) => {
-    record('grant.error', { grantType: ctx.oidc.params?.grant_type, error: err.error, description: err.error_description });
+    record('grant.error', {
+      grantType: ctx.oidc?.params?.grant_type, accountId: accountOf(ctx), error: err.error, description: err.error_description,
+    });
   });
-  provider.on('refresh_token.consumed', (token) => record('refresh_token.consumed', { jti: token.jti }));
-  provider.on('refresh_token.saved', (token) => record('refresh_token.saved', { jti: token.jti }));
+  provider.on('refresh_token.consumed', (token) => record('refresh_token.consumed', { jti: token.jti, accountId: token.accountId }));
+  provider.on('refresh_token.saved', (token) => record('refresh_token.saved', { jti: token.jti, accountId: token.accountId, grantId: token.grantId }));
   provider.on('grant.revoked', (_ctx, grantId) => record('grant.revoked', { grantId }));
   provider.on('refresh_token.destroyed', (token) => record('refresh_token.destroyed', { jti: token.jti }));
   provider.on('revocation.error', (_ctx, err) => record('revocation.error', { error: err.error }));

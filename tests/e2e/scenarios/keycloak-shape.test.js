@@ -5,11 +5,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startStack, signIn, seenByApp, pageFetch } from '../lib/stack.js';
+import {
+  startStack, signIn, seenByApp, pageFetch, sleep,
+} from '../lib/stack.js';
 
 let stack;
 before(async () => {
-  stack = await startStack({ name: 'keycloak-shape', shape: 'keycloak', rolesClaim: 'realm_access.roles' });
+  stack = await startStack({
+    name: 'keycloak-shape', shape: 'keycloak', rolesClaim: 'realm_access.roles', accessTokenTtl: 40,
+  });
 });
 after(async () => { await stack?.stop(); });
 
@@ -40,4 +44,26 @@ test('roles from realm_access.roles: an admin is admitted, a user is refused', a
   assert.equal(eng.status(), 403, 'alice is in the engineering group, but groups are not roles here');
   await aliceCtx.close();
   await bobCtx.close();
+});
+
+test('roles that only userinfo carries survive a refresh', { timeout: 60000 }, async () => {
+  const ctx = await stack.newContext();
+  const page = await ctx.newPage();
+  await signIn(stack, page, '/admin', 'alice');
+  const before = stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'refresh_token').length;
+  await sleep(12000); // 40 s tokens are refreshed 30 s before they expire
+  const r = await page.goto(stack.url('/admin/after-refresh'));
+  assert.equal(r.status(), 200);
+  assert.ok(stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'refresh_token').length > before, 'refreshed');
+  assert.equal((await seenByApp(page)).headers['x-forwarded-groups'], 'offline_access,uma_authorization,admin,user');
+
+  // The ID token (seen as logout's id_token_hint) indeed carries no roles here.
+  const hops = [];
+  page.on('request', (req) => hops.push(req.url()));
+  await page.goto(stack.url('/_auth/logout'));
+  const hint = new URL(hops.find((u) => u.includes('id_token_hint='))).searchParams.get('id_token_hint');
+  const idToken = JSON.parse(Buffer.from(hint.split('.')[1], 'base64url').toString());
+  assert.equal(idToken.sub, 'alice');
+  assert.ok(!('realm_access' in idToken), JSON.stringify(idToken));
+  await ctx.close();
 });

@@ -62,7 +62,11 @@ test('logout ends the portcullis session and the provider session: the password 
   const atProvider = new URL(page.url());
   assert.equal(`${atProvider.origin}${atProvider.pathname}`, endSessionEndpoint);
   const endSession = new URL(logoutHops.find((u) => u.startsWith(endSessionEndpoint)));
-  assert.match(endSession.searchParams.get('id_token_hint') ?? '', /^eyJ/);
+  const hint = endSession.searchParams.get('id_token_hint') ?? '';
+  assert.match(hint, /^eyJ/);
+  // Auth0's shape: the namespaced roles are in the ID token itself.
+  const idToken = JSON.parse(Buffer.from(hint.split('.')[1], 'base64url').toString());
+  assert.deepEqual(idToken['https://app.example.com/roles'], ['admin', 'user']);
   assert.equal(endSession.searchParams.get('post_logout_redirect_uri'), stack.url('/'));
   assert.ok(!(await ctx.cookies(stack.publicUrl)).some((c) => c.name === 'portcullis'), 'cookie cleared');
 

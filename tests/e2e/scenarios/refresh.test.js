@@ -2,10 +2,12 @@
 // with the refresh token, which oidc-provider rotates on every use (re-using a
 // rotated token would revoke the whole grant and end the session).
 
-import { test, before, after } from 'node:test';
+import { test, suite, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startStack, signIn, seenByApp, pageFetch, sleep } from '../lib/stack.js';
+import {
+  startStack, signIn, seenByApp, pageFetch, sleep,
+} from '../lib/stack.js';
 
 // The proxy refreshes 30 s before expiry: with 40 s tokens a refresh is due
 // 10 s after each one is issued.
@@ -15,15 +17,19 @@ let stack;
 before(async () => { stack = await startStack({ name: 'refresh', accessTokenTtl: ACCESS_TOKEN_TTL }); });
 after(async () => { await stack?.stop(); });
 
-const refreshes = () => stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'refresh_token');
-const grantErrors = () => stack.provider.eventsNamed('grant.error');
+const refreshes = (who) => stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'refresh_token' && e.accountId === who);
+const consumed = (who) => stack.provider.eventsNamed('refresh_token.consumed', (e) => e.accountId === who);
+const grantErrors = (who) => stack.provider.eventsNamed('grant.error', (e) => e.accountId === who);
+
+// Both scenarios mostly wait for tokens to age: they run side by side.
+suite('refresh', { concurrency: 2 }, () => {
 
 test('the access token expires and the user keeps working (refresh, with rotation, one at a time)', { timeout: 120000 }, async () => {
   const ctx = await stack.newContext();
   const page = await ctx.newPage();
   await signIn(stack, page, '/dashboard', 'alice');
   const loggedInAt = Date.now();
-  assert.equal(refreshes().length, 0);
+  assert.equal(refreshes('alice').length, 0);
 
   // Past the refresh point, the token still valid: the next page refreshes it.
   await sleep(12000);
@@ -31,8 +37,8 @@ test('the access token expires and the user keeps working (refresh, with rotatio
   assert.equal(second.status(), 200);
   assert.equal(page.url(), stack.url('/dashboard?step=2'), 'no trip to the provider');
   assert.equal((await seenByApp(page)).headers['x-forwarded-user'], 'alice');
-  assert.equal(refreshes().length, 1, JSON.stringify(stack.provider.events.slice(-8)));
-  assert.equal(stack.provider.eventsNamed('refresh_token.consumed').length, 1, 'the provider rotated the refresh token');
+  assert.equal(refreshes('alice').length, 1, JSON.stringify(stack.provider.events.slice(-8)));
+  assert.equal(consumed('alice').length, 1, 'the provider rotated the refresh token');
 
   // Idle for longer than a whole token lifetime: every token the session holds
   // has expired. The user comes back and six requests arrive at once.
@@ -49,12 +55,11 @@ test('the access token expires and the user keeps working (refresh, with rotatio
     assert.equal(r.body.headers['x-forwarded-user'], 'alice');
     assert.equal(r.body.headers['x-forwarded-groups'], 'admin,user,engineering', 'roles survive a refresh');
   }
-  assert.equal(refreshes().length, 2, 'six concurrent requests caused one refresh');
-  assert.equal(stack.provider.eventsNamed('refresh_token.consumed').length, 2);
+  assert.equal(refreshes('alice').length, 2, 'six concurrent requests caused one refresh');
+  assert.equal(consumed('alice').length, 2);
   // Had the proxy used the rotated-out token, the provider would have refused it
   // (and revoked the grant).
-  assert.deepEqual(grantErrors(), []);
-  assert.equal(stack.provider.eventsNamed('grant.revoked').length, 0);
+  assert.deepEqual(grantErrors('alice'), []);
 
   // And the page still works as a page.
   const again = await page.goto(stack.url('/admin/reports'));
@@ -62,4 +67,36 @@ test('the access token expires and the user keeps working (refresh, with rotatio
   const me = await pageFetch(page, '/_auth/userinfo');
   assert.equal(me.json.sub, 'alice');
   await ctx.close();
+});
+
+test('when the provider refuses the refresh (grant revoked) the session ends and the user signs in again', { timeout: 60000 }, async () => {
+  const ctx = await stack.newContext();
+  const page = await ctx.newPage();
+  await signIn(stack, page, '/tickets', 'bob');
+  const cookie = async () => (await ctx.cookies(stack.publicUrl)).find((c) => c.name === 'portcullis')?.value;
+  const first = await cookie();
+  assert.ok(first);
+  // An administrator revokes bob's access at the provider.
+  const { grantId } = stack.provider.eventsNamed('refresh_token.saved', (e) => e.accountId === 'bob').at(-1);
+  await (await stack.provider.provider.Grant.find(grantId)).destroy();
+
+  await sleep(12000);
+  // The refresh is due; the provider refuses it: the page's script is told to log in.
+  const r = await pageFetch(page, '/api/tickets');
+  assert.equal(r.status, 401, r.text);
+  assert.equal(r.json?.error, 'unauthenticated');
+  // (Refused before the provider names the token's account: hence no accountId.)
+  const refused = stack.provider.eventsNamed('grant.error', (e) => e.grantType === 'refresh_token' && e.accountId !== 'alice');
+  assert.equal(refused.at(-1)?.error, 'invalid_grant', JSON.stringify(refused));
+  // A navigation goes through the provider again (whose own session still
+  // stands, so no password) and comes back with a new session.
+  const logins = stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'authorization_code' && e.accountId === 'bob').length;
+  await page.goto(stack.url('/tickets?again=1'));
+  await page.waitForURL(stack.url('/tickets?again=1'));
+  assert.equal((await seenByApp(page)).headers['x-forwarded-user'], 'bob');
+  assert.equal(stack.provider.eventsNamed('grant.success', (e) => e.grantType === 'authorization_code' && e.accountId === 'bob').length, logins + 1);
+  const second = await cookie();
+  assert.ok(second && second !== first, 'a new session id');
+  await ctx.close();
+});
 });
