@@ -88,6 +88,7 @@ function page(title, body) {
           border: 1px solid #c4cad4; border-radius: 6px; font-size: 15px; }
   button { margin-top: 20px; width: 100%; padding: 11px; border: 0; border-radius: 6px;
            background: #2f5bd3; color: #fff; font-size: 15px; font-weight: 600; cursor: pointer; }
+  button.secondary { margin-top: 8px; background: #fff; color: #2f5bd3; border: 1px solid #c4cad4; }
   .error { background: #fdecec; color: #9b1c1c; padding: 8px 10px; border-radius: 6px; font-size: 14px; }
   .hint { color: #7a8394; font-size: 12px; margin-top: 16px; }
 </style></head><body><div class="card">${body}</div></body></html>`;
@@ -107,6 +108,7 @@ function loginPage({ uid, clientName, error, login }) {
     <label for="password">Password</label>
     <input id="password" name="password" type="password">
     <button type="submit">Sign in</button>
+    <button type="submit" name="cancel" value="1" class="secondary">Cancel</button>
   </form>
   <p class="hint">oidc-provider ${escape(OP_VERSION)} · portcullis end-to-end tests</p>`);
 }
@@ -291,6 +293,12 @@ export async function startProvider({
       }
       if (req.method === 'POST' && m[2]) {
         const form = await readForm(req);
+        if (form.get('cancel')) {
+          record('signin.cancelled');
+          return provider.interactionFinished(req, res, {
+            error: 'access_denied', error_description: 'the user cancelled the sign-in',
+          }, { mergeWithLastSubmission: false });
+        }
         const username = form.get('username') ?? '';
         const user = USERS[username];
         if (!user || form.get('password') !== user.password) {

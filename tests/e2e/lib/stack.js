@@ -137,7 +137,7 @@ export async function submitSignIn(page, user, password = USERS[user]?.password)
   await page.locator('#password').fill(password);
   await Promise.all([
     page.waitForLoadState('load'),
-    page.locator('button[type=submit]').click(),
+    page.locator('button[type=submit]:not([name=cancel])').click(),
   ]);
 }
 

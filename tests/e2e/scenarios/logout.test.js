@@ -121,6 +121,30 @@ test('signing out at the provider ends the portcullis session (back-channel logo
   await ctx.close();
 });
 
+test('back-channel logout ends only the sessions of that provider session', async () => {
+  // alice on two computers: two provider sessions, two portcullis sessions.
+  const laptop = await stack.newContext();
+  const phone = await stack.newContext();
+  const onLaptop = await laptop.newPage();
+  const onPhone = await phone.newPage();
+  await signIn(stack, onLaptop, '/notes', 'alice');
+  await signIn(stack, onPhone, '/notes', 'alice');
+  const before = stack.provider.eventsNamed('backchannel.success').length;
+
+  const idp = await laptop.newPage();
+  await idp.goto(endSessionEndpoint);
+  await confirmSignOut(idp);
+  await eventually(() => stack.provider.eventsNamed('backchannel.success').length > before,
+    { what: 'back-channel logout delivered', timeoutMs: 5000 });
+
+  assert.equal((await pageFetch(onLaptop, '/api/me')).status, 401, 'the laptop session ended');
+  const phoneNow = await pageFetch(onPhone, '/api/me');
+  assert.equal(phoneNow.status, 200, 'the phone, another provider session, stays signed in');
+  assert.equal(phoneNow.json.headers['x-forwarded-user'], 'alice');
+  await laptop.close();
+  await phone.close();
+});
+
 test('a WebSocket opened by the page works while logged in and is closed after logout', async (t) => {
   const ctx = await stack.newContext();
   const page = await ctx.newPage();

@@ -85,6 +85,28 @@ test('a wrong password keeps the user at the provider, with a readable error', a
   await ctx.close();
 });
 
+test('cancelling at the provider shows a readable page whose "Try again" signs in', async () => {
+  const ctx = await stack.newContext();
+  const page = await ctx.newPage();
+  await page.goto(stack.url('/orders?id=42'));
+  await page.locator('#password').waitFor();
+  const [landing] = await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(stack.url('/_auth/callback'))),
+    page.locator('button[name=cancel]').click(),
+  ]);
+  await page.waitForLoadState('load');
+  assert.equal(landing.status(), 403);
+  const text = await page.locator('body').innerText();
+  assert.match(text, /cancelled|refused/i, text);
+  assert.ok(!/panic|eyJ|secret/.test(text), text);
+  assert.ok(!(await ctx.cookies(stack.publicUrl)).some((c) => c.name === 'portcullis'));
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('link', { name: 'Try again' }).click()]);
+  await page.locator('#password').waitFor();
+  await submitSignIn(page, 'bob');
+  await page.waitForURL(stack.url('/orders?id=42'));
+  await ctx.close();
+});
+
 test('an admin page admits an admin and shows a plain user a readable 403 page', async () => {
   const aliceCtx = await stack.newContext();
   const alice = await aliceCtx.newPage();

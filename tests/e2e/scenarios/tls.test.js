@@ -56,5 +56,12 @@ test('over https the session cookie is __Host-portcullis with Secure, HttpOnly a
     ws.onerror = () => reject(new Error('wss failed'));
   }));
   assert.equal(JSON.parse(hello).hello, 'alice');
+
+  // No login-state cookie is left behind, and logout really removes the
+  // __Host- cookie (a clearing Set-Cookie without Secure would be ignored).
+  assert.ok(!(await ctx.cookies(stack.publicUrl)).some((c) => /_login_/.test(c.name)));
+  await page.goto(stack.url('/_auth/logout'));
+  const left = (await ctx.cookies(stack.publicUrl)).map((c) => c.name);
+  assert.ok(!left.includes('__Host-portcullis'), `cookies after logout: ${left}`);
   await ctx.close();
 });
