@@ -58,6 +58,8 @@ export async function startStack({
   accessTokenTtl = 600,
   tls = false,
   routes = DEFAULT_ROUTES,
+  idleTimeout,
+  absoluteTimeout,
 } = {}) {
   const dir = path.join(ARTIFACTS, name);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -86,6 +88,8 @@ export async function startStack({
       rolesClaim,
       tls: tls ? makeCertificate(dir) : undefined,
       routes,
+      ...(idleTimeout ? { idleTimeout } : {}),
+      ...(absoluteTimeout ? { absoluteTimeout } : {}),
     });
     const proxy = await startProxy({ dir, config, port, adminPort });
     stoppers.push(() => proxy.stop());
