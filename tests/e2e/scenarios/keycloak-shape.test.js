@@ -67,3 +67,20 @@ test('roles that only userinfo carries survive a refresh', { timeout: 60000 }, a
   assert.ok(!('realm_access' in idToken), JSON.stringify(idToken));
   await ctx.close();
 });
+
+// Last in this file: it stops the provider.
+test('while the provider is down, signed-in users keep working past their token refresh', { timeout: 60000 }, async () => {
+  const ctx = await stack.newContext();
+  const page = await ctx.newPage();
+  await signIn(stack, page, '/work', 'bob');
+  await stack.provider.stop();
+  await sleep(12000); // the refresh is due, and cannot reach the provider
+  const r = await page.goto(stack.url('/work?later=1'));
+  assert.equal(r.status(), 200);
+  assert.equal((await seenByApp(page)).headers['x-forwarded-user'], 'bob');
+  assert.equal((await pageFetch(page, '/api/work')).status, 200);
+  // The proxy did try, and kept the session.
+  const tried = stack.proxy.logLines().filter((l) => /refresh failed/.test(l.message ?? ''));
+  assert.ok(tried.length >= 1, 'the proxy attempted a refresh');
+  await ctx.close();
+});

@@ -268,3 +268,20 @@ test('identity headers sent by the browser itself never reach the app', async ()
   assert.ok(!('x-auth-request-user' in api.headers));
   await ctx.close();
 });
+
+// Last in this file: it stops the app.
+test('when the app is down the user gets a short readable page, a script gets JSON', async () => {
+  const ctx = await stack.newContext();
+  const page = await ctx.newPage();
+  await signIn(stack, page, '/', 'alice');
+  await stack.app.stop();
+  const r = await page.goto(stack.url('/reports'));
+  assert.ok([502, 503, 504].includes(r.status()), `status ${r.status()}`);
+  const text = await page.locator('body').innerText();
+  assert.match(text, /not reachable|unavailable|bad gateway/i, text);
+  assert.ok(!/panic|127\.0\.0\.1|ECONNREFUSED|Connection refused|eyJ/i.test(text), `no internals: ${text}`);
+  const api = await pageFetch(page, '/api/reports');
+  assert.ok([502, 503, 504].includes(api.status));
+  assert.ok(api.json?.error, api.text);
+  await ctx.close();
+});
