@@ -689,3 +689,27 @@ async fn client_secret_post_is_used_when_the_provider_offers_only_that() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(stack.idp.stats().code_exchanges, 1);
 }
+
+#[tokio::test]
+async fn a_short_idle_timeout_never_expires_an_active_user() {
+    // See: e2e report — activity was recorded at most every 30 s, so a 20 s
+    // idle timeout logged out a user active every 4 s.
+    let stack = Stack::start_with(StackOptions {
+        extra: format!(
+            "{}\n[session]\nidle_timeout = \"20s\"\n",
+            crate::support::stack::ROUTES
+        ),
+        ..StackOptions::default()
+    })
+    .await;
+    let mut browser = stack.login("alice").await;
+    for _ in 0..15 {
+        stack.clock.advance(4);
+        assert_eq!(browser.fetch(&stack.url("/x")).await.status, StatusCode::OK);
+    }
+    stack.clock.advance(21);
+    assert_eq!(
+        browser.fetch(&stack.url("/x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

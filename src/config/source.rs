@@ -432,7 +432,11 @@ fn env_key(name: &str) -> Option<String> {
         return None;
     }
     let rest = &name[ENV_PREFIX.len()..];
-    if rest.eq_ignore_ascii_case(ENV_IGNORED) {
+    // Only `SECTION__KEY` names are overrides. Kubernetes injects
+    // `PORTCULLIS_PORT`, `PORTCULLIS_SERVICE_HOST`, `PORTCULLIS_PORT_4180_TCP_ADDR`
+    // ... into every pod of a namespace with a Service named `portcullis`; reading
+    // those as config keys would stop the proxy from starting.
+    if rest.eq_ignore_ascii_case(ENV_IGNORED) || !rest.contains("__") {
         return None;
     }
     Some(rest.replace("__", ".").to_ascii_lowercase())

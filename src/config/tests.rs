@@ -552,6 +552,18 @@ fn env_name_that_maps_to_no_key_is_an_error() {
 }
 
 #[test]
+fn kubernetes_service_variables_are_not_overrides() {
+    // See: e2e report — a Service named `portcullis` injects these into every pod.
+    let env = [
+        ("PORTCULLIS_PORT", "tcp://10.96.0.12:4180"),
+        ("PORTCULLIS_SERVICE_HOST", "10.96.0.12"),
+        ("PORTCULLIS_SERVICE_PORT", "4180"),
+        ("PORTCULLIS_PORT_4180_TCP_ADDR", "10.96.0.12"),
+    ];
+    assert!(load_toml(MINIMAL, &env).is_ok());
+}
+
+#[test]
 fn routes_cannot_be_set_by_env() {
     let found = problems(load_toml(MINIMAL, &[("PORTCULLIS_ROUTE__0__PATH", "/x")]));
     assert_eq!(keys(&found), ["route".to_owned()].into());

@@ -20,6 +20,8 @@ use super::{Reject, Runtime, State};
 const REFRESH_MARGIN: i64 = 30;
 /// Record activity (for the idle timeout) at most this often per session, so a
 /// busy session does not write to the store on every request.
+/// At most this often; a short `idle_timeout` touches at least four times per
+/// window, so a user active every few seconds is never idle-expired.
 const TOUCH_EVERY: i64 = 30;
 /// After a provider outage, skip refresh attempts for this long.
 const OUTAGE_BACKOFF: i64 = 10;
@@ -101,7 +103,7 @@ pub async fn session(
             Some(refreshed) => session = refreshed,
             None => return Ok(None),
         }
-    } else if now - session.last_seen >= TOUCH_EVERY {
+    } else if now - session.last_seen >= touch_every(idle) {
         session.last_seen = now;
         save(state, rt, &key, &session).await?;
     }
@@ -110,6 +112,11 @@ pub async fn session(
         return Err(Reject::ProviderUnavailable);
     }
     Ok(Some(Authenticated { key, session }))
+}
+
+fn touch_every(idle: std::time::Duration) -> i64 {
+    let quarter = i64::try_from(idle.as_secs() / 4).unwrap_or(TOUCH_EVERY);
+    quarter.clamp(1, TOUCH_EVERY)
 }
 
 fn needs_refresh(state: &State, session: &Session, now: i64) -> bool {
