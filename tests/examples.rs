@@ -32,6 +32,7 @@ fn example_configs() -> Vec<PathBuf> {
         .collect();
     all.sort();
     all.push(repo().join("deploy/kubernetes/portcullis.toml"));
+    all.push(repo().join("deploy/kubernetes/redis/portcullis.toml"));
     all
 }
 
@@ -230,7 +231,11 @@ fn deploy_manifests_parse_as_yaml() {
         repo().join("deploy/nginx/traefik-dynamic.yaml"),
     ];
     let k8s = repo().join("deploy/kubernetes");
-    for entry in std::fs::read_dir(&k8s).expect("deploy/kubernetes exists") {
+    let overlay = std::fs::read_dir(k8s.join("redis")).expect("deploy/kubernetes/redis exists");
+    for entry in std::fs::read_dir(&k8s)
+        .expect("deploy/kubernetes exists")
+        .chain(overlay)
+    {
         let path = entry.expect("entry").path();
         if path
             .extension()

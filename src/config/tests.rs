@@ -1168,6 +1168,11 @@ redis_url = "redis://127.0.0.1:6379/0""#,
         r#"redis_url = "http://127.0.0.1:6379""#,
         "session.redis_url",
     ),
+    case(
+        "session",
+        r#"redis_url = "redis://10.0.0.1:6379,http://10.0.0.2:6379""#,
+        "session.redis_url",
+    ),
     case("session", r#"secret = "c2hvcnQ=""#, "session.secret"),
     case(
         "session",
@@ -1446,6 +1451,13 @@ const ACCEPTED: &[Case] = &[
         "session",
         r#"store = "redis"
 redis_url = "rediss://user:pw@redis.internal:6380/1"
+secret = "yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5uc""#,
+        "",
+    ),
+    case(
+        "session",
+        r#"store = "redis"
+redis_url = "redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379"
 secret = "yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5uc""#,
         "",
     ),

@@ -217,12 +217,16 @@ fn check_host_cookie_has_no_domain(session: &Session, p: &mut Problems) -> bool 
 
 /// `session.redis_url`. The message never quotes the URL: it may carry a password.
 fn redis_url(secret: &Secret) -> Result<Secret, String> {
-    let scheme_ok = Url::parse(secret.expose())
-        .is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
-    if scheme_ok {
+    // A comma-separated list names the nodes of a Redis Cluster; each must be a URL.
+    let is_url = |text: &str| {
+        url::Url::parse(text.trim())
+            .is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix"))
+    };
+    let parts: Vec<&str> = secret.expose().split(',').collect();
+    if parts.iter().all(|part| is_url(part)) {
         Ok(secret.clone())
     } else {
-        Err("is not a redis://, rediss:// or unix:// URL (the value is not shown: it may hold a password)".to_owned())
+        Err("is not a redis://, rediss:// or unix:// URL, or a comma-separated list of them (the value is not shown: it may hold a password)".to_owned())
     }
 }
 
