@@ -219,7 +219,7 @@ fn check_host_cookie_has_no_domain(session: &Session, p: &mut Problems) -> bool 
 fn redis_url(secret: &Secret) -> Result<Secret, String> {
     // A comma-separated list names the nodes of a Redis Cluster; each must be a URL.
     let is_url = |text: &str| {
-        url::Url::parse(text.trim())
+        Url::parse(text.trim())
             .is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix"))
     };
     let parts: Vec<&str> = secret.expose().split(',').collect();
