@@ -10,6 +10,7 @@ mod demo;
 mod examples;
 mod forward_auth;
 mod login;
+mod operate;
 mod redis;
 mod reload;
 mod rules;

@@ -62,6 +62,8 @@ pub struct StackOptions {
     pub public_port: Option<u16>,
     pub idp: Box<dyn FnOnce(&mut devidp::Config)>,
     pub client_auth: devidp::ClientAuth,
+    /// Another upstream than the echo app (benchmarks).
+    pub upstream: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -71,6 +73,7 @@ impl Default for StackOptions {
             public_port: None,
             idp: Box::new(|_| {}),
             client_auth: devidp::ClientAuth::Basic,
+            upstream: None,
         }
     }
 }
@@ -119,7 +122,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
 
 {extra}
 "#,
-            upstream = echo.url(),
+            upstream = options.upstream.clone().unwrap_or_else(|| echo.url()),
             issuer = idp.issuer(),
             extra = options.extra,
         );

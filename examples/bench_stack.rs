@@ -1,0 +1,52 @@
+//! Starts the development provider and a proxy in front of UPSTREAM, signs in
+//! as alice, prints `PROXY=<url> COOKIE=<cookie>` and serves until killed. For
+//! `bench/quick.sh`.
+//!
+//! `cargo run --release --example bench_stack -- http://127.0.0.1:8080 [redis://127.0.0.1:6390/0]`
+
+#[path = "../tests/support/mod.rs"]
+#[allow(unused_imports)]
+mod support;
+
+use support::stack::{Stack, StackOptions};
+
+const ROUTES: &str = r#"
+[[route]]
+name = "public"
+path = "/public"
+auth = "public"
+
+[[route]]
+name = "app"
+path = "/app"
+roles_any = ["admin"]
+
+[log]
+level = "warn"
+"#;
+
+#[tokio::main]
+async fn main() {
+    let upstream = std::env::args().nth(1).expect("usage: bench_stack UPSTREAM_URL [REDIS_URL]");
+    let redis = std::env::args().nth(2);
+    let session = match &redis {
+        Some(url) => format!(
+            "\n[session]\nstore = \"redis\"\nredis_url = \"{url}\"\nsecret = \"{}\"\n",
+            "q7Xo0lJb1Yp6b1cJ1Hj3m0yqkqj2S6cQd8v5yq3mWlQ="
+        ),
+        None => String::new(),
+    };
+    let stack = Stack::start_with(StackOptions {
+        extra: format!("{ROUTES}{session}"),
+        upstream: Some(upstream),
+        ..StackOptions::default()
+    })
+    .await;
+    let browser = stack.login("alice").await;
+    println!(
+        "PROXY={} COOKIE=portcullis={}",
+        stack.url(""),
+        browser.jar.get("portcullis").expect("signed in")
+    );
+    tokio::signal::ctrl_c().await.ok();
+}
