@@ -18,6 +18,7 @@ pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod explain;
 pub mod identity;
 pub mod policy;
 pub mod proxy;

@@ -5,6 +5,8 @@ mod support;
 
 mod admin;
 mod cli;
+mod explain;
+mod identity;
 mod login;
 mod rules;
 mod tls;
