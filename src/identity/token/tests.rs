@@ -270,6 +270,18 @@ fn audience_is_the_host_lowercased_without_port() {
 }
 
 #[test]
+fn key_file_in_sec1_pem_is_accepted() {
+    use aws_lc_rs::encoding::AsDer;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("keygen");
+    let sec1 = pair.private_key().as_der().expect("sec1");
+    let path = key_file(&dir, "ec.pem", &pem("EC PRIVATE KEY", sec1.as_ref()));
+    let signer = Signer::new(&settings(Some(path)), &public_url()).expect("loads sec1");
+    let value = signer.assertion(&alice(), HOST, now()).expect("signs");
+    verify_as_app(&signer, text(&value), HOST).expect("verifies");
+}
+
+#[test]
 fn key_file_in_pkcs8_pem_is_used_and_keeps_its_kid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pkcs8 = p256_pkcs8();
