@@ -27,7 +27,9 @@ level = "warn"
 
 #[tokio::main]
 async fn main() {
-    let upstream = std::env::args().nth(1).expect("usage: bench_stack UPSTREAM_URL [REDIS_URL]");
+    let upstream = std::env::args()
+        .nth(1)
+        .expect("usage: bench_stack UPSTREAM_URL [REDIS_URL]");
     let redis = std::env::args().nth(2);
     let session = match &redis {
         Some(url) => format!(

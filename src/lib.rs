@@ -19,6 +19,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod explain;
 pub mod identity;
 pub mod policy;
 pub mod proxy;

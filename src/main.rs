@@ -42,6 +42,22 @@ enum Command {
         #[arg(long, default_value_t = 4180)]
         port: u16,
     },
+    /// Which rule decides a request, for an identity (claims) or none, and why.
+    /// Exit 0 when it would be allowed, 2 when refused, 1 on errors.
+    Explain {
+        #[arg(long, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+        /// A JSON file with the claims of a token (its payload), for the identity.
+        #[arg(long)]
+        claims: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The HTTP method, such as GET.
+        method: String,
+        /// `https://host/path?query`, or `/path?query` for the host of server.public_url.
+        url: String,
+    },
     /// Print the version and build information.
     Version,
 }
@@ -54,6 +70,13 @@ fn main() -> ExitCode {
         Command::Run { config } => run(&config),
         Command::Check { config } => Ok(check(&config)),
         Command::Demo { port } => demo(port),
+        Command::Explain {
+            config,
+            claims,
+            json,
+            method,
+            url,
+        } => explain(&config, claims.as_deref(), json, &method, &url),
         Command::Version => {
             println!("{}", version_text());
             Ok(ExitCode::SUCCESS)
@@ -90,6 +113,33 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `portcullis explain`: exit 0 when the request would be allowed, 2 when refused,
+/// 1 when the config, claims or arguments are unusable (SPEC §1).
+fn explain(
+    path: &std::path::Path,
+    claims: Option<&std::path::Path>,
+    json: bool,
+    method: &str,
+    url: &str,
+) -> anyhow::Result<ExitCode> {
+    use portcullis::explain;
+    let config = config::load(path)
+        .map_err(|e| anyhow::anyhow!("{}: invalid configuration\n{e}", path.display()))?;
+    let request = explain::Request::parse(method, url, &config)?;
+    let claims = claims.map(explain::read_claims).transpose()?;
+    let explanation = explain::explain(&config, &request, claims.as_ref());
+    if json {
+        println!("{}", serde_json::to_string(&explanation)?);
+    } else {
+        print!("{explanation}");
+    }
+    Ok(if explanation.is_allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -14,8 +14,10 @@ fn start(echo: &Echo, routes: &str, extra: &str) -> (std::process::Child, u16, t
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("portcullis.toml");
-    let toml = base_config(&echo.url(), &format!("{routes}\n{extra}"))
-        .replace("127.0.0.1:0\"\npublic_url", &format!("127.0.0.1:{port}\"\npublic_url"));
+    let toml = base_config(&echo.url(), &format!("{routes}\n{extra}")).replace(
+        "127.0.0.1:0\"\npublic_url",
+        &format!("127.0.0.1:{port}\"\npublic_url"),
+    );
     std::fs::write(&path, toml).expect("write");
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["run", "--config"])
@@ -31,7 +33,10 @@ fn start(echo: &Echo, routes: &str, extra: &str) -> (std::process::Child, u16, t
 
 async fn wait_up(port: u16) {
     for _ in 0..100 {
-        if try_status(&format!("http://127.0.0.1:{port}/x")).await.is_some() {
+        if try_status(&format!("http://127.0.0.1:{port}/x"))
+            .await
+            .is_some()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -45,9 +50,13 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let (mut child, port, _dir) = start(&echo, "[[route]]\npath = \"/\"\nauth = \"public\"\n", "");
     wait_up(port).await;
     // /slow answers after 2 s.
-    let slow = tokio::spawn(async move { get(&format!("http://127.0.0.1:{port}/slow"), &[]).await.0 });
+    let slow =
+        tokio::spawn(async move { get(&format!("http://127.0.0.1:{port}/slow"), &[]).await.0 });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(term.success());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -55,8 +64,15 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
         None,
         "no new connections after SIGTERM"
     );
-    assert_eq!(slow.await.expect("join"), StatusCode::OK, "the in-flight request finished");
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    assert_eq!(
+        slow.await.expect("join"),
+        StatusCode::OK,
+        "the in-flight request finished"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
     assert!(status.success(), "exit 0 after draining: {status:?}");
 }
 
@@ -71,21 +87,38 @@ async fn access_log_lines_carry_the_fields_and_no_secret() {
     let url = format!("http://127.0.0.1:{port}");
     get(
         &format!("{url}/open/page?q=1"),
-        &[("cookie", secret_cookie), ("authorization", secret_token), ("x-request-id", "req-42")],
+        &[
+            ("cookie", secret_cookie),
+            ("authorization", secret_token),
+            ("x-request-id", "req-42"),
+        ],
     )
     .await;
     get(&format!("{url}/closed/x"), &[("cookie", secret_cookie)]).await;
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let mut stderr = String::new();
-    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read");
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("read");
     let _ = child.wait();
-    assert!(!stderr.contains("SECRET"), "a secret reached the log:\n{stderr}");
+    assert!(
+        !stderr.contains("SECRET"),
+        "a secret reached the log:\n{stderr}"
+    );
     let access: Vec<serde_json::Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "portcullis::access")
         .collect();
-    let open = access.iter().find(|v| v["request_id"] == "req-42").expect("the first request's line");
+    let open = access
+        .iter()
+        .find(|v| v["request_id"] == "req-42")
+        .expect("the first request's line");
     assert_eq!(open["method"], "GET");
     assert_eq!(open["path"], "/open/page");
     assert_eq!(open["route"], "open");
@@ -93,7 +126,10 @@ async fn access_log_lines_carry_the_fields_and_no_secret() {
     assert_eq!(open["status"], 200);
     assert!(open["upstream_ms"].is_number() && open["duration_ms"].is_number());
     assert_eq!(open["client"], "127.0.0.1");
-    let closed = access.iter().find(|v| v["route"] == "closed").expect("the refused request's line");
+    let closed = access
+        .iter()
+        .find(|v| v["route"] == "closed")
+        .expect("the refused request's line");
     assert_eq!(closed["decision"], "forbidden");
     assert_eq!(closed["status"], 403);
     assert!(closed["reason"].as_str().is_some_and(|r| !r.is_empty()));

@@ -4,5 +4,7 @@
 
 pub mod headers;
 mod model;
+mod token;
 
 pub use model::Identity;
+pub use token::{Signer, TokenError};

@@ -40,12 +40,14 @@ pub async fn handle(
         ("/logout", Method::GET | Method::POST) => logout(state, rt, req.headers()).await,
         ("/backchannel-logout", Method::POST) => backchannel_logout(state, rt, req).await,
         ("/userinfo", Method::GET | Method::HEAD) => userinfo(state, rt, req.headers()).await,
+        ("/jwks.json", Method::GET | Method::HEAD) => Ok(jwks(state)),
         (check, _) if check == "/check" || check.starts_with("/check/") => {
             forward_auth(state, rt, ex, &req, check, query).await
         }
-        ("/login" | "/callback" | "/logout" | "/backchannel-logout" | "/userinfo", _) => {
-            Err(Reject::MethodNotAllowed)
-        }
+        (
+            "/login" | "/callback" | "/logout" | "/backchannel-logout" | "/userinfo" | "/jwks.json",
+            _,
+        ) => Err(Reject::MethodNotAllowed),
         _ => Err(Reject::NotFound),
     }
 }
@@ -107,8 +109,23 @@ async fn forward_auth(
                 via_bearer: decided.via_bearer,
             })?;
         crate::identity::headers::set(resp.headers_mut(), permit.identity());
+        if let Some(assertion) = super::identity_assertion(state, permit.identity(), &host) {
+            resp.headers_mut().insert(
+                crate::identity::headers::X_PORTCULLIS_IDENTITY.clone(),
+                assertion,
+            );
+        }
     }
     Ok(resp)
+}
+
+/// `GET {auth_prefix}/jwks.json`: the public key apps verify `X-Portcullis-Identity` with.
+fn jwks(state: &State) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(body::full(state.signer.jwks_json()))
+        .expect("static response parts are valid")
 }
 
 /// The original request target a forward-auth caller describes.

@@ -58,6 +58,8 @@ pub struct ForwardContext<'a> {
     pub route: &'a str,
     /// The authorization that lets identity headers be set; `None` on public routes.
     pub permit: Option<&'a Permit<'a>>,
+    /// The signed `X-Portcullis-Identity` value for the permitted identity.
+    pub assertion: Option<HeaderValue>,
     /// The session's access token, when `upstream.pass_access_token` applies.
     pub access_token: Option<&'a str>,
     /// Completes when the request's session ends: an upgraded connection closes then.
@@ -249,6 +251,12 @@ impl Upstream {
         identity::headers::strip(headers);
         if let Some(permit) = ctx.permit {
             identity::headers::set(headers, permit.identity());
+            if let Some(assertion) = &ctx.assertion {
+                headers.insert(
+                    identity::headers::X_PORTCULLIS_IDENTITY.clone(),
+                    assertion.clone(),
+                );
+            }
         }
         if let Some(token) = ctx.access_token {
             if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
@@ -588,6 +596,7 @@ mod tests {
             request_id: &id,
             route: "r",
             permit: None,
+            assertion: None,
             access_token: None,
             session_end: None,
         };
@@ -615,6 +624,7 @@ mod tests {
             request_id: &id,
             route: "r",
             permit: None,
+            assertion: None,
             access_token: None,
             session_end: None,
         };

@@ -60,6 +60,9 @@ pub struct State {
     pub seen_jti: DashMap<String, i64>,
     /// Unix time before which no refresh is tried (after a provider outage).
     pub provider_backoff_until: AtomicI64,
+    /// Signs `X-Portcullis-Identity`; process-wide, so a generated key (and the
+    /// JWKS apps cached) survives config reloads.
+    pub signer: Arc<crate::identity::Signer>,
 }
 
 impl State {
@@ -279,6 +282,9 @@ async fn run(
         Some((key, token)) => (Some(session_end_watch(state, rt, key)), token),
         None => (None, None),
     };
+    let assertion = permit
+        .as_ref()
+        .and_then(|permit| identity_assertion(state, permit.identity(), &host.name));
     let pass_token = rt.config.upstream.pass_access_token && !via_bearer;
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
@@ -287,6 +293,7 @@ async fn run(
         request_id: &ex.request_id,
         route: &rule.name,
         permit: permit.as_ref(),
+        assertion,
         access_token: access_token.as_deref().filter(|_| pass_token),
         session_end,
     };
@@ -294,6 +301,23 @@ async fn run(
     let result = rt.upstream.forward(req, &target, ctx, &mut latency).await;
     ex.upstream_latency = latency;
     Ok(result?)
+}
+
+/// The signed `X-Portcullis-Identity` for `identity` at `host` (SPEC §7). A
+/// signing failure is logged and the request goes on without it: the plain
+/// identity headers are still set, and an app that verifies will refuse.
+pub fn identity_assertion(
+    state: &State,
+    identity: &Identity,
+    host: &str,
+) -> Option<http::HeaderValue> {
+    match state.signer.assertion(identity, host, state.clock.now()) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            tracing::error!(%error, "cannot sign X-Portcullis-Identity");
+            None
+        }
+    }
 }
 
 /// Who the request is, as far as `auth` demands.

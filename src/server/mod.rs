@@ -38,6 +38,9 @@ use crate::session::{MemoryStore, RedisStore, SessionStore};
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// `identity.signing_key_file` cannot be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::TokenError),
     /// A listen address is taken or not permitted.
     #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
@@ -142,6 +145,10 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     let settings = ListenerSettings::from(&config);
     let login_sealer = Sealer::from_secrets(&config.session.secrets, "portcullis login state")?;
     let (store, memory) = session_store(&config, &clock)?;
+    let signer = Arc::new(crate::identity::Signer::new(
+        &config.identity,
+        &config.server.public_url,
+    )?);
     let provider = Arc::new(Provider::new(
         &config,
         HttpClient::new(PROVIDER_TIMEOUT),
@@ -158,6 +165,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         used_states: Default::default(),
         seen_jti: Default::default(),
         provider_backoff_until: Default::default(),
+        signer,
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     if let Some(memory) = &memory {
