@@ -308,3 +308,90 @@ async fn real_nginx_with_the_shipped_snippet_enforces_the_rules() {
     let api = Browser::default().fetch(&front("/private")).await;
     assert_eq!(api.status, StatusCode::UNAUTHORIZED);
 }
+
+/// See: security review, finding 1 — a client adding the header another kind of
+/// caller would set chose the path that was judged.
+#[tokio::test]
+async fn a_client_cannot_choose_the_judged_request_with_extra_headers() {
+    let stack = Stack::start().await;
+    let mut bob = stack.login("bob").await;
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "traefik + client X-Original-URI",
+            vec![
+                ("x-forwarded-uri", "/admin"),
+                ("x-original-uri", "/public/x"),
+            ],
+        ),
+        (
+            "ingress-nginx + client X-Forwarded-Uri",
+            vec![
+                ("x-original-url", "http://127.0.0.1/admin"),
+                ("x-forwarded-uri", "/public/x"),
+            ],
+        ),
+        (
+            "repeated X-Original-URI",
+            vec![
+                ("x-original-uri", "/admin"),
+                ("x-original-uri", "/public/x"),
+            ],
+        ),
+        (
+            "nginx + ingress-nginx method",
+            vec![
+                ("x-original-uri", "/admin"),
+                ("x-original-method", "OPTIONS"),
+            ],
+        ),
+        (
+            "repeated X-Forwarded-Host",
+            vec![
+                ("x-original-uri", "/admin"),
+                ("x-forwarded-host", "a"),
+                ("x-forwarded-host", "b"),
+            ],
+        ),
+    ];
+    for (what, headers) in cases {
+        let page = check(&mut bob, &stack, &headers).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{what}");
+    }
+    // Envoy describes the request by the path after /check: client headers cannot override it.
+    for extra in [
+        ("x-forwarded-uri", "/public/x"),
+        ("x-forwarded-method", "OPTIONS"),
+        ("x-forwarded-host", "other"),
+    ] {
+        let page = bob
+            .request(Method::GET, &stack.url("/_auth/check/admin"), &[extra], "")
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "envoy + {extra:?}");
+    }
+    // Without the extra header, the same requests are judged (and refused) as described.
+    let plain = check(&mut bob, &stack, &[("x-forwarded-uri", "/admin")]).await;
+    assert_eq!(plain.status, StatusCode::FORBIDDEN);
+}
+
+/// See: security review, finding 5.
+#[tokio::test]
+async fn a_host_with_a_trailing_dot_is_refused() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let page = check(
+        &mut alice,
+        &stack,
+        &[
+            ("x-original-uri", "/x"),
+            ("x-forwarded-host", "app.example.com."),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    let raw = crate::support::raw(
+        stack.addr,
+        b"GET /public/x HTTP/1.1\r\nHost: app.example.com.\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(crate::support::raw_status(&raw), 400, "{raw}");
+}

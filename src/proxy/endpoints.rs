@@ -72,26 +72,17 @@ async fn forward_auth(
     query: Option<&str>,
 ) -> Result<Response<Body>, Reject> {
     let headers = req.headers();
-    let original = original_target(headers, endpoint, query)?;
-    let target = crate::policy::normalize::normalize_str(&original)?;
+    let original = described_request(headers, req.method(), endpoint, query)?;
+    let target = crate::policy::normalize::normalize_str(&original.target)?;
     ex.path = Some(target.path().as_str().to_owned());
-    let method = match one_header(headers, "x-forwarded-method")
-        .or_else(|| one_header(headers, "x-original-method"))
-    {
-        Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| Reject::BadHost)?,
-        None => req.method().clone(),
-    };
-    let host = one_header(headers, "x-forwarded-host")
-        .or_else(|| one_header(headers, "host"))
-        .ok_or(Reject::BadHost)?;
-    let host: http::uri::Authority = host.parse().map_err(|_| Reject::BadHost)?;
-    let host = host.host().to_ascii_lowercase();
-    let rule = rt.routes.find(Some(&host), &method, target.match_path());
+    let host = super::host_name(&original.host)?;
+    let rule = rt
+        .routes
+        .find(Some(&host), &original.method, target.match_path());
     ex.route = Some(rule.name.clone());
-    ex.method = method.clone();
-    ex.is_navigation = matches!(method, Method::GET | Method::HEAD) && ex.is_navigation;
-    let may_redirect =
-        !headers.contains_key("x-original-uri") && !headers.contains_key("x-original-url");
+    ex.method = original.method.clone();
+    ex.is_navigation = matches!(original.method, Method::GET | Method::HEAD) && ex.is_navigation;
+    let may_redirect = original.caller.may_redirect();
 
     let rd = target.path_and_query();
     let decided =
@@ -119,55 +110,154 @@ async fn forward_auth(
     Ok(resp)
 }
 
-/// `GET {auth_prefix}/jwks.json`: the public key apps verify `X-Portcullis-Identity` with.
-fn jwks(state: &State) -> Response<Body> {
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "public, max-age=300")
-        .body(body::full(state.signer.jwks_json()))
-        .expect("static response parts are valid")
+/// Which kind of front proxy is asking, told by the one header it sets to
+/// describe the original request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    /// nginx `auth_request`: `X-Original-URI`, `X-Forwarded-Method`, `X-Forwarded-Host`.
+    Nginx,
+    /// Traefik `ForwardAuth`: `X-Forwarded-Uri`, `X-Forwarded-Method`, `X-Forwarded-Host`.
+    Traefik,
+    /// ingress-nginx `auth-url`: `X-Original-URL` (a full URL) and `X-Original-Method`.
+    IngressNginx,
+    /// Envoy `ext_authz` (HTTP, `path_prefix`): the original path after `/check`,
+    /// its method and `Host` as this request's own.
+    Envoy,
 }
 
-/// The original request target a forward-auth caller describes.
-fn original_target(
+impl Caller {
+    /// nginx's `auth_request` treats anything but 2xx, 401 and 403 as an error.
+    fn may_redirect(self) -> bool {
+        matches!(self, Caller::Traefik | Caller::Envoy)
+    }
+}
+
+/// The request a forward-auth caller describes.
+struct Described {
+    caller: Caller,
+    target: String,
+    method: Method,
+    host: String,
+}
+
+/// Reads the original request from exactly the headers its caller sets.
+///
+/// # Security
+/// Front proxies copy most client headers onto the check request, so a client
+/// can add the headers *another* kind of caller would set (Traefik overwrites
+/// `X-Forwarded-Uri` but passes a client's `X-Original-URI`). Reading the first
+/// one found would let the client choose the path that is judged. So every
+/// describing header is counted: more than one source of the target, a source
+/// plus a path after `/check`, a method or host header that does not belong to
+/// the caller, or any of them repeated, is refused with 400.
+fn described_request(
     headers: &HeaderMap,
+    own_method: &Method,
     endpoint: &str,
     query: Option<&str>,
-) -> Result<String, Reject> {
-    if let Some(uri) =
-        one_header(headers, "x-original-uri").or_else(|| one_header(headers, "x-forwarded-uri"))
-    {
-        return Ok(uri.to_owned());
-    }
-    if let Some(url) = one_header(headers, "x-original-url") {
-        let parsed = url::Url::parse(url).map_err(|_| Reject::BadHost)?;
-        let mut target = parsed.path().to_owned();
-        if let Some(q) = parsed.query() {
-            target.push('?');
-            target.push_str(q);
+) -> Result<Described, Reject> {
+    let ambiguous = |what: &str| Reject::ForwardAuth(what.to_owned());
+    let present = |name: &str| headers.get_all(name).iter().count();
+    let suffix = endpoint.strip_prefix("/check").unwrap_or_default();
+    let sources = [
+        (Caller::Nginx, present("x-original-uri")),
+        (Caller::Traefik, present("x-forwarded-uri")),
+        (Caller::IngressNginx, present("x-original-url")),
+        (Caller::Envoy, usize::from(!suffix.is_empty())),
+    ];
+    let given: Vec<_> = sources.iter().filter(|(_, n)| *n > 0).collect();
+    let caller = match given.as_slice() {
+        [] => Caller::Envoy,
+        [(caller, 1)] => *caller,
+        _ => {
+            return Err(ambiguous(
+                "the original request is described more than once",
+            ))
         }
-        return Ok(target);
-    }
-    let rest = endpoint.strip_prefix("/check").unwrap_or_default();
-    let mut target = if rest.is_empty() {
-        "/".to_owned()
-    } else {
-        rest.to_owned()
     };
-    if let Some(q) = query {
-        target.push('?');
-        target.push_str(q);
-    }
-    Ok(target)
-}
-
-/// The value of `name` when sent exactly once as text.
-fn one_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    match (values.next(), values.next()) {
-        (Some(v), None) => v.to_str().ok(),
-        _ => None,
-    }
+    let single = |name: &str| -> Result<Option<&str>, Reject> {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => v.to_str().map(Some).map_err(|_| ambiguous(name)),
+            _ => Err(ambiguous(name)),
+        }
+    };
+    let method_of = |text: Option<&str>| -> Result<Method, Reject> {
+        match text {
+            Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| ambiguous("method")),
+            None => Ok(own_method.clone()),
+        }
+    };
+    let forbid = |names: &[&str]| -> Result<(), Reject> {
+        match names.iter().find(|n| present(n) > 0) {
+            Some(name) => Err(ambiguous(name)),
+            None => Ok(()),
+        }
+    };
+    let host_header = single("host")?.ok_or(Reject::BadHost)?.to_owned();
+    let described = match caller {
+        Caller::Nginx | Caller::Traefik => {
+            forbid(&["x-original-method"])?;
+            let name = if caller == Caller::Nginx {
+                "x-original-uri"
+            } else {
+                "x-forwarded-uri"
+            };
+            Described {
+                caller,
+                target: single(name)?.unwrap_or("/").to_owned(),
+                method: method_of(single("x-forwarded-method")?)?,
+                host: single("x-forwarded-host")?.map_or(host_header, str::to_owned),
+            }
+        }
+        Caller::IngressNginx => {
+            forbid(&["x-forwarded-method"])?;
+            let url = single("x-original-url")?.unwrap_or_default();
+            let parsed = url::Url::parse(url).map_err(|_| ambiguous("x-original-url"))?;
+            let mut target = parsed.path().to_owned();
+            if let Some(q) = parsed.query() {
+                target.push('?');
+                target.push_str(q);
+            }
+            let host = match (parsed.host_str(), parsed.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                (None, _) => return Err(ambiguous("x-original-url")),
+            };
+            Described {
+                caller,
+                target,
+                method: method_of(single("x-original-method")?)?,
+                host,
+            }
+        }
+        Caller::Envoy => {
+            // Envoy sends the original method, path and authority as the check
+            // request's own; a client's describing headers have no place here.
+            forbid(&[
+                "x-forwarded-method",
+                "x-original-method",
+                "x-forwarded-host",
+            ])?;
+            let mut target = if suffix.is_empty() {
+                "/".to_owned()
+            } else {
+                suffix.to_owned()
+            };
+            if let Some(q) = query {
+                target.push('?');
+                target.push_str(q);
+            }
+            Described {
+                caller,
+                target,
+                method: own_method.clone(),
+                host: host_header,
+            }
+        }
+    };
+    Ok(described)
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -437,4 +527,13 @@ async fn userinfo(
         .header(header::CACHE_CONTROL, "no-store")
         .body(body::full(json.to_string()))
         .expect("static response parts are valid"))
+}
+
+/// `GET {auth_prefix}/jwks.json`: the public key apps verify `X-Portcullis-Identity` with.
+fn jwks(state: &State) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .body(body::full(state.signer.jwks_json()))
+        .expect("static response parts are valid")
 }

@@ -196,6 +196,10 @@ pub enum Reject {
     /// The login callback failed: 400 (403 when the user or provider refused).
     #[error("login failed: {0}")]
     Login(LoginFailure),
+    /// A forward-auth request describes the original request ambiguously
+    /// (several sources, repeated headers): 400.
+    #[error("forward-auth request is ambiguous: {0}")]
+    ForwardAuth(String),
     /// A back-channel logout request was invalid: 400 (OIDC Back-Channel Logout §2.8).
     #[error("back-channel logout refused: {0}")]
     Backchannel(String),
@@ -214,7 +218,7 @@ impl Reject {
     /// The decision label for logs and metrics.
     fn decision(&self) -> &'static str {
         match self {
-            Reject::BadTarget(_) | Reject::BadHost => "bad_request",
+            Reject::BadTarget(_) | Reject::BadHost | Reject::ForwardAuth(_) => "bad_request",
             Reject::Denied | Reject::Forbidden { .. } => "forbidden",
             Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
             Reject::LoginRequired(_) => "redirect",
@@ -431,14 +435,22 @@ fn request_host<B>(req: &Request<B>) -> Result<RequestHost, Reject> {
         (None, None, Some(authority)) => authority.as_str(),
         _ => return Err(Reject::BadHost),
     };
-    let authority: http::uri::Authority = full.parse().map_err(|_| Reject::BadHost)?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
-        return Err(Reject::BadHost);
-    }
     Ok(RequestHost {
         full: full.to_owned(),
-        name: authority.host().to_ascii_lowercase(),
+        name: host_name(full)?,
     })
+}
+
+/// The host of an authority (`Host` value), lowercased, without port. A name
+/// ending in `.` is refused: `admin.example.com.` is the same host to DNS and to
+/// most virtual-host matching, but not to a string comparison with a rule.
+pub fn host_name(authority: &str) -> Result<String, Reject> {
+    let parsed: http::uri::Authority = authority.parse().map_err(|_| Reject::BadHost)?;
+    let host = parsed.host();
+    if parsed.as_str().contains('@') || host.is_empty() || host.ends_with('.') {
+        return Err(Reject::BadHost);
+    }
+    Ok(host.to_ascii_lowercase())
 }
 
 /// Returns true if and only if `path` is `prefix` or below it, on whole segments.

@@ -42,6 +42,11 @@ pub fn render(reject: Reject, ex: &Exchange) -> Response<Body> {
         Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &[redirect.set_cookie]),
         Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
         Reject::BadHost => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request has no valid Host."),
+        Reject::ForwardAuth(_) => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The forward-auth request describes the original request ambiguously.",
+        ),
         Reject::Denied => Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page."),
         Reject::Forbidden { via_bearer, .. } => Shape {
             challenge: via_bearer.then(|| {
