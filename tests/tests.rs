@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod login;
+mod routes;
 mod rules;
 mod tls;
 mod transport;
