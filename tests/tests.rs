@@ -15,6 +15,7 @@ mod login;
 mod operate;
 mod redis;
 mod reload;
+mod routes;
 mod rules;
 mod tls;
 mod transport;

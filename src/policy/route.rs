@@ -4,9 +4,36 @@
 //! Matching sees only what the proxy itself established: the normalized path,
 //! the method and the `Host` the client connected for. Client-supplied
 //! `X-Forwarded-*`/`X-Original-*` headers never choose a rule here.
+//!
+//! # How a lookup stays cheap
+//!
+//! Scanning the routes in order costs one comparison per route, so a table of
+//! 10 000 routes would make every request pay for all of them. Instead the
+//! routes are indexed once, at load, by their literals:
+//!
+//! - by host: routes without a host, routes per exact host, and `*.example.com`
+//!   routes per suffix (`.example.com`); a request looks in at most three buckets;
+//! - within a bucket, by path: a trie of whole segments holds the `path`
+//!   prefixes and `path_exact` paths, so walking the request's segments finds
+//!   every route whose literal fits in one step per segment; routes without a
+//!   path (host- or method-only) and the prefix `/` match any path;
+//! - every `path_regex` sits in one [`RegexSet`], so one pass over the path says
+//!   which regexes match.
+//!
+//! Each of these yields candidate route indices in ascending order. The answer
+//! is the lowest candidate whose full matcher (host, method, path) holds, which
+//! is exactly what a first-match scan returns: the index only ever skips routes
+//! whose literal cannot match. The cost depends on the path's depth and on how
+//! many routes share the request's literals, not on the number of routes.
+//! `route/tests.rs` checks this against a plain linear scan on random tables.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 
 use http::Method;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use crate::config::{AuthMode, Config, Route};
 
@@ -27,14 +54,373 @@ pub struct Requirements {
     pub email_domains: Vec<String>,
 }
 
+/// The outcome of a lookup: the deciding rule and where it sits in the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    /// The position of the route in `[[route]]` order, `None` for `policy.default`.
+    pub index: Option<usize>,
+    pub rule: &'a Rule,
+}
+
 /// All rules, compiled once per config load.
 #[derive(Debug)]
 pub struct RouteTable {
     routes: Vec<CompiledRoute>,
+    index: Index,
     default: Rule,
     /// `[policy]` requirements, applied to every authenticated route.
     pub global: Requirements,
 }
+
+impl RouteTable {
+    /// Compiles the routes and the default policy of `config`.
+    pub fn new(config: &Config) -> Self {
+        let routes: Vec<CompiledRoute> = config.routes.iter().map(CompiledRoute::new).collect();
+        let index = Index::new(&routes);
+        let default = Rule {
+            name: "default".to_owned(),
+            auth: config.policy.default,
+            requirements: Requirements::default(),
+        };
+        let global = Requirements {
+            roles_any: config.policy.roles_any.clone(),
+            roles_all: config.policy.roles_all.clone(),
+            email_domains: config.policy.email_domains.clone(),
+        };
+        RouteTable {
+            routes,
+            index,
+            default,
+            global,
+        }
+    }
+
+    /// The first rule matching `host` (lowercase, no port), `method` and
+    /// `match_path` (a normalized path with `;params` removed), else the default.
+    pub fn find(&self, host: Option<&str>, method: &Method, match_path: &str) -> &Rule {
+        self.lookup(host, method, match_path).rule
+    }
+
+    /// Like [`RouteTable::find`], and also says which route decided (for
+    /// `portcullis explain` and logs).
+    ///
+    /// # Security
+    ///
+    /// Trailing dots are ignored on the request's host: `admin.example.com.` is
+    /// the absolute form of `admin.example.com` (RFC 1034 §3.1), DNS resolves
+    /// both alike and nginx strips the dot before choosing a virtual host, so a
+    /// host rule that missed it could be walked around.
+    pub fn lookup(&self, host: Option<&str>, method: &Method, match_path: &str) -> Found<'_> {
+        let request = Request {
+            host: host.map(without_trailing_dots),
+            method,
+            path: match_path,
+        };
+        match self.first_match(&request) {
+            Some(index) => Found {
+                index: Some(index),
+                rule: &self.routes[index].rule,
+            },
+            None => Found {
+                index: None,
+                rule: &self.default,
+            },
+        }
+    }
+
+    /// The number of `[[route]]` tables.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Returns true if and only if the config has no `[[route]]`.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The lowest index of a route that matches `request`.
+    fn first_match(&self, request: &Request<'_>) -> Option<usize> {
+        let mut search = Search {
+            routes: &self.routes,
+            request,
+            best: usize::MAX,
+        };
+        self.index.any_host.offer_to(&mut search);
+        if let Some(host) = request.host {
+            if let Some(bucket) = self.index.exact_hosts.get(host) {
+                bucket.offer_to(&mut search);
+            }
+            let bucket = wildcard_suffix(host).and_then(|s| self.index.wildcard_hosts.get(s));
+            if let Some(bucket) = bucket {
+                bucket.offer_to(&mut search);
+            }
+        }
+        self.index.regexes.offer_to(&mut search);
+        search.offer(&self.index.unindexed);
+        (search.best != usize::MAX).then_some(search.best)
+    }
+}
+
+/// `host` without its trailing dots (the root label), as routes are matched.
+pub fn without_trailing_dots(host: &str) -> &str {
+    host.trim_end_matches('.')
+}
+
+/// What a route is matched against.
+struct Request<'a> {
+    host: Option<&'a str>,
+    method: &'a Method,
+    path: &'a str,
+}
+
+/// The lowest matching route found so far, while candidates are offered.
+struct Search<'a> {
+    routes: &'a [CompiledRoute],
+    request: &'a Request<'a>,
+    /// `usize::MAX` while nothing matched.
+    best: usize,
+}
+
+impl Search<'_> {
+    /// Considers `candidates` (ascending route indices) with the full matcher.
+    ///
+    /// The full check, rather than trusting the index, means an index bug can
+    /// only make a route be missed, never make one match that should not.
+    fn offer(&mut self, candidates: &[u32]) {
+        for &candidate in candidates {
+            let candidate = candidate as usize;
+            if candidate >= self.best {
+                return;
+            }
+            if self.routes[candidate].matches(self.request) {
+                self.best = candidate;
+                return;
+            }
+        }
+    }
+}
+
+// === The index ===
+
+/// The routes by their literals; see the module docs.
+#[derive(Debug, Default)]
+struct Index {
+    /// Routes without a `host`.
+    any_host: PathIndex,
+    /// Routes with an exact `host`, by host.
+    exact_hosts: HashMap<Box<str>, PathIndex>,
+    /// `*.example.com` routes, by their suffix `.example.com`.
+    wildcard_hosts: HashMap<Box<str>, PathIndex>,
+    /// Every route with a `path_regex`, whatever its host.
+    regexes: RegexIndex,
+    /// Routes whose literals the index cannot place (a host or path that the
+    /// config compiler would have refused, as in a `Config` built in code);
+    /// they are checked one by one.
+    unindexed: Vec<u32>,
+}
+
+impl Index {
+    fn new(routes: &[CompiledRoute]) -> Self {
+        let mut index = Index::default();
+        let mut regexes = Vec::new();
+        for (at, route) in routes.iter().enumerate() {
+            let at = u32::try_from(at).expect("fewer than 2^32 routes: each is a config table");
+            if let Some(PathMatch::Regex(re)) = &route.path {
+                regexes.push((at, re));
+                continue;
+            }
+            let is_indexed = index
+                .path_index_for(route.host.as_ref())
+                .is_some_and(|bucket| bucket.insert(at, route.path.as_ref()));
+            if !is_indexed {
+                index.unindexed.push(at);
+            }
+        }
+        index.regexes = RegexIndex::new(regexes);
+        index
+    }
+
+    /// The bucket for routes with `host`, or `None` when the host cannot be indexed.
+    fn path_index_for(&mut self, host: Option<&HostMatch>) -> Option<&mut PathIndex> {
+        match host {
+            None => Some(&mut self.any_host),
+            Some(HostMatch::Exact(host)) => {
+                Some(self.exact_hosts.entry(host.as_str().into()).or_default())
+            }
+            Some(HostMatch::Wildcard(suffix)) if suffix.starts_with('.') => Some(
+                self.wildcard_hosts
+                    .entry(suffix.as_str().into())
+                    .or_default(),
+            ),
+            Some(HostMatch::Wildcard(_)) => None,
+        }
+    }
+}
+
+/// The part of `host` a one-label wildcard would have to equal: from its first
+/// `.` on, when that dot has a non-empty label before it (`a.example.com` gives
+/// `.example.com`; `example.com` gives `.com`; `.x` gives nothing).
+fn wildcard_suffix(host: &str) -> Option<&str> {
+    match host.find('.') {
+        Some(dot) if dot > 0 => Some(&host[dot..]),
+        _ => None,
+    }
+}
+
+/// The non-regex routes of one host bucket, by path literal.
+#[derive(Debug, Default)]
+struct PathIndex {
+    /// Routes that match any path: no path matcher, or the prefix `/`.
+    any_path: Vec<u32>,
+    /// The `path` prefixes and `path_exact` paths, segment by segment.
+    root: Node,
+}
+
+/// One segment of the trie: the routes whose literal ends here.
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    /// Routes whose `path` prefix is the path up to this node.
+    prefix: Vec<u32>,
+    /// Routes whose `path_exact` is the path up to this node.
+    exact: Vec<u32>,
+}
+
+impl PathIndex {
+    /// Adds route `at` under its path literal. Returns false when the literal
+    /// does not start with `/`, so no normalized path can be found by walking it.
+    ///
+    /// Routes are added in ascending order, so every list stays sorted.
+    fn insert(&mut self, at: u32, path: Option<&PathMatch>) -> bool {
+        match path {
+            None => self.any_path.push(at),
+            Some(PathMatch::Prefix(prefix)) if prefix == "/" => self.any_path.push(at),
+            Some(PathMatch::Prefix(prefix)) => match segments(prefix) {
+                Some(segments) => self.root.descend_or_create(segments).prefix.push(at),
+                None => return false,
+            },
+            Some(PathMatch::Exact(exact)) => match segments(exact) {
+                Some(segments) => self.root.descend_or_create(segments).exact.push(at),
+                None => return false,
+            },
+            Some(PathMatch::Regex(_)) => return false,
+        }
+        true
+    }
+
+    /// Offers every route of this bucket whose literal fits the request's path.
+    fn offer_to(&self, search: &mut Search<'_>) {
+        search.offer(&self.any_path);
+        let Some(mut segments) = segments(search.request.path) else {
+            // Only paths that start with `/` can equal or extend a literal that does.
+            return;
+        };
+        let mut node = &self.root;
+        loop {
+            let Some(segment) = segments.next() else {
+                search.offer(&node.exact);
+                return;
+            };
+            match node.children.get(segment) {
+                Some(child) => node = child,
+                None => return,
+            }
+            // `node` now stands for the path up to a `/` or its end: a whole-segment
+            // prefix of it (RFC 3986 segments; `is_segment_prefix`).
+            search.offer(&node.prefix);
+        }
+    }
+}
+
+impl Node {
+    fn descend_or_create<'s>(&mut self, segments: impl Iterator<Item = &'s str>) -> &mut Node {
+        let mut node = self;
+        for segment in segments {
+            node = node.children.entry(segment.into()).or_default();
+        }
+        node
+    }
+}
+
+/// The segments of a path after its leading `/` (`/a/b/` gives `a`, `b`, ``),
+/// or `None` when it does not start with `/`.
+///
+/// The node reached after the first k segments is the path up to its (k+1)-th
+/// `/` or its end, which is what makes the trie walk a segment-prefix test.
+fn segments(path: &str) -> Option<std::str::Split<'_, char>> {
+    path.strip_prefix('/').map(|rest| rest.split('/'))
+}
+
+/// Every `path_regex`, matched in one pass.
+#[derive(Debug, Default)]
+struct RegexIndex {
+    /// The route index of each pattern, ascending.
+    routes: Vec<u32>,
+    /// The same patterns as one set; `None` when there are none, or when the set
+    /// would exceed the regex size limit (then each regex is tried in turn).
+    set: Option<RegexSet>,
+    /// The individual regexes, for that fallback.
+    each: Vec<Regex>,
+}
+
+impl RegexIndex {
+    fn new(regexes: Vec<(u32, &Regex)>) -> Self {
+        if regexes.is_empty() {
+            return RegexIndex::default();
+        }
+        let routes = regexes.iter().map(|(at, _)| *at).collect();
+        // The config compiled each regex already anchored (`^(?:...)$`), so the
+        // set matches exactly what each one does.
+        let set = RegexSet::new(regexes.iter().map(|(_, re)| re.as_str())).ok();
+        if set.is_none() {
+            tracing::warn!(
+                count = regexes.len(),
+                "path_regex routes exceed the regex size limit as one set; trying them one by one"
+            );
+        }
+        let each = regexes.into_iter().map(|(_, re)| re.clone()).collect();
+        RegexIndex { routes, set, each }
+    }
+
+    /// Offers the regex routes whose regex matches the path.
+    fn offer_to(&self, search: &mut Search<'_>) {
+        let Some(&first) = self.routes.first() else {
+            return;
+        };
+        if first as usize >= search.best {
+            return; // an earlier route already won
+        }
+        let path = search.request.path;
+        match &self.set {
+            // `is_match` needs no allocation, and most requests match no regex.
+            Some(set) if set.is_match(path) => {
+                for pattern in set.matches(path).iter() {
+                    search.offer_regex_hit(self.routes[pattern]);
+                }
+            }
+            Some(_) => {}
+            None => {
+                for (re, &at) in self.each.iter().zip(&self.routes) {
+                    if re.is_match(path) {
+                        search.offer_regex_hit(at);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Search<'_> {
+    /// Considers route `at`, whose regex is known to match the path.
+    fn offer_regex_hit(&mut self, at: u32) {
+        let at = at as usize;
+        if at < self.best && self.routes[at].matches_host_and_method(self.request) {
+            self.best = at;
+        }
+    }
+}
+
+// === One route ===
 
 #[derive(Debug)]
 struct CompiledRoute {
@@ -60,43 +446,12 @@ enum PathMatch {
     Regex(Regex),
 }
 
-impl RouteTable {
-    /// Compiles the routes and the default policy of `config`.
-    pub fn new(config: &Config) -> Self {
-        let routes = config.routes.iter().map(CompiledRoute::new).collect();
-        let default = Rule {
-            name: "default".to_owned(),
-            auth: config.policy.default,
-            requirements: Requirements::default(),
-        };
-        let global = Requirements {
-            roles_any: config.policy.roles_any.clone(),
-            roles_all: config.policy.roles_all.clone(),
-            email_domains: config.policy.email_domains.clone(),
-        };
-        RouteTable {
-            routes,
-            default,
-            global,
-        }
-    }
-
-    /// The first rule matching `host` (lowercase, no port), `method` and
-    /// `match_path` (a normalized path with `;params` removed), else the default.
-    pub fn find(&self, host: Option<&str>, method: &Method, match_path: &str) -> &Rule {
-        self.routes
-            .iter()
-            .find(|r| r.matches(host, method, match_path))
-            .map(|r| &r.rule)
-            .unwrap_or(&self.default)
-    }
-}
-
 impl CompiledRoute {
     fn new(route: &Route) -> Self {
-        let host = route.host.as_ref().map(|h| match h.strip_prefix('*') {
+        let host = route.host.as_deref().map(without_trailing_dots);
+        let host = host.map(|h| match h.strip_prefix('*') {
             Some(suffix) => HostMatch::Wildcard(suffix.to_owned()),
-            None => HostMatch::Exact(h.clone()),
+            None => HostMatch::Exact(h.to_owned()),
         });
         let path = if let Some(p) = &route.path {
             Some(PathMatch::Prefix(p.clone()))
@@ -126,8 +481,13 @@ impl CompiledRoute {
         }
     }
 
-    fn matches(&self, host: Option<&str>, method: &Method, path: &str) -> bool {
-        let host_ok = match (&self.host, host) {
+    /// Returns true if and only if every matcher of the route holds.
+    fn matches(&self, request: &Request<'_>) -> bool {
+        self.matches_host_and_method(request) && self.matches_path(request.path)
+    }
+
+    fn matches_host_and_method(&self, request: &Request<'_>) -> bool {
+        let host_ok = match (&self.host, request.host) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(HostMatch::Exact(h)), Some(host)) => h == host,
@@ -135,14 +495,16 @@ impl CompiledRoute {
                 .strip_suffix(suffix.as_str())
                 .is_some_and(|label| !label.is_empty() && !label.contains('.')),
         };
-        let method_ok = self.methods.is_empty() || self.methods.contains(method);
-        let path_ok = match &self.path {
+        host_ok && (self.methods.is_empty() || self.methods.contains(request.method))
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        match &self.path {
             None => true,
             Some(PathMatch::Prefix(prefix)) => is_segment_prefix(prefix, path),
             Some(PathMatch::Exact(exact)) => exact == path,
             Some(PathMatch::Regex(re)) => re.is_match(path),
-        };
-        host_ok && method_ok && path_ok
+        }
     }
 }
 
@@ -154,20 +516,5 @@ pub fn is_segment_prefix(prefix: &str, path: &str) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_matches_whole_segments_only() {
-        assert!(is_segment_prefix("/admin", "/admin"));
-        assert!(is_segment_prefix("/admin", "/admin/"));
-        assert!(is_segment_prefix("/admin", "/admin/x"));
-        assert!(!is_segment_prefix("/admin", "/administrator"));
-        assert!(!is_segment_prefix("/admin", "/"));
-        assert!(is_segment_prefix("/", "/anything"));
     }
 }

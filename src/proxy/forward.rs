@@ -362,7 +362,7 @@ fn rewrite_switch_headers(headers: &mut HeaderMap) {
 /// Sets `X-Forwarded-For/-Proto/-Host` and `X-Real-IP` (SPEC §7). The client's
 /// values are believed only when the peer is in `trusted_proxies`; `Forwarded`
 /// (RFC 7239) from anyone else is removed, since the app may read it instead.
-fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted: &[IpNet]) {
+pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted: &[IpNet]) {
     let is_trusted = trusted.iter().any(|net| net.contains(&ctx.peer));
     let peer = ctx.peer.to_string();
     let prior_chain = is_trusted
