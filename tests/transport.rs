@@ -417,3 +417,27 @@ async fn idle_keep_alive_connection_is_closed_after_the_head_timeout() {
         "an idle keep-alive connection is closed after header_read_timeout"
     );
 }
+
+/// See: security review, finding 2 — a connection that sent nothing was never
+/// timed out, so a few silent sockets could take every connection slot.
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_cannot_hold_the_slots() {
+    use tokio::io::AsyncReadExt;
+    let echo = Echo::start().await;
+    let toml = base_config(&echo.url(), PUBLIC).replace(
+        "[server]\n",
+        "[server]\nheader_read_timeout = \"300ms\"\nmax_connections = 2\n",
+    );
+    let proxy = Proxy::start(&toml).await;
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(proxy.addr).await.expect("connect"));
+    }
+    for stream in &mut silent {
+        let mut buf = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a silent connection is closed");
+    }
+    let (status, _, _) = get(&proxy.url("/after"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "the slots were freed");
+}

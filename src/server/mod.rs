@@ -356,7 +356,10 @@ async fn accept_loop(
     settings: ListenerSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder(settings));
+    let builders = Arc::new(Builders {
+        http1: http_builder(settings).http1_only(),
+        http2: http_builder(settings).http2_only(),
+    });
     let limit = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     loop {
@@ -383,7 +386,7 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let conn = Connection {
             state: state.clone(),
-            builder: builder.clone(),
+            builders: builders.clone(),
             tls: tls.clone(),
             settings,
         };
@@ -401,10 +404,49 @@ async fn accept_loop(
     }
 }
 
+/// One builder per protocol. The protocol is chosen before hyper sees the
+/// connection: hyper-util's own detection waits for bytes without a timer, so a
+/// client that connects and sends nothing would hold a connection slot forever.
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol a plain-TCP client speaks (h2c prior knowledge or HTTP/1),
+/// read with `peek` within `timeout`; `None` when it closes or stays silent.
+async fn detect_plain(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if !H2_PREFACE.starts_with(&buf[..n]) {
+            return Some(Protocol::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // A strict prefix of the HTTP/2 preface so far ("P", "PRI *"...): wait for more.
+        tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .ok()?;
+    }
+}
+
 /// One accepted connection and what it needs to be served.
 struct Connection {
     state: Arc<State>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     tls: Option<TlsAcceptor>,
     settings: ListenerSettings,
 }
@@ -424,7 +466,10 @@ impl Connection {
                     peer,
                     is_tls: false,
                 };
-                self.serve_http(stream, info, watcher).await;
+                match detect_plain(&stream, self.settings.header_read_timeout).await {
+                    Some(protocol) => self.serve_http(stream, info, protocol, watcher).await,
+                    None => tracing::debug!(%peer, "no request started in time; closing"),
+                }
             }
             Some(acceptor) => {
                 // The handshake gets the same bound as a request head.
@@ -435,7 +480,9 @@ impl Connection {
                 match handshake.await {
                     Ok(Ok(tls_stream)) => {
                         let info = ConnInfo { peer, is_tls: true };
-                        self.serve_http(tls_stream, info, watcher).await;
+                        let is_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let protocol = if is_h2 { Protocol::Http2 } else { Protocol::Http1 };
+                        self.serve_http(tls_stream, info, protocol, watcher).await;
                     }
                     Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -449,6 +496,7 @@ impl Connection {
         &self,
         io: I,
         info: ConnInfo,
+        protocol: Protocol,
         watcher: hyper_util::server::graceful::Watcher,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -459,8 +507,11 @@ impl Connection {
             async move { Ok::<_, Infallible>(proxy::handle(state, info, req).await) }
         });
         // serve_connection_with_upgrades: plain serve_connection breaks WebSocket.
-        let conn = self
-            .builder
+        let builder = match protocol {
+            Protocol::Http1 => &self.builders.http1,
+            Protocol::Http2 => &self.builders.http2,
+        };
+        let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(io), svc)
             .into_owned();
         if let Err(error) = watcher.watch(conn).await {
