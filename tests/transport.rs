@@ -431,12 +431,19 @@ async fn a_silent_connection_is_closed_and_cannot_hold_the_slots() {
     let proxy = Proxy::start(&toml).await;
     let mut silent = Vec::new();
     for _ in 0..2 {
-        silent.push(tokio::net::TcpStream::connect(proxy.addr).await.expect("connect"));
+        silent.push(
+            tokio::net::TcpStream::connect(proxy.addr)
+                .await
+                .expect("connect"),
+        );
     }
     for stream in &mut silent {
         let mut buf = [0u8; 1];
         let closed = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await;
-        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a silent connection is closed");
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection is closed"
+        );
     }
     let (status, _, _) = get(&proxy.url("/after"), &[]).await;
     assert_eq!(status, StatusCode::OK, "the slots were freed");

@@ -111,10 +111,20 @@ impl RouteTable {
     /// both alike and nginx strips the dot before choosing a virtual host, so a
     /// host rule that missed it could be walked around.
     pub fn lookup(&self, host: Option<&str>, method: &Method, match_path: &str) -> Found<'_> {
+        // `path` and `path_exact` match without regard to ASCII case: many apps
+        // (IIS, ASP.NET, Express by default) serve `/ADMIN` as `/admin`, and a
+        // rule that missed it could be walked around. Allocates only when the
+        // path has an uppercase letter.
+        let folded = if match_path.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(match_path.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(match_path)
+        };
         let request = Request {
             host: host.map(without_trailing_dots),
             method,
             path: match_path,
+            folded: &folded,
         };
         match self.first_match(&request) {
             Some(index) => Found {
@@ -170,7 +180,10 @@ pub fn without_trailing_dots(host: &str) -> &str {
 struct Request<'a> {
     host: Option<&'a str>,
     method: &'a Method,
+    /// The path as normalized: what `path_regex` sees.
     path: &'a str,
+    /// The path with ASCII letters lowercased: what `path` and `path_exact` see.
+    folded: &'a str,
 }
 
 /// The lowest matching route found so far, while candidates are offered.
@@ -311,7 +324,7 @@ impl PathIndex {
     /// Offers every route of this bucket whose literal fits the request's path.
     fn offer_to(&self, search: &mut Search<'_>) {
         search.offer(&self.any_path);
-        let Some(mut segments) = segments(search.request.path) else {
+        let Some(mut segments) = segments(search.request.folded) else {
             // Only paths that start with `/` can equal or extend a literal that does.
             return;
         };
@@ -454,17 +467,21 @@ impl CompiledRoute {
             None => HostMatch::Exact(h.to_owned()),
         });
         let path = if let Some(p) = &route.path {
-            Some(PathMatch::Prefix(p.clone()))
+            Some(PathMatch::Prefix(p.to_ascii_lowercase()))
         } else if let Some(p) = &route.path_exact {
-            Some(PathMatch::Exact(p.clone()))
+            Some(PathMatch::Exact(p.to_ascii_lowercase()))
         } else {
             route.path_regex.clone().map(PathMatch::Regex)
         };
-        let methods = route
+        let mut methods: Vec<Method> = route
             .methods
             .iter()
             .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
             .collect();
+        // Frameworks answer HEAD with their GET handler: a rule on GET covers HEAD.
+        if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+            methods.push(Method::HEAD);
+        }
         CompiledRoute {
             host,
             path,
@@ -483,7 +500,7 @@ impl CompiledRoute {
 
     /// Returns true if and only if every matcher of the route holds.
     fn matches(&self, request: &Request<'_>) -> bool {
-        self.matches_host_and_method(request) && self.matches_path(request.path)
+        self.matches_host_and_method(request) && self.matches_path(request)
     }
 
     fn matches_host_and_method(&self, request: &Request<'_>) -> bool {
@@ -498,12 +515,13 @@ impl CompiledRoute {
         host_ok && (self.methods.is_empty() || self.methods.contains(request.method))
     }
 
-    fn matches_path(&self, path: &str) -> bool {
+    fn matches_path(&self, request: &Request<'_>) -> bool {
+        let path = request.folded;
         match &self.path {
             None => true,
             Some(PathMatch::Prefix(prefix)) => is_segment_prefix(prefix, path),
             Some(PathMatch::Exact(exact)) => exact == path,
-            Some(PathMatch::Regex(re)) => re.is_match(path),
+            Some(PathMatch::Regex(re)) => re.is_match(request.path),
         }
     }
 }

@@ -185,7 +185,11 @@ fn described_request(
     };
     let method_of = |text: Option<&str>| -> Result<Method, Reject> {
         match text {
-            Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| ambiguous("method")),
+            Some(m) => {
+                let method = Method::from_bytes(m.as_bytes()).map_err(|_| ambiguous("method"))?;
+                super::check_method(&method)?;
+                Ok(method)
+            }
             None => Ok(own_method.clone()),
         }
     };

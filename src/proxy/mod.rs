@@ -166,6 +166,9 @@ pub enum Reject {
     /// The request target cannot be normalized safely (SPEC §3): 400.
     #[error(transparent)]
     BadTarget(#[from] PathError),
+    /// A method with lowercase letters (see [`check_method`]): 400.
+    #[error("method with lowercase letters")]
+    BadMethod,
     /// No `Host` (or `:authority`), several, or one that is not a host: 400.
     #[error("missing, repeated or invalid Host")]
     BadHost,
@@ -218,7 +221,9 @@ impl Reject {
     /// The decision label for logs and metrics.
     fn decision(&self) -> &'static str {
         match self {
-            Reject::BadTarget(_) | Reject::BadHost | Reject::ForwardAuth(_) => "bad_request",
+            Reject::BadTarget(_) | Reject::BadHost | Reject::BadMethod | Reject::ForwardAuth(_) => {
+                "bad_request"
+            }
             Reject::Denied | Reject::Forbidden { .. } => "forbidden",
             Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
             Reject::LoginRequired(_) => "redirect",
@@ -254,6 +259,7 @@ async fn run(
     ex: &mut Exchange,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
+    check_method(req.method())?;
     let target = normalize::normalize(req.uri(), req.version())?;
     ex.path = Some(target.path().as_str().to_owned());
     let host = request_host(&req)?;
@@ -305,6 +311,16 @@ async fn run(
     let result = rt.upstream.forward(req, &target, ctx, &mut latency).await;
     ex.upstream_latency = latency;
     Ok(result?)
+}
+
+/// Refuses a method with lowercase letters: HTTP methods are case-sensitive,
+/// so `get` is not `GET` to a rule with `methods = ["GET"]`, but frameworks that
+/// uppercase `REQUEST_METHOD` (Symfony, Laravel) would serve it as GET.
+pub fn check_method(method: &http::Method) -> Result<(), Reject> {
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(Reject::BadMethod);
+    }
+    Ok(())
 }
 
 /// The signed `X-Portcullis-Identity` for `identity` at `host` (SPEC §7). A

@@ -42,6 +42,7 @@ pub fn render(reject: Reject, ex: &Exchange) -> Response<Body> {
         Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &[redirect.set_cookie]),
         Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
         Reject::BadHost => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request has no valid Host."),
+        Reject::BadMethod => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request method cannot be accepted."),
         Reject::ForwardAuth(_) => Shape::new(
             StatusCode::BAD_REQUEST,
             "bad_request",

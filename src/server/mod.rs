@@ -426,7 +426,10 @@ async fn detect_plain(stream: &TcpStream, timeout: Duration) -> Option<Protocol>
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = [0u8; 24];
     loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -480,8 +483,13 @@ impl Connection {
                 match handshake.await {
                     Ok(Ok(tls_stream)) => {
                         let info = ConnInfo { peer, is_tls: true };
-                        let is_h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                        let protocol = if is_h2 { Protocol::Http2 } else { Protocol::Http1 };
+                        let is_h2 =
+                            tls_stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let protocol = if is_h2 {
+                            Protocol::Http2
+                        } else {
+                            Protocol::Http1
+                        };
                         self.serve_http(tls_stream, info, protocol, watcher).await;
                     }
                     Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),

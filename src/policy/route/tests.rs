@@ -119,16 +119,12 @@ fn prefix_route_matches_the_prefix_and_below_but_not_a_longer_segment() {
     for path in ["/admin", "/admin/", "/admin/x", "/admin/x/y;z"] {
         assert_eq!(get(&t, path), "admin", "{path}");
     }
-    for path in [
-        "/administrator",
-        "/admin-x",
-        "/adm",
-        "/",
-        "/x/admin",
-        "/ADMIN",
-    ] {
+    for path in ["/administrator", "/admin-x", "/adm", "/", "/x/admin"] {
         assert_eq!(get(&t, path), "default", "{path}");
     }
+    // Case-insensitive on purpose (security review, finding 3).
+    assert_eq!(get(&t, "/ADMIN"), "admin");
+    assert_eq!(get(&t, "/Admin/X"), "admin");
 }
 
 #[test]
@@ -583,4 +579,12 @@ fn property_tables_match_often_enough_to_mean_something() {
         (200..950).contains(&matched),
         "{matched}/1000 matched past the first route"
     );
+}
+
+#[test]
+fn a_rule_on_get_also_covers_head() {
+    // Frameworks answer HEAD with the GET handler (security review, finding 4).
+    let t = table(vec![route("reads").prefix("/r").methods(&["GET"])]);
+    assert_eq!(t.find(None, &Method::HEAD, "/r").name, "reads");
+    assert_eq!(t.find(None, &Method::POST, "/r").name, "default");
 }
