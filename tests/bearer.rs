@@ -298,3 +298,19 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_jwks_refetch() {
     let fetched = stack.idp.stats().jwks_fetches - before;
     assert!(fetched <= 1, "{fetched} JWKS fetches for 20 unknown kids");
 }
+
+/// See: security review, finding 11.
+#[tokio::test]
+async fn an_id_token_is_not_accepted_as_a_bearer_token() {
+    let stack = stack().await;
+    let mut id_token_like = claims(&stack, "alice", &["admin"]);
+    id_token_like["nonce"] = json!("n-123");
+    let token = stack.idp.sign_jwt(
+        json!({"alg": "RS256", "kid": stack.idp.signing_kid()}),
+        id_token_like,
+    );
+    assert_eq!(
+        call(&stack, "/api/x", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -713,3 +713,44 @@ async fn a_short_idle_timeout_never_expires_an_active_user() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// See: security review, finding 8.
+#[tokio::test]
+async fn with_pass_access_token_the_app_gets_only_the_proxys_authorization() {
+    let stack = Stack::start_with(StackOptions {
+        pass_access_token: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let mut alice = stack.login("alice").await;
+    let forged = "Bearer forged.by.client";
+    let page = alice
+        .request(
+            Method::GET,
+            &stack.url("/x"),
+            &[("authorization", forged), ("accept", "application/json")],
+            "",
+        )
+        .await;
+    let auth = page
+        .seen()
+        .one("authorization")
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        auth.starts_with("Bearer ey"),
+        "the session's access token: {auth}"
+    );
+    let public = alice
+        .request(
+            Method::GET,
+            &stack.url("/public/x"),
+            &[("authorization", forged)],
+            "",
+        )
+        .await;
+    assert!(
+        public.seen().one("authorization").is_none(),
+        "a client's Authorization never passes"
+    );
+}

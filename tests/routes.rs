@@ -137,10 +137,10 @@ const TARGETS: &[(&str, Outcome)] = &[
     ("http://app.test/admin", Bad),
     ("HTTP://app.test/x", Bad),
     ("app.test:80", Bad),
-    // Near misses an app might still fold onto /admin: forwarded as themselves.
-    ("/admin%20", Upstream("/admin%20")),
-    ("/admin.", Upstream("/admin.")),
-    ("/admin%2e", Upstream("/admin.")),
+    // Near misses IIS and Windows fold onto /admin (trailing dot or space): refused.
+    ("/admin%20", Bad),
+    ("/admin.", Bad),
+    ("/admin%2e", Bad),
     ("/admin~", Upstream("/admin~")),
 ];
 

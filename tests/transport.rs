@@ -448,3 +448,45 @@ async fn a_silent_connection_is_closed_and_cannot_hold_the_slots() {
     let (status, _, _) = get(&proxy.url("/after"), &[]).await;
     assert_eq!(status, StatusCode::OK, "the slots were freed");
 }
+
+/// See: security review, findings 6 and 7.
+#[tokio::test]
+async fn rewrite_and_override_headers_and_h2c_upgrades_do_not_reach_the_app() {
+    let (_echo, proxy) = public_proxy().await;
+    let seen = seen(
+        &proxy.url("/public"),
+        &[
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-original-uri", "/admin"),
+            ("x_original_url", "/admin"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-port", "1"),
+            ("x-forwarded-ssl", "on"),
+            ("x-forwarded-uri", "/admin"),
+            ("x-host", "evil"),
+            ("front-end-https", "on"),
+            ("x-http-method-override", "DELETE"),
+            ("x-method-override", "DELETE"),
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+        ],
+    )
+    .await;
+    for (name, _) in &seen.headers {
+        let n = name.to_ascii_lowercase().replace(['_', '.'], "-");
+        let leaked = n.starts_with("x-original")
+            || n == "x-rewrite-url"
+            || n == "x-host"
+            || n == "front-end-https"
+            || n.contains("method-override")
+            || n == "upgrade"
+            || n == "http2-settings"
+            || (n.starts_with("x-forwarded-")
+                && !["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+                    .contains(&n.as_str()));
+        assert!(!leaked, "{name} reached the app: {:?}", seen.headers);
+    }
+    assert_eq!(seen.target, "/public");
+}

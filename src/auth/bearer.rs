@@ -191,6 +191,11 @@ async fn verify_with_exp(
             return Err(BearerError::Type(typ));
         }
     }
+    // An ID token is not an access token (RFC 9068 §4): ID tokens leak easily
+    // (`id_token_hint` in logout URLs) and carry the client as audience.
+    if verified.claims.contains_key("nonce") {
+        return Err(BearerError::Type("id_token".to_owned()));
+    }
     let identity = claims::identity(&verified.claims, aud.roles_claim);
     if identity.sub.is_empty() {
         return Err(BearerError::NoSubject);

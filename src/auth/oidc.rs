@@ -793,6 +793,14 @@ fn merge_userinfo(
             found: found.to_owned(),
         });
     }
+    // A changed email is verified only if userinfo says so: the ID token's
+    // `email_verified` was about the ID token's email.
+    let email_changed = userinfo
+        .get("email")
+        .is_some_and(|e| Some(e) != claims.get("email"));
+    if email_changed && !userinfo.contains_key("email_verified") {
+        claims.insert("email_verified".to_owned(), Value::Bool(false));
+    }
     for (k, v) in userinfo {
         if !matches!(
             k.as_str(),
@@ -853,6 +861,23 @@ mod tests {
         merge_userinfo(&mut c, good, "alice").expect("same subject");
         assert_eq!(c["email"], "a@example.com");
         assert_eq!(c["iss"], "x", "userinfo cannot change iss");
+    }
+
+    #[test]
+    fn a_changed_email_from_userinfo_is_not_verified_by_the_id_token() {
+        let mut c = claims(json!({"sub": "a", "email": "a@example.com", "email_verified": true}));
+        let info = claims(json!({"sub": "a", "email": "other@evil.com"}));
+        merge_userinfo(&mut c, info, "a").expect("same subject");
+        assert_eq!(c["email_verified"], false);
+        let mut same =
+            claims(json!({"sub": "a", "email": "a@example.com", "email_verified": true}));
+        merge_userinfo(
+            &mut same,
+            claims(json!({"sub": "a", "email": "a@example.com"})),
+            "a",
+        )
+        .expect("ok");
+        assert_eq!(same["email_verified"], true);
     }
 
     #[test]

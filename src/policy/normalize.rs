@@ -166,6 +166,11 @@ pub enum PathError {
     /// or non-ASCII): it would corrupt the forwarded request line.
     #[error("query byte 0x{byte:02X} at offset {offset} is not visible ascii")]
     InvalidQueryByte { byte: u8, offset: usize },
+    /// A segment ending in `.` or an encoded space: IIS and Windows drop them,
+    /// so `/admin.` or `/admin%20` would be `/admin` to such an app while the
+    /// rules saw another path.
+    #[error("segment {segment:?} ends in a dot or a space")]
+    TrailingDotOrSpace { segment: String },
 }
 
 /// Normalizes the target of a request, as hyper parsed it.
@@ -227,6 +232,7 @@ pub fn normalize_str(target: &str) -> Result<Target, PathError> {
         None => (target, None),
     };
     let path = normalize_path(raw_path)?;
+    refuse_trailing_dot_or_space(&path)?;
     let query = match raw_query {
         Some(query) => {
             check_query(query, raw_path.len() + 1)?;
@@ -304,6 +310,18 @@ const PLAIN: [bool; 256] = {
 ///
 /// The output is never longer than the input (decoding shrinks, merging and
 /// dot removal shrink, uppercasing hex keeps the length), so this allocates once.
+fn refuse_trailing_dot_or_space(path: &str) -> Result<(), PathError> {
+    for segment in path.split('/') {
+        let name = segment.split(';').next().unwrap_or_default();
+        if name.ends_with('.') || name.ends_with("%20") {
+            return Err(PathError::TrailingDotOrSpace {
+                segment: segment.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn normalize_path(raw: &str) -> Result<String, PathError> {
     // The common case: nothing to decode, merge or resolve; one scan, one copy.
     if is_already_normal(raw) {

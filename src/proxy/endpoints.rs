@@ -17,6 +17,9 @@ use super::body::{self, Body};
 use super::respond;
 use super::{Exchange, LoginFailure, Reject, Runtime, State};
 
+/// Used login states remembered at most (10 minutes' worth of logins).
+const MAX_USED_STATES: usize = 200_000;
+
 /// Back-channel logout requests are small forms; anything larger is refused.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -319,6 +322,13 @@ async fn callback(
         }
     }
     // A login state is good for one callback, even if its cookie is replayed.
+    // Bounded: a flood of logins must not grow memory without limit.
+    if state.used_states.len() >= MAX_USED_STATES {
+        state.sweep_caches();
+        if state.used_states.len() >= MAX_USED_STATES {
+            return Err(Reject::ProviderUnavailable);
+        }
+    }
     if state
         .used_states
         .insert(state_param.clone(), now + authenticate_login_ttl())

@@ -60,6 +60,8 @@ pub struct ForwardContext<'a> {
     pub permit: Option<&'a Permit<'a>>,
     /// The signed `X-Portcullis-Identity` value for the permitted identity.
     pub assertion: Option<HeaderValue>,
+    /// The request was authenticated by its own bearer token (kept for the app).
+    pub via_bearer: bool,
     /// The session's access token, when `upstream.pass_access_token` applies.
     pub access_token: Option<&'a str>,
     /// Completes when the request's session ends: an upgraded connection closes then.
@@ -79,6 +81,7 @@ pub struct Upstream {
     response_timeout: Duration,
     pass_host_header: bool,
     trusted_proxies: Vec<IpNet>,
+    pass_access_token: bool,
     /// The session cookie's base name: its cookies are never forwarded.
     cookie_name: String,
     metrics: Arc<Metrics>,
@@ -132,6 +135,7 @@ impl Upstream {
             response_timeout: up.response_timeout,
             pass_host_header: up.pass_host_header,
             trusted_proxies: config.server.trusted_proxies.clone(),
+            pass_access_token: up.pass_access_token,
             cookie_name: config.session.cookie_name.clone(),
             metrics,
         })
@@ -245,10 +249,19 @@ impl Upstream {
         ctx: &ForwardContext<'_>,
         upgrade: Option<&HeaderValue>,
     ) {
+        // First every removal, then every header the proxy sets: nothing the
+        // client sent can undo what the proxy adds, and no removal step can
+        // take away what another step set.
         remove_hop_by_hop(headers);
         // The client already had its 100-continue from us; the upstream gets the body.
         headers.remove(header::EXPECT);
         identity::headers::strip(headers);
+        strip_own_cookies(headers, &self.cookie_name);
+        if self.pass_access_token && !ctx.via_bearer {
+            // The app trusts `Authorization` to be the proxy's: a client's own never passes.
+            headers.remove(header::AUTHORIZATION);
+        }
+        set_forwarded(headers, ctx, &self.trusted_proxies);
         if let Some(permit) = ctx.permit {
             identity::headers::set(headers, permit.identity());
             if let Some(assertion) = &ctx.assertion {
@@ -263,8 +276,6 @@ impl Upstream {
                 headers.insert(header::AUTHORIZATION, value);
             }
         }
-        strip_own_cookies(headers, &self.cookie_name);
-        set_forwarded(headers, ctx, &self.trusted_proxies);
         headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
         let host = if self.pass_host_header {
             HeaderValue::from_str(ctx.host).ok()
@@ -288,7 +299,6 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -344,7 +354,9 @@ fn upgrade_protocol(headers: &HeaderMap, version: Version) -> Option<HeaderValue
     }
     let mut values = headers.get_all(header::UPGRADE).iter();
     match (values.next(), values.next()) {
-        (Some(v), None) => Some(v.clone()),
+        // WebSocket only: an `h2c` upgrade the app accepted would let the client
+        // speak HTTP/2 straight to it, past every rule (h2c smuggling).
+        (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"websocket") => Some(v.clone()),
         _ => None,
     }
 }
@@ -388,8 +400,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
         .or_else(|| HeaderValue::from_str(ctx.host).ok());
 
     if !is_trusted {
-        headers.remove(&FORWARDED);
+        strip_client_routing_headers(headers);
     }
+    strip_method_overrides(headers);
     for (name, value) in [
         (&X_FORWARDED_FOR, HeaderValue::from_str(&chain).ok()),
         (&X_REAL_IP, HeaderValue::from_str(&client_ip).ok()),
@@ -400,6 +413,60 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
         if let Some(value) = value {
             headers.insert(name.clone(), value);
         }
+    }
+}
+
+/// Removes what an untrusted client could use to re-route or re-scheme the app
+/// behind the proxy: `Forwarded`, every `X-Forwarded-*` the proxy does not set
+/// itself (`-Prefix`, `-Port`, `-Server`, `-Ssl`, `-Scheme`, `-Uri`, ...),
+/// `X-Original-*` and `X-Rewrite-URL` (IIS URL Rewrite, older Symfony and Zend
+/// route on them: CVE-2018-14773), `X-Host`, `Front-End-Https`; in every
+/// spelling (`_` or `.` for `-`).
+fn strip_client_routing_headers(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_client_routing_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+fn is_client_routing_header(name: &str) -> bool {
+    let canonical: String = name
+        .chars()
+        .map(|c| {
+            if c == '_' || c == '.' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let ours = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+    (canonical.starts_with("x-forwarded-") && !ours.contains(&canonical.as_str()))
+        || canonical.starts_with("x-original-")
+        || matches!(
+            canonical.as_str(),
+            "forwarded"
+                | "x-rewrite-url"
+                | "x-host"
+                | "front-end-https"
+                | "x-forwarded"
+                | "x-real-ip"
+        )
+}
+
+/// Method-override headers would let a client turn an allowed `POST` into a
+/// `DELETE` the rules never saw; the proxy never forwards them.
+fn strip_method_overrides(headers: &mut HeaderMap) {
+    for name in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        headers.remove(name);
     }
 }
 
@@ -597,6 +664,7 @@ mod tests {
             route: "r",
             permit: None,
             assertion: None,
+            via_bearer: false,
             access_token: None,
             session_end: None,
         };
@@ -625,6 +693,7 @@ mod tests {
             route: "r",
             permit: None,
             assertion: None,
+            via_bearer: false,
             access_token: None,
             session_end: None,
         };

@@ -304,6 +304,7 @@ async fn run(
         route: &rule.name,
         permit: permit.as_ref(),
         assertion,
+        via_bearer,
         access_token: access_token.as_deref().filter(|_| pass_token),
         session_end,
     };

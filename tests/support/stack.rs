@@ -64,6 +64,8 @@ pub struct StackOptions {
     pub client_auth: devidp::ClientAuth,
     /// Another upstream than the echo app (benchmarks).
     pub upstream: Option<String>,
+    /// `upstream.pass_access_token`.
+    pub pass_access_token: bool,
 }
 
 impl Default for StackOptions {
@@ -74,6 +76,7 @@ impl Default for StackOptions {
             idp: Box::new(|_| {}),
             client_auth: devidp::ClientAuth::Basic,
             upstream: None,
+            pass_access_token: false,
         }
     }
 }
@@ -113,6 +116,7 @@ listen = "127.0.0.1:0"
 
 [upstream]
 url = "{upstream}"
+pass_access_token = {pass_access_token}
 
 [oidc]
 issuer = "{issuer}"
@@ -125,6 +129,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             upstream = options.upstream.clone().unwrap_or_else(|| echo.url()),
             issuer = idp.issuer(),
             extra = options.extra,
+            pass_access_token = options.pass_access_token,
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
