@@ -249,6 +249,8 @@ fn header_rewrite(c: &mut Criterion) {
                     request_id: &request_id,
                     route: "route1",
                     permit: None,
+                    assertion: None,
+                    via_bearer: false,
                     access_token: None,
                     session_end: None,
                 };
