@@ -29,6 +29,9 @@ async fn admin_serves_health_readiness_and_metrics() {
         r#"portcullis_requests_total{method="GET",route="public",status="200"} 1"#,
         r#"portcullis_auth_decisions_total{decision="redirect",route="default"} 1"#,
         r#"portcullis_logins_total{result="ok"} 1"#,
+        r#"portcullis_provider_fetches_total{kind="discovery"} 1"#,
+        r#"portcullis_provider_fetches_total{kind="jwks"} 1"#,
+        "portcullis_active_sessions",
         "portcullis_upstream_request_duration_seconds_bucket",
     ] {
         assert!(body.contains(series), "{series} missing:\n{body}");

@@ -145,7 +145,7 @@ fn every_example_config_passes_check_with_secrets_redacted() {
         "auth0.toml",
         "keycloak.toml",
         "okta.toml",
-        "entra-id.toml",
+        "entra.toml",
         "google.toml",
         "redis.toml",
     ] {

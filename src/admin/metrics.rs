@@ -30,6 +30,8 @@ pub struct Metrics {
     pub refreshes: IntCounterVec,
     /// `portcullis_provider_errors_total{endpoint}`: discovery, jwks, token, userinfo.
     pub provider_errors: IntCounterVec,
+    /// `portcullis_provider_fetches_total{kind}`: discovery, jwks.
+    pub provider_fetches: IntCounterVec,
     /// `portcullis_config_reloads_total{result}`: ok, failed.
     pub config_reloads: IntCounterVec,
     /// `portcullis_active_sessions`: sessions in the store (sampled by the sweeper).
@@ -103,6 +105,11 @@ impl Metrics {
             "Failed calls to the OpenID provider, by endpoint.",
             "endpoint",
         );
+        let provider_fetches = counter(
+            "portcullis_provider_fetches_total",
+            "Fetches of the provider's discovery document and JWKS.",
+            "kind",
+        );
         let config_reloads = counter(
             "portcullis_config_reloads_total",
             "Configuration reloads, by result.",
@@ -133,6 +140,7 @@ impl Metrics {
             logouts,
             refreshes,
             provider_errors,
+            provider_fetches,
             config_reloads,
             active_sessions,
             open_connections,
@@ -143,7 +151,8 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+            Box::new(self.provider_fetches.clone()),
             Box::new(self.config_reloads.clone()),
             Box::new(self.requests.clone()),
             Box::new(self.logins.clone()),
@@ -170,6 +179,16 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+impl Metrics {
+    /// The provider's share of the series.
+    pub fn provider_counters(&self) -> crate::auth::oidc::ProviderCounters {
+        crate::auth::oidc::ProviderCounters {
+            fetches: self.provider_fetches.clone(),
+            errors: self.provider_errors.clone(),
+        }
     }
 }
 

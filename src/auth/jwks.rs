@@ -70,6 +70,8 @@ impl Key {
 
 /// The cached key set of one provider.
 pub struct Jwks {
+    /// `portcullis_provider_fetches_total`, when the proxy counts.
+    counter: Option<prometheus::IntCounterVec>,
     http: HttpClient,
     uri: String,
     keys: ArcSwap<Vec<Key>>,
@@ -83,7 +85,17 @@ pub struct Jwks {
 impl Jwks {
     /// An empty cache for `uri`; call [`Jwks::refresh`] before use.
     pub fn new(http: HttpClient, uri: String) -> Self {
+        Self::counted(http, uri, None)
+    }
+
+    /// [`Jwks::new`], counting each fetch in `counter{kind="jwks"}`.
+    pub fn counted(
+        http: HttpClient,
+        uri: String,
+        counter: Option<prometheus::IntCounterVec>,
+    ) -> Self {
         Jwks {
+            counter,
             http,
             uri,
             keys: ArcSwap::from_pointee(Vec::new()),
@@ -109,6 +121,9 @@ impl Jwks {
     async fn fetch(&self) -> Result<(), JwksError> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(counter) = &self.counter {
+            counter.with_label_values(&["jwks"]).inc();
+        }
         let req = Request::get(&self.uri)
             .header(http::header::ACCEPT, "application/json")
             .body(Full::default())

@@ -203,6 +203,16 @@ pub struct Provider {
     clock: Arc<dyn Clock>,
     discovered: ArcSwapOption<Discovered>,
     bearer_cache: bearer::Cache,
+    counters: Option<ProviderCounters>,
+}
+
+/// The series a provider counts into (clones of the registered ones).
+#[derive(Clone)]
+pub struct ProviderCounters {
+    /// `portcullis_provider_fetches_total{kind}`: discovery, jwks.
+    pub fetches: prometheus::IntCounterVec,
+    /// `portcullis_provider_errors_total{endpoint}`.
+    pub errors: prometheus::IntCounterVec,
 }
 
 impl Provider {
@@ -231,7 +241,14 @@ impl Provider {
             clock,
             discovered: ArcSwapOption::empty(),
             bearer_cache: bearer::Cache::new(BEARER_CACHE_CAPACITY),
+            counters: None,
         }
+    }
+
+    /// Counts fetches and errors into `counters`.
+    pub fn with_counters(mut self, counters: ProviderCounters) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     /// Returns true if and only if `config` would build this same provider
@@ -301,6 +318,9 @@ impl Provider {
             .header(header::ACCEPT, "application/json")
             .body(Full::default())
             .map_err(|e| OidcError::Discovery(e.to_string()))?;
+        if let Some(counters) = &self.counters {
+            counters.fetches.with_label_values(&["discovery"]).inc();
+        }
         let resp = self.http.send(req).await?;
         if resp.status != StatusCode::OK {
             return Err(OidcError::Discovery(format!(
@@ -318,7 +338,11 @@ impl Provider {
         }
         let client_auth =
             choose_client_auth(metadata.token_endpoint_auth_methods_supported.as_deref())?;
-        let jwks = Jwks::new(self.http.clone(), metadata.jwks_uri.clone());
+        let jwks = Jwks::counted(
+            self.http.clone(),
+            metadata.jwks_uri.clone(),
+            self.counters.as_ref().map(|c| c.fetches.clone()),
+        );
         jwks.refresh()
             .await
             .map_err(|e| OidcError::Discovery(e.to_string()))?;
@@ -342,6 +366,9 @@ impl Provider {
                     return;
                 }
                 Err(error) => {
+                    if let Some(counters) = &self.counters {
+                        counters.errors.with_label_values(&["discovery"]).inc();
+                    }
                     tracing::warn!(issuer = %self.issuer, %error, retry_in = ?delay, "provider discovery failed");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(60));

@@ -149,11 +149,10 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         &config.identity,
         &config.server.public_url,
     )?);
-    let provider = Arc::new(Provider::new(
-        &config,
-        HttpClient::new(PROVIDER_TIMEOUT),
-        clock.clone(),
-    ));
+    let provider = Arc::new(
+        Provider::new(&config, HttpClient::new(PROVIDER_TIMEOUT), clock.clone())
+            .with_counters(metrics.provider_counters()),
+    );
     let runtime = Runtime::new(config, provider.clone(), metrics.clone())?;
     let state = Arc::new(State {
         runtime: ArcSwap::from_pointee(runtime),

@@ -114,11 +114,14 @@ impl Reloader {
         let provider = if old.provider.has_settings_of(&config) {
             old.provider.clone()
         } else {
-            let provider = Arc::new(Provider::new(
-                &config,
-                HttpClient::new(PROVIDER_TIMEOUT),
-                self.state.clock.clone(),
-            ));
+            let provider = Arc::new(
+                Provider::new(
+                    &config,
+                    HttpClient::new(PROVIDER_TIMEOUT),
+                    self.state.clock.clone(),
+                )
+                .with_counters(self.metrics.provider_counters()),
+            );
             provider.discover().await?;
             provider
         };
