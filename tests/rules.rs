@@ -73,3 +73,58 @@ async fn auth_prefix_is_never_forwarded() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(echo.hits(), 0);
 }
+
+#[tokio::test]
+async fn error_pages_come_from_the_templates_directory_when_set() {
+    let echo = Echo::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("error.html"),
+        "<html><body>ACME {{status}} {{title}}: {{message}} {{action}} ref {{request_id}}</body></html>",
+    )
+    .expect("template");
+    let toml = base_config(&echo.url(), ROUTES).replace(
+        "public_url = \"http://app.test\"",
+        &format!(
+            "public_url = \"http://app.test\"\ntemplates_dir = \"{}\"",
+            dir.path().display()
+        ),
+    );
+    let proxy = Proxy::start(&toml).await;
+    let (status, _, body) = get(
+        &proxy.url("/blocked"),
+        &[("accept", "text/html"), ("x-request-id", "r-9")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body.starts_with("<html><body>ACME 403 Forbidden: You do not have access"),
+        "{body}"
+    );
+    assert!(body.contains("<a href=\"/\">Home</a> ref r-9"), "{body}");
+    let (_, _, json) = get(&proxy.url("/blocked"), &[("accept", "application/json")]).await;
+    assert!(
+        json.contains("\"forbidden\""),
+        "scripts still get JSON: {json}"
+    );
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let bad = tempfile::tempdir().expect("tempdir");
+    let path = bad.path().join("p.toml");
+    std::fs::write(
+        &path,
+        base_config(&echo.url(), ROUTES).replace(
+            "public_url = \"http://app.test\"",
+            &format!(
+                "public_url = \"http://app.test\"\ntemplates_dir = \"{}\"",
+                empty.path().display()
+            ),
+        ),
+    )
+    .expect("write");
+    let error = portcullis::config::load_with_env(&path, &[]).expect_err("no error.html");
+    assert!(
+        error.to_string().contains("server.templates_dir"),
+        "{error}"
+    );
+}

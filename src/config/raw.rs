@@ -31,6 +31,7 @@ pub(super) struct RawServer {
     pub tls: Option<RawTls>,
     pub allowed_redirect_hosts: Option<Vec<String>>,
     pub post_logout_url: Option<String>,
+    pub templates_dir: Option<PathBuf>,
     pub header_read_timeout: Option<DurationText>,
     pub max_header_bytes: Option<Count>,
     pub max_connections: Option<Count>,

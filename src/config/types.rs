@@ -50,6 +50,11 @@ pub struct Server {
     pub allowed_redirect_hosts: Vec<String>,
     /// `server.post_logout_url`, default `/`.
     pub post_logout_url: String,
+    /// `server.templates_dir`: a directory whose `error.html` replaces the
+    /// built-in error page (placeholders `{{status}}`, `{{title}}`,
+    /// `{{message}}`, `{{action}}`, `{{request_id}}`, all HTML-escaped but
+    /// `{{action}}`, a link the proxy builds).
+    pub templates_dir: Option<PathBuf>,
     /// `server.header_read_timeout`, default `10s`: a client must send a whole request
     /// head within this (slowloris), also between keep-alive requests.
     #[serde(serialize_with = "serialize_duration")]

@@ -81,6 +81,8 @@ pub struct Runtime {
     pub upstream: Upstream,
     pub cookies: Cookies,
     pub provider: Arc<Provider>,
+    /// `server.templates_dir/error.html`, read at load (and reload).
+    pub error_template: Option<String>,
 }
 
 impl Runtime {
@@ -96,7 +98,15 @@ impl Runtime {
         let routes = RouteTable::new(&config);
         let upstream = Upstream::new(&config, metrics)?;
         let cookies = Cookies::new(&config);
+        // Checked readable by the config loader; a file that vanished since
+        // falls back to the built-in page rather than failing the load.
+        let error_template = config
+            .server
+            .templates_dir
+            .as_ref()
+            .and_then(|dir| std::fs::read_to_string(dir.join("error.html")).ok());
         Ok(Runtime {
+            error_template,
             config: Arc::new(config),
             routes,
             upstream,
@@ -245,7 +255,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         Err(reject) => {
             ex.decision = reject.decision();
             ex.reason = Some(reject.to_string());
-            respond::render(reject, &ex)
+            respond::render(reject, &ex, rt.error_template.as_deref())
         }
     };
     log_and_count(&state.metrics, &ex, &resp);

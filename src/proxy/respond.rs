@@ -37,7 +37,7 @@ impl Shape {
 const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// The response for `reject`, shaped for the client in `ex`.
-pub fn render(reject: Reject, ex: &Exchange) -> Response<Body> {
+pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response<Body> {
     let shape = match reject {
         Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &[redirect.set_cookie]),
         Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
@@ -103,7 +103,7 @@ pub fn render(reject: Reject, ex: &Exchange) -> Response<Body> {
             "The application is not reachable right now.",
         ),
     };
-    page(shape, ex)
+    page(shape, ex, template)
 }
 
 fn login_failure(failure: &LoginFailure) -> Shape {
@@ -163,9 +163,9 @@ pub fn redirect(location: &str, cookies: &[HeaderValue]) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-fn page(shape: Shape, ex: &Exchange) -> Response<Body> {
+fn page(shape: Shape, ex: &Exchange, template: Option<&str>) -> Response<Body> {
     let (content_type, text) = if ex.is_navigation {
-        ("text/html; charset=utf-8", html_page(&shape, ex))
+        ("text/html; charset=utf-8", html_page(&shape, ex, template))
     } else {
         let mut json = serde_json::json!({ "error": shape.code, "message": shape.message });
         if let Some(login_url) = &shape.login_url {
@@ -186,7 +186,7 @@ fn page(shape: Shape, ex: &Exchange) -> Response<Body> {
         .expect("status and static headers are valid")
 }
 
-fn html_page(shape: &Shape, ex: &Exchange) -> String {
+fn html_page(shape: &Shape, ex: &Exchange, template: Option<&str>) -> String {
     let title = shape.status.canonical_reason().unwrap_or("Error");
     let request_id = escape_html(ex.request_id.to_str().unwrap_or(""));
     let action = match (&shape.retry, &shape.login_url) {
@@ -194,6 +194,14 @@ fn html_page(shape: &Shape, ex: &Exchange) -> String {
         (None, Some(login)) => format!("<a href=\"{}\">Sign in</a>", escape_html(login)),
         (None, None) => "<a href=\"/\">Home</a>".to_owned(),
     };
+    if let Some(template) = template {
+        return template
+            .replace("{{status}}", shape.status.as_str())
+            .replace("{{title}}", &escape_html(title))
+            .replace("{{message}}", &escape_html(shape.message))
+            .replace("{{request_id}}", &request_id)
+            .replace("{{action}}", &action);
+    }
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -69,6 +69,13 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
         raw.shutdown_grace,
         DEFAULT_SHUTDOWN_GRACE,
     );
+    let templates_dir = match raw.templates_dir {
+        Some(dir) => p.check(
+            "server.templates_dir",
+            syntax::readable_file(&dir.join("error.html")).map(|()| Some(dir)),
+        ),
+        None => Some(None),
+    };
     let workers = match raw.workers {
         Some(Count(n)) => positive(p, "server.workers", n).map(Some),
         None => Some(None),
@@ -82,6 +89,7 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
         tls: tls?,
         allowed_redirect_hosts: allowed_redirect_hosts?,
         post_logout_url: post_logout_url?,
+        templates_dir: templates_dir?,
         header_read_timeout: header_read_timeout?,
         max_header_bytes: (max_header_bytes >= MIN_HEADER_BYTES).then_some(max_header_bytes)?,
         max_connections: max_connections?,
