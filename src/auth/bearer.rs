@@ -115,6 +115,17 @@ impl Cache {
         self.entries.insert(key, (identity, exp));
     }
 
+    /// The identity cached for `token` at `audience`, if still before its `exp`
+    /// (what a request pays on a hit).
+    pub fn lookup(&self, token: &str, audience: &str, now: i64) -> Option<Identity> {
+        self.get(&Self::key(token, audience), now)
+    }
+
+    /// Caches `identity` for `token` at `audience` until `exp`.
+    pub fn store(&self, token: &str, audience: &str, identity: Identity, exp: i64, now: i64) {
+        self.insert(Self::key(token, audience), identity, exp, now);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
