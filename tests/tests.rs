@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod adversarial;
 mod bearer;
 mod cli;
 mod demo;
@@ -15,7 +16,6 @@ mod login;
 mod operate;
 mod redis;
 mod reload;
-mod routes;
 mod rules;
 mod tls;
 mod transport;
