@@ -288,10 +288,27 @@ async fn check_store(store: &dyn SessionStore, was_up: Option<bool>) -> bool {
     }
 }
 
+/// The accept queue asked of the kernel (capped by `net.core.somaxconn`).
+///
+/// tokio's `TcpListener::bind` asks for 128 here. A burst of connections
+/// larger than the queue has its SYNs dropped, and each dropped client waits a
+/// second or more to retry: a burst of 10,000 took a minute to connect
+/// (tests/adversarial/floods.rs).
+const ACCEPT_BACKLOG: u32 = 4096;
+
 async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { key, addr, source })
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std and tokio do: a restart can bind while old connections linger.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(ACCEPT_BACKLOG)
+    };
+    listen().map_err(|source| ServerError::Bind { key, addr, source })
 }
 
 fn local_addr(key: &'static str, listener: &TcpListener) -> Result<SocketAddr, ServerError> {
@@ -511,7 +528,12 @@ impl Connection {
         let state = self.state.clone();
         let svc = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(proxy::handle(state, info, req).await) }
+            // Boxed: hyper keeps the service future inline in every connection's
+            // task, and the whole request path's future is several KiB, paid
+            // by each idle or slow connection (measured in
+            // tests/adversarial/floods.rs).
+            let handled = Box::pin(proxy::handle(state, info, req));
+            async move { Ok::<_, Infallible>(handled.await) }
         });
         // serve_connection_with_upgrades: plain serve_connection breaks WebSocket.
         let builder = match protocol {
