@@ -43,6 +43,10 @@ pub enum UpstreamError {
     /// The upstream URL in the config could not be combined with the request.
     #[error("cannot build the upstream request: {0}")]
     Build(String),
+    /// The client's request body broke off or was malformed while it streamed
+    /// (a bad chunk, a reset): the client's fault, not the upstream's, so 400.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(String),
     /// `upstream.ca_file` could not be read or holds no certificate.
     #[error("cannot load upstream.ca_file {path}: {reason}")]
     CaFile { path: String, reason: String },
@@ -182,6 +186,9 @@ impl Upstream {
                     reason: error_chain(&e),
                 };
                 return Err(self.fail(&ctx, err));
+            }
+            Ok(Err(e)) if is_client_body_error(&e) => {
+                return Err(UpstreamError::ClientBody(error_chain(&e)))
             }
             Ok(Err(e)) => return Err(self.fail(&ctx, UpstreamError::Protocol(error_chain(&e)))),
             Ok(Ok(resp)) => resp,
@@ -599,6 +606,23 @@ fn upstream_tls(up: &config::Upstream) -> Result<rustls::ClientConfig, UpstreamE
 }
 
 /// An error and its causes on one line, for the log.
+/// Returns true if and only if the upstream request failed because reading the
+/// client's body failed: hyper reports a user body error whose cause is the
+/// error of the incoming (client) body.
+fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
+            if hyper_error.is_user() {
+                return std::error::Error::source(hyper_error)
+                    .is_some_and(|inner| inner.downcast_ref::<hyper::Error>().is_some());
+            }
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();

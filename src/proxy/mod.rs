@@ -241,6 +241,7 @@ impl Reject {
             Reject::NotFound | Reject::MethodNotAllowed => "not_found",
             Reject::Login(_) | Reject::Backchannel(_) => "refused",
             Reject::StoreUnavailable(_) | Reject::ProviderUnavailable => "unavailable",
+            Reject::Upstream(UpstreamError::ClientBody(_)) => "bad_request",
             Reject::Upstream(_) => "upstream_error",
         }
     }

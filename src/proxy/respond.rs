@@ -87,6 +87,11 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             "provider_unavailable",
             "The sign-in service is unavailable for a moment. Please try again shortly.",
         ),
+        Reject::Upstream(UpstreamError::ClientBody(_)) => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request body was cut off or malformed.",
+        ),
         Reject::Upstream(UpstreamError::Timeout(_)) => Shape::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
