@@ -10,13 +10,27 @@ use http::StatusCode;
 use crate::support::stack::free_port;
 use crate::support::{base_config, get, try_status, Echo};
 
-fn start(echo: &Echo, routes: &str, extra: &str) -> (std::process::Child, u16, tempfile::TempDir) {
+pub(crate) fn start(
+    echo: &Echo,
+    routes: &str,
+    extra: &str,
+) -> (std::process::Child, u16, tempfile::TempDir) {
+    start_with_server_keys(echo, routes, extra, "")
+}
+
+/// [`start`] with `server_keys` (TOML lines) added to the `[server]` table.
+pub(crate) fn start_with_server_keys(
+    echo: &Echo,
+    routes: &str,
+    extra: &str,
+    server_keys: &str,
+) -> (std::process::Child, u16, tempfile::TempDir) {
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("portcullis.toml");
     let toml = base_config(&echo.url(), &format!("{routes}\n{extra}")).replace(
         "127.0.0.1:0\"\npublic_url",
-        &format!("127.0.0.1:{port}\"\npublic_url"),
+        &format!("127.0.0.1:{port}\"\n{server_keys}\npublic_url"),
     );
     std::fs::write(&path, toml).expect("write");
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -31,7 +45,7 @@ fn start(echo: &Echo, routes: &str, extra: &str) -> (std::process::Child, u16, t
     (child, port, dir)
 }
 
-async fn wait_up(port: u16) {
+pub(crate) async fn wait_up(port: u16) {
     for _ in 0..100 {
         if try_status(&format!("http://127.0.0.1:{port}/x"))
             .await

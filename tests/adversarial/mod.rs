@@ -16,10 +16,10 @@
 //! | `floods` | slow and idle connections, 10,000 concurrent connections, WebSocket abuse, HTTP/2 rapid reset and CONTINUATION floods |
 
 // mod csrf;
-// mod floods;
+mod floods;
 // mod header_spoofing;
 // mod open_redirect;
 mod path_bypass;
 // mod sessions;
-// mod smuggling;
+mod smuggling;
 // mod tokens;

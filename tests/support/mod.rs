@@ -48,6 +48,9 @@ pub struct Seen {
     pub version: String,
     pub headers: Vec<(String, String)>,
     pub body_len: u64,
+    /// Trailer fields of a chunked request body.
+    #[serde(default)]
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Seen {
@@ -81,6 +84,8 @@ impl Seen {
 pub struct Echo {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// `METHOD target` of every request received, in order.
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
     /// Sizes of `/stream-in` chunks as they arrive.
     pub chunks_in: Arc<Mutex<mpsc::UnboundedReceiver<usize>>>,
     /// Releases the second chunk of `/stream-out`.
@@ -90,6 +95,7 @@ pub struct Echo {
 #[derive(Clone)]
 struct EchoShared {
     hits: Arc<AtomicUsize>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
     chunk_tx: mpsc::UnboundedSender<usize>,
     release_rx: Arc<Mutex<mpsc::UnboundedReceiver<()>>>,
 }
@@ -99,10 +105,12 @@ impl Echo {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
         let addr = listener.local_addr().expect("echo addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (chunk_tx, chunk_rx) = mpsc::unbounded_channel();
         let (release_tx, release_rx) = mpsc::unbounded_channel();
         let shared = EchoShared {
             hits: hits.clone(),
+            requests: requests.clone(),
             chunk_tx,
             release_rx: Arc::new(Mutex::new(release_rx)),
         };
@@ -127,6 +135,7 @@ impl Echo {
         Echo {
             addr,
             hits,
+            requests,
             chunks_in: Arc::new(Mutex::new(chunk_rx)),
             release_out: release_tx,
         }
@@ -139,10 +148,18 @@ impl Echo {
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
+
+    /// `METHOD target` of every request the upstream received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
 }
 
 async fn echo(shared: EchoShared, mut req: Request<Incoming>) -> Response<TestBody> {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut requests) = shared.requests.lock() {
+        requests.push(format!("{} {}", req.method(), req.uri()));
+    }
     let path = req.uri().path().to_owned();
     match path.as_str() {
         "/ws" => return websocket_echo(&mut req),
@@ -166,8 +183,17 @@ async fn echo(shared: EchoShared, mut req: Request<Incoming>) -> Response<TestBo
     );
     let mut body = req.into_body();
     let mut body_len = 0u64;
+    let mut trailers = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
+        if let Some(fields) = frame.trailers_ref() {
+            trailers.extend(fields.iter().map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            }));
+        }
         if let Some(data) = frame.data_ref() {
             body_len += data.len() as u64;
             if path == "/stream-in" {
@@ -181,6 +207,7 @@ async fn echo(shared: EchoShared, mut req: Request<Incoming>) -> Response<TestBo
         "version": seen_head.2,
         "headers": seen_head.3,
         "body_len": body_len,
+        "trailers": trailers,
     });
     Response::builder()
         .header("content-type", "application/json")
