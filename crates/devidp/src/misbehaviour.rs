@@ -27,6 +27,10 @@ pub enum Misbehaviour {
     Expired,
     /// ID token `iat` is a day in the future.
     IssuedInFuture,
+    /// ID token has no `iat` (OpenID RP certification `rp-id_token-iat`).
+    MissingIat,
+    /// ID token has no `sub` (OpenID RP certification `rp-id_token-sub`).
+    MissingSub,
     /// ID token has no `nonce` although the request had one.
     MissingNonce,
     /// ID token `nonce` differs from the request's.
@@ -155,6 +159,12 @@ pub(crate) fn sign_id_token(
         Misbehaviour::IssuedInFuture => {
             c.insert("iat".into(), json!(now + 86_400));
             c.insert("exp".into(), json!(now + 2 * 86_400));
+        }
+        Misbehaviour::MissingIat => {
+            c.remove("iat");
+        }
+        Misbehaviour::MissingSub => {
+            c.remove("sub");
         }
         Misbehaviour::MissingNonce => {
             c.remove("nonce");
