@@ -26,7 +26,7 @@ path = "/either"
 auth = "login_or_bearer"
 "#;
 
-async fn stack() -> Stack {
+pub(crate) async fn stack() -> Stack {
     Stack::start_with(StackOptions {
         extra: ROUTES.to_owned(),
         ..StackOptions::default()
@@ -34,25 +34,25 @@ async fn stack() -> Stack {
     .await
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs() as i64
 }
 
-fn claims(stack: &Stack, sub: &str, roles: &[&str]) -> Value {
+pub(crate) fn claims(stack: &Stack, sub: &str, roles: &[&str]) -> Value {
     json!({
         "iss": stack.idp.issuer(), "aud": "portcullis", "sub": sub, "iat": now(), "exp": now() + 300,
         "jti": format!("{}", rand::random::<u64>()), "roles": roles, "client_id": "portcullis",
     })
 }
 
-fn header(stack: &Stack) -> Value {
+pub(crate) fn header(stack: &Stack) -> Value {
     json!({"alg": "RS256", "typ": "at+jwt", "kid": stack.idp.signing_kid()})
 }
 
-async fn call(stack: &Stack, path: &str, token: &str) -> crate::support::stack::Page {
+pub(crate) async fn call(stack: &Stack, path: &str, token: &str) -> crate::support::stack::Page {
     let auth = format!("Bearer {token}");
     Browser::default()
         .request(
@@ -64,7 +64,7 @@ async fn call(stack: &Stack, path: &str, token: &str) -> crate::support::stack::
         .await
 }
 
-fn challenge(page: &crate::support::stack::Page) -> String {
+pub(crate) fn challenge(page: &crate::support::stack::Page) -> String {
     page.headers
         .get("www-authenticate")
         .and_then(|v| v.to_str().ok())

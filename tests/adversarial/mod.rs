@@ -22,4 +22,4 @@ mod floods;
 mod path_bypass;
 // mod sessions;
 mod smuggling;
-// mod tokens;
+mod tokens;

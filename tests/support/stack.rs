@@ -66,6 +66,8 @@ pub struct StackOptions {
     pub upstream: Option<String>,
     /// `upstream.pass_access_token`.
     pub pass_access_token: bool,
+    /// TOML lines added to the `[server]` table.
+    pub server: String,
 }
 
 impl Default for StackOptions {
@@ -77,6 +79,7 @@ impl Default for StackOptions {
             client_auth: devidp::ClientAuth::Basic,
             upstream: None,
             pass_access_token: false,
+            server: String::new(),
         }
     }
 }
@@ -110,6 +113,7 @@ impl Stack {
 [server]
 listen = "127.0.0.1:{port}"
 public_url = "{public}"
+{server}
 
 [admin]
 listen = "127.0.0.1:0"
@@ -130,6 +134,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             issuer = idp.issuer(),
             extra = options.extra,
             pass_access_token = options.pass_access_token,
+            server = options.server,
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
