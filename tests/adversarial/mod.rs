@@ -15,11 +15,11 @@
 //! | `smuggling` | HTTP/1 framing: CL.TE, TE.CL, duplicate lengths, obs-fold, bare LF, oversized bodies |
 //! | `floods` | slow and idle connections, 10,000 concurrent connections, WebSocket abuse, HTTP/2 rapid reset and CONTINUATION floods |
 
-// mod csrf;
+mod csrf;
 mod floods;
 // mod header_spoofing;
 // mod open_redirect;
 mod path_bypass;
-// mod sessions;
+mod sessions;
 mod smuggling;
 mod tokens;

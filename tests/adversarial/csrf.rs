@@ -1,0 +1,154 @@
+//! CSRF, `state` and PKCE (RFC 9700 §2.1 and §4.5, §4.7; OIDC Core §3.1.2.7):
+//! a callback is accepted only in the browser that started that very login,
+//! once, with the code issued for that login's PKCE challenge, from the
+//! provider it is configured for.
+//!
+//! Elsewhere: a callback without, with a forged or with another browser's
+//! `state` (login CSRF), and a replayed callback, are in `login.rs`.
+
+use http::StatusCode;
+
+use crate::support::stack::{Browser, Page, Stack};
+
+fn query(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param(url: &str, name: &str) -> String {
+    query(url)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// `url` with its query parameter `name` replaced by `value`.
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("url");
+    let pairs: Vec<(String, String)> = query(url)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == name {
+                (k, value.to_owned())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.into()
+}
+
+/// A browser that has started a login and stands at the provider's sign-in page.
+async fn at_sign_in(stack: &Stack, path: &str) -> (Browser, Page) {
+    let mut browser = stack.browser();
+    let page = browser.follow(&stack.url(path)).await;
+    assert!(page.body.contains("name=\"user\""), "{}", page.body);
+    (browser, page)
+}
+
+fn assert_refused(page: &Page, browser: &Browser, what: &str) {
+    assert!(
+        page.status.is_client_error(),
+        "{what}: got {} {}",
+        page.status,
+        page.body
+    );
+    assert!(
+        !browser.jar.contains_key("portcullis"),
+        "{what}: a session was created"
+    );
+}
+
+/// Code injection (RFC 9700 §4.5): an attacker who learned the victim's
+/// `state` pairs it with a code issued to the attacker's own login. The
+/// victim's PKCE verifier does not match the attacker's challenge, so the
+/// provider refuses the exchange and no session is made.
+#[tokio::test]
+async fn a_code_injected_into_the_victims_callback_is_refused_by_pkce() {
+    let stack = Stack::start().await;
+    let (mut victim, victim_page) = at_sign_in(&stack, "/victim").await;
+    let victim_state = param(&victim_page.url, "state");
+    let (mut attacker, attacker_page) = at_sign_in(&stack, "/attacker").await;
+    let attacker_callback = attacker.submit_sign_in(&attacker_page, "bob").await;
+    let injected = with_param(&attacker_callback, "state", &victim_state);
+    assert_ne!(injected, attacker_callback);
+    let page = victim.navigate(&injected).await;
+    assert_refused(&page, &victim, "injected code");
+    assert_eq!(stack.echo.hits(), 0);
+}
+
+/// Mix-up (RFC 9207): a callback whose `iss` names another provider is refused
+/// before the code goes anywhere; the same callback untouched is accepted.
+#[tokio::test]
+async fn a_callback_naming_another_issuer_is_refused() {
+    let stack = Stack::start().await;
+    let (mut browser, page) = at_sign_in(&stack, "/x").await;
+    let callback = browser.submit_sign_in(&page, "alice").await;
+    assert_eq!(param(&callback, "iss"), stack.idp.issuer());
+    let mixed_up = with_param(&callback, "iss", "https://evil.example");
+    let refused = browser.navigate(&mixed_up).await;
+    assert_refused(&refused, &browser, "iss of another provider");
+
+    let (mut honest, page) = at_sign_in(&stack, "/x").await;
+    let callback = honest.submit_sign_in(&page, "alice").await;
+    assert_eq!(honest.navigate(&callback).await.status, StatusCode::FOUND);
+    assert!(honest.jar.contains_key("portcullis"));
+}
+
+/// Parameter pollution: two `state`s or two `code`s are ambiguous; which one a
+/// check reads must not be the attacker's choice.
+#[tokio::test]
+async fn repeated_callback_parameters_are_refused() {
+    let stack = Stack::start().await;
+    for duplicate in ["state", "code"] {
+        let (mut browser, page) = at_sign_in(&stack, "/x").await;
+        let callback = browser.submit_sign_in(&page, "alice").await;
+        let polluted = format!("{callback}&{duplicate}=attacker-value");
+        let refused = browser.navigate(&polluted).await;
+        assert_refused(&refused, &browser, duplicate);
+    }
+}
+
+/// A hostile `state` (huge, or full of characters a cookie name cannot hold)
+/// is refused with a page, never a crash or a 500.
+#[tokio::test]
+async fn hostile_state_values_are_refused_cleanly() {
+    let stack = Stack::start().await;
+    let long = "s".repeat(8_000);
+    for state in [long.as_str(), "a;b=c", "../../x", "%00", "\u{202e}x"] {
+        let encoded: String = url::form_urlencoded::byte_serialize(state.as_bytes()).collect();
+        let mut browser = stack.browser();
+        let page = browser
+            .navigate(&stack.url(&format!("/_auth/callback?code=c&state={encoded}")))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{state:?}");
+        assert!(!browser.jar.contains_key("portcullis"));
+    }
+}
+
+/// The login-state cookie is bound to the browser and sealed: a copy of it
+/// with one byte changed opens nothing.
+#[tokio::test]
+async fn a_tampered_login_state_cookie_is_refused() {
+    let stack = Stack::start().await;
+    let (mut browser, page) = at_sign_in(&stack, "/x").await;
+    let callback = browser.submit_sign_in(&page, "alice").await;
+    let (name, value) = browser
+        .jar
+        .iter()
+        .find(|(k, _)| k.starts_with("portcullis_login_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("a login-state cookie");
+    let mut bytes = value.into_bytes();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    browser.jar.insert(name, tampered);
+    let refused = browser.navigate(&callback).await;
+    assert_refused(&refused, &browser, "tampered login state");
+}
