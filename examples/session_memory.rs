@@ -8,8 +8,11 @@
 //! its `sid`/`sub` indexes, and allocator overhead: what the process really pays.
 //!
 //! ```text
-//! cargo run --release --example session_memory
+//! cargo run --release --example session_memory [COUNT...]
 //! ```
+//!
+//! Each COUNT (cumulative, ascending; default `10000 100000`) prints one line
+//! `COUNT sessions: RSS +N KiB, B B/session`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +24,31 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::identity::Identity;
 use portcullis::session::{MemoryStore, Session, SessionId, SessionStore};
 
-/// The session counts measured, cumulatively in one store.
-const STEPS: [usize; 2] = [10_000, 100_000];
+/// The session counts measured, cumulatively in one store, when none are given.
+const DEFAULT_STEPS: [usize; 2] = [10_000, 100_000];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut steps = std::env::args()
+        .skip(1)
+        .map(|a| {
+            a.replace('_', "")
+                .parse::<usize>()
+                .map_err(|e| format!("session count {a:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() {
+        steps = DEFAULT_STEPS.to_vec();
+    }
+    if steps.contains(&0) {
+        return Err("session counts must be positive".into());
+    }
+    steps.sort_unstable();
+    let largest = *steps.last().ok_or("no session count")?;
     let page_size = page_size()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
-    let store = MemoryStore::new(STEPS[STEPS.len() - 1], clock);
+    let store = MemoryStore::new(largest, clock);
     let baseline = resident_bytes(page_size)?;
 
     println!(
@@ -41,7 +60,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         payload_bytes(&realistic_session(0, now))
     );
     let mut stored = 0;
-    for target in STEPS {
+    for target in steps {
         while stored < target {
             let session = realistic_session(stored, now);
             let key = SessionId::generate().key();
