@@ -165,7 +165,7 @@ async fn envoy_style_path_after_check_and_forwarded_method_decide() {
 
 // === A real nginx with the shipped snippet ===
 
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -186,7 +186,11 @@ fn nginx_binary() -> &'static str {
     path
 }
 
-fn start_nginx(port: u16, portcullis: std::net::SocketAddr, app: std::net::SocketAddr) -> Nginx {
+pub(crate) fn start_nginx(
+    port: u16,
+    portcullis: std::net::SocketAddr,
+    app: std::net::SocketAddr,
+) -> Nginx {
     let dir = tempfile::tempdir().expect("tempdir");
     let snippet = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy/nginx/portcullis-forward-auth.conf");

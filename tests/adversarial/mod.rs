@@ -17,8 +17,8 @@
 
 mod csrf;
 mod floods;
-// mod header_spoofing;
-// mod open_redirect;
+mod header_spoofing;
+mod open_redirect;
 mod path_bypass;
 mod sessions;
 mod smuggling;

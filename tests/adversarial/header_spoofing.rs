@@ -1,0 +1,235 @@
+//! Identity header spoofing (SPEC §7): a client's identity headers never reach
+//! the app, in any spelling an app framework might fold onto the real name
+//! (case, `_` or `.` for `-`, as CGI, PHP, WSGI and Rack do), repeated, named
+//! in `Connection`, over HTTP/1.1 and HTTP/2, on every kind of route, and
+//! through forward-auth behind a real nginx. On authenticated routes the app
+//! sees exactly the proxy's one value.
+//!
+//! Advisories: oauth2-proxy GHSA-vjrc-mh2v-45x6 (underscore variants of
+//! `X-Forwarded-*`), CVE-2024-24784-style header normalization gaps, the
+//! `Connection:`-nominated header drop (hop-by-hop abuse).
+
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::bearer::{claims, header};
+use crate::support::stack::{free_port, Browser, Stack, StackOptions, ROUTES};
+use crate::support::{full, Seen};
+
+/// Every header SPEC §7 reserves for the proxy, and oauth2-proxy's names.
+const IDENTITY: &[&str] = &[
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups",
+    "X-Portcullis-Identity",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Access-Token",
+    "X-Auth-Request-Redirect",
+];
+
+/// The spellings of `name` an app could read as `name`.
+fn spellings(name: &str) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    let mixed: String = name
+        .char_indices()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let first_dash = lower.replacen('-', "_", 1);
+    vec![
+        name.to_owned(),
+        lower.clone(),
+        name.to_ascii_uppercase(),
+        mixed,
+        lower.replace('-', "_"),
+        name.replace('-', "_"),
+        lower.replace('-', "."),
+        first_dash,
+    ]
+}
+
+/// The whole spoofing matrix as request headers: each spelling of each
+/// identity header valued `spoofed-...`, and the canonical spelling repeated
+/// (about 100 fields, under the proxy's limit of 128 per request head).
+fn spoofed() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, name) in IDENTITY.iter().enumerate() {
+        for (j, spelling) in spellings(name).into_iter().enumerate() {
+            out.push((spelling, format!("spoofed-{i}-{j}")));
+        }
+        out.push((name.to_string(), format!("spoofed-{i}-again")));
+    }
+    out.push((
+        "Connection".into(),
+        "X-Forwarded-User, X-Forwarded-Groups, X-Portcullis-Identity".into(),
+    ));
+    out
+}
+
+fn assert_nothing_spoofed(seen: &Seen, label: &str) {
+    let leaked: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(_, v)| v.contains("spoofed"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "{label}: spoofed headers reached the app: {leaked:?}"
+    );
+}
+
+/// On an authenticated route: exactly the proxy's identity, once each.
+fn assert_identity(seen: &Seen, label: &str, sub: &str) {
+    assert_nothing_spoofed(seen, label);
+    assert_eq!(seen.one("x-forwarded-user"), Some(sub), "{label}");
+    assert_eq!(seen.all("x-forwarded-groups").len(), 1, "{label}");
+    assert_eq!(seen.all("x-portcullis-identity").len(), 1, "{label}");
+    assert!(seen.all("x-auth-request-user").is_empty(), "{label}");
+}
+
+async fn send(browser: &mut Browser, url: &str, extra: &[(&str, &str)]) -> Seen {
+    let matrix = spoofed();
+    let mut headers: Vec<(&str, &str)> = matrix
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    headers.extend_from_slice(extra);
+    headers.push(("accept", "application/json"));
+    let page = browser.request(Method::GET, url, &headers, "").await;
+    assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.body);
+    page.seen()
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_app_on_any_route() {
+    let stack = Stack::start().await;
+    let mut anonymous = Browser::default();
+    let public = send(&mut anonymous, &stack.url("/public/x"), &[]).await;
+    assert_nothing_spoofed(&public, "public");
+    assert!(
+        public.all("x-forwarded-user").is_empty(),
+        "public: no identity"
+    );
+
+    let mut alice = stack.login("alice").await;
+    let login = send(&mut alice, &stack.url("/x"), &[]).await;
+    assert_identity(&login, "login", "alice");
+    let either = send(&mut alice, &stack.url("/either/x"), &[]).await;
+    assert_identity(&either, "login_or_bearer by session", "alice");
+
+    let token = stack
+        .idp
+        .sign_jwt(header(&stack), claims(&stack, "bob", &["user"]));
+    let auth = format!("Bearer {token}");
+    let mut api = Browser::default();
+    let bearer = send(&mut api, &stack.url("/api/x"), &[("authorization", &auth)]).await;
+    assert_identity(&bearer, "bearer", "bob");
+}
+
+/// HTTP/2 (h2c prior knowledge): header names arrive lowercased, and the same
+/// matrix is stripped.
+#[tokio::test]
+async fn spoofed_identity_headers_are_stripped_over_http2() {
+    let stack = Stack::start().await;
+    let alice = stack.login("alice").await;
+    let client: Client<_, crate::support::TestBody> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    for (path, cookie) in [("/public/x", None), ("/x", Some(&alice.jar["portcullis"]))] {
+        let mut req = Request::get(stack.url(path)).header("accept", "application/json");
+        for (k, v) in spoofed() {
+            if !k.eq_ignore_ascii_case("connection") {
+                req = req.header(k.to_ascii_lowercase(), v);
+            }
+        }
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", format!("portcullis={cookie}"));
+        }
+        let resp = client
+            .request(req.body(full("")).expect("request"))
+            .await
+            .expect("h2 request");
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let seen: Seen = serde_json::from_slice(&body).expect("echo json");
+        if cookie.is_some() {
+            assert_identity(&seen, "h2 login", "alice");
+        } else {
+            assert_nothing_spoofed(&seen, "h2 public");
+        }
+    }
+}
+
+/// Forward-auth: `/check` answers with the identity of the session only, and
+/// behind a real nginx running the shipped snippet the app sees no spelling of
+/// a spoofed header, on public and protected paths.
+#[tokio::test]
+async fn forward_auth_never_passes_on_a_spoofed_identity() {
+    let nginx_port = free_port();
+    let stack = Stack::start_with(StackOptions {
+        public_port: Some(nginx_port),
+        extra: ROUTES.to_owned(),
+        ..StackOptions::default()
+    })
+    .await;
+    let _nginx = crate::forward_auth::start_nginx(nginx_port, stack.addr, stack.echo.addr);
+    let front = |path: &str| format!("http://127.0.0.1:{nginx_port}{path}");
+    for _ in 0..100 {
+        if crate::support::try_status(&front("/public/x"))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut alice = Browser::default();
+    let landed = alice.sign_in(&front("/x"), "alice").await;
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+
+    // The check endpoint itself: its answer carries only the proxy's identity.
+    let matrix = spoofed();
+    let mut headers: Vec<(&str, &str)> = matrix
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    headers.push(("x-original-uri", "/x"));
+    let check = alice
+        .request(Method::GET, &stack.url("/_auth/check"), &headers, "")
+        .await;
+    assert_eq!(check.status, StatusCode::OK);
+    for (name, value) in &check.headers {
+        let value = value.to_str().unwrap_or_default();
+        assert!(
+            !value.contains("spoofed"),
+            "/check answered {name}: {value}"
+        );
+    }
+    assert_eq!(
+        check
+            .headers
+            .get("x-forwarded-user")
+            .and_then(|v| v.to_str().ok()),
+        Some("alice")
+    );
+
+    // Through nginx, to the app.
+    let protected = send(&mut alice, &front("/x"), &[]).await;
+    assert_identity(&protected, "nginx, protected", "alice");
+    let public = send(&mut Browser::default(), &front("/public/x"), &[]).await;
+    assert_nothing_spoofed(&public, "nginx, public");
+}
