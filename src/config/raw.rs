@@ -34,6 +34,7 @@ pub(super) struct RawServer {
     pub templates_dir: Option<PathBuf>,
     pub header_read_timeout: Option<DurationText>,
     pub max_header_bytes: Option<Count>,
+    pub max_body_bytes: Option<Count>,
     pub max_connections: Option<Count>,
     pub shutdown_grace: Option<DurationText>,
     pub workers: Option<Count>,

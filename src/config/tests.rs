@@ -1039,6 +1039,8 @@ const REFUSED: &[Case] = &[
         "server.max_header_bytes",
     ),
     case("server", "max_connections = 0", "server.max_connections"),
+    case("server", "max_body_bytes = 0", "server.max_body_bytes"),
+    case("server", "max_body_bytes = -5", "server.max_body_bytes"),
     case("server", "max_connections = -1", "server.max_connections"),
     case("server", "workers = 0", "server.workers"),
     // [upstream]

@@ -61,6 +61,10 @@ pub struct Server {
     pub header_read_timeout: Duration,
     /// `server.max_header_bytes`, default 16 KiB: larger request heads get 431.
     pub max_header_bytes: usize,
+    /// `server.max_body_bytes`, default none: larger request bodies get 413
+    /// (counted as they stream; a `Content-Length` over it is refused before
+    /// anything is forwarded).
+    pub max_body_bytes: Option<u64>,
     /// `server.max_connections`, default 10 000: further connections wait in the
     /// kernel's accept queue.
     pub max_connections: usize,

@@ -47,6 +47,9 @@ pub enum UpstreamError {
     /// (a bad chunk, a reset): the client's fault, not the upstream's, so 400.
     #[error("the client's request body failed: {0}")]
     ClientBody(String),
+    /// The client's request body is larger than `server.max_body_bytes`: 413.
+    #[error("request body over the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
     /// `upstream.ca_file` could not be read or holds no certificate.
     #[error("cannot load upstream.ca_file {path}: {reason}")]
     CaFile { path: String, reason: String },
@@ -86,6 +89,8 @@ pub struct Upstream {
     pass_host_header: bool,
     trusted_proxies: Vec<IpNet>,
     pass_access_token: bool,
+    /// `server.max_body_bytes`.
+    max_body_bytes: Option<u64>,
     /// The session cookie's base name: its cookies are never forwarded.
     cookie_name: String,
     metrics: Arc<Metrics>,
@@ -140,6 +145,7 @@ impl Upstream {
             pass_host_header: up.pass_host_header,
             trusted_proxies: config.server.trusted_proxies.clone(),
             pass_access_token: up.pass_access_token,
+            max_body_bytes: config.server.max_body_bytes,
             cookie_name: config.session.cookie_name.clone(),
             metrics,
         })
@@ -162,12 +168,18 @@ impl Upstream {
         // Taken before the request is moved into the client (STACK.md trap 3).
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
+        if let Some(limit) = self.max_body_bytes {
+            if declared_length(req.headers()).is_some_and(|len| len > limit) {
+                return Err(UpstreamError::BodyTooLarge { limit });
+            }
+        }
         let (mut parts, body) = req.into_parts();
         parts.uri = self.upstream_uri(target)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
         self.rewrite_request_headers(&mut parts.headers, &ctx, upgrade.as_ref());
-        let upstream_req = Request::from_parts(parts, Body::new(body));
+        let upstream_req =
+            Request::from_parts(parts, super::body::streamed(body, self.max_body_bytes));
 
         let started = Instant::now();
         let sent =
@@ -187,8 +199,13 @@ impl Upstream {
                 };
                 return Err(self.fail(&ctx, err));
             }
-            Ok(Err(e)) if is_client_body_error(&e) => {
-                return Err(UpstreamError::ClientBody(error_chain(&e)))
+            Ok(Err(e)) if client_body_error(&e).is_some() => {
+                return Err(match client_body_error(&e) {
+                    Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge {
+                        limit: self.max_body_bytes.unwrap_or_default(),
+                    },
+                    _ => UpstreamError::ClientBody(error_chain(&e)),
+                });
             }
             Ok(Err(e)) => return Err(self.fail(&ctx, UpstreamError::Protocol(error_chain(&e)))),
             Ok(Ok(resp)) => resp,
@@ -214,7 +231,7 @@ impl Upstream {
             }
             (false, _) => remove_hop_by_hop(resp.headers_mut()),
         }
-        Ok(resp.map(Body::new))
+        Ok(resp.map(|body| super::body::streamed(body, None)))
     }
 
     fn fail(&self, ctx: &ForwardContext<'_>, err: UpstreamError) -> UpstreamError {
@@ -606,21 +623,43 @@ fn upstream_tls(up: &config::Upstream) -> Result<rustls::ClientConfig, UpstreamE
 }
 
 /// An error and its causes on one line, for the log.
-/// Returns true if and only if the upstream request failed because reading the
-/// client's body failed: hyper reports a user body error whose cause is the
-/// error of the incoming (client) body.
-fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
+/// A request's `Content-Length`, when it declares one that parses.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// How reading the client's body failed.
+#[derive(Debug, PartialEq, Eq)]
+enum ClientBodyError {
+    /// Past `server.max_body_bytes`.
+    TooLarge,
+    /// Malformed or cut off.
+    Broken,
+}
+
+/// Why the upstream request failed, when it failed because reading the client's
+/// body did: hyper reports a user body error whose cause is the incoming body's
+/// own error (hyper's, or the body limit's).
+fn client_body_error(error: &hyper_util::client::legacy::Error) -> Option<ClientBodyError> {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
             if hyper_error.is_user() {
-                return std::error::Error::source(hyper_error)
-                    .is_some_and(|inner| inner.downcast_ref::<hyper::Error>().is_some());
+                let inner = std::error::Error::source(hyper_error)?;
+                if inner.is::<http_body_util::LengthLimitError>() {
+                    return Some(ClientBodyError::TooLarge);
+                }
+                return inner
+                    .is::<hyper::Error>()
+                    .then_some(ClientBodyError::Broken);
             }
         }
         source = cause.source();
     }
-    false
+    None
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

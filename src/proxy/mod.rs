@@ -241,7 +241,9 @@ impl Reject {
             Reject::NotFound | Reject::MethodNotAllowed => "not_found",
             Reject::Login(_) | Reject::Backchannel(_) => "refused",
             Reject::StoreUnavailable(_) | Reject::ProviderUnavailable => "unavailable",
-            Reject::Upstream(UpstreamError::ClientBody(_)) => "bad_request",
+            Reject::Upstream(UpstreamError::ClientBody(_) | UpstreamError::BodyTooLarge { .. }) => {
+                "bad_request"
+            }
             Reject::Upstream(_) => "upstream_error",
         }
     }

@@ -87,6 +87,11 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             "provider_unavailable",
             "The sign-in service is unavailable for a moment. Please try again shortly.",
         ),
+        Reject::Upstream(UpstreamError::BodyTooLarge { .. }) => Shape::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than this site accepts.",
+        ),
         Reject::Upstream(UpstreamError::ClientBody(_)) => Shape::new(
             StatusCode::BAD_REQUEST,
             "bad_request",

@@ -58,6 +58,10 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
             format!("{max_header_bytes} is too small, use at least {MIN_HEADER_BYTES}"),
         );
     }
+    let max_body_bytes = match raw.max_body_bytes {
+        Some(Count(n)) => positive(p, "server.max_body_bytes", n).map(|n| Some(n as u64)),
+        None => Some(None),
+    };
     let max_connections = positive(
         p,
         "server.max_connections",
@@ -93,6 +97,7 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
         header_read_timeout: header_read_timeout?,
         max_header_bytes: (max_header_bytes >= MIN_HEADER_BYTES).then_some(max_header_bytes)?,
         max_connections: max_connections?,
+        max_body_bytes: max_body_bytes?,
         shutdown_grace: shutdown_grace?,
         workers: workers?,
     })
