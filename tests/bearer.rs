@@ -314,3 +314,43 @@ async fn an_id_token_is_not_accepted_as_a_bearer_token() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// `oidc.jwks_refetch_interval` sets the refetch rate: within it a token
+/// signed with a key rotated in since the last fetch is refused; once it has
+/// passed, one refetch finds the key. (The rate limit runs on real time, so
+/// this waits the one second it configures.)
+#[tokio::test]
+async fn the_jwks_refetch_interval_is_configurable() {
+    let stack = Stack::start_with(StackOptions {
+        extra: ROUTES.to_owned(),
+        oidc: "jwks_refetch_interval = \"1s\"".to_owned(),
+        ..StackOptions::default()
+    })
+    .await;
+    let made_up = stack.idp.sign_jwt(
+        json!({"alg": "RS256", "kid": "made-up"}),
+        claims(&stack, "alice", &[]),
+    );
+    assert_eq!(
+        call(&stack, "/api/x", &made_up).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let kid = stack.idp.rotate_signing_key().await.expect("rotate");
+    let rotated = stack.idp.sign_jwt(
+        json!({"alg": "RS256", "kid": kid}),
+        claims(&stack, "alice", &[]),
+    );
+    let fetches = stack.idp.stats().jwks_fetches;
+    assert_eq!(
+        call(&stack, "/api/x", &rotated).await.status,
+        StatusCode::UNAUTHORIZED,
+        "within the interval: no refetch"
+    );
+    assert_eq!(stack.idp.stats().jwks_fetches, fetches);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        call(&stack, "/api/x", &rotated).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(stack.idp.stats().jwks_fetches, fetches + 1);
+}

@@ -79,13 +79,15 @@ pub struct Jwks {
     /// so a key rotated just after start is still found); held while fetching,
     /// so concurrent misses cause one fetch.
     last_fetch: Mutex<Option<Instant>>,
+    /// At most one fetch for unknown `kid`s per this long.
+    min_refetch: Duration,
     fetches: std::sync::atomic::AtomicU64,
 }
 
 impl Jwks {
     /// An empty cache for `uri`; call [`Jwks::refresh`] before use.
     pub fn new(http: HttpClient, uri: String) -> Self {
-        Self::counted(http, uri, None)
+        Self::counted(http, uri, None, MIN_REFETCH)
     }
 
     /// [`Jwks::new`], counting each fetch in `counter{kind="jwks"}`.
@@ -93,8 +95,10 @@ impl Jwks {
         http: HttpClient,
         uri: String,
         counter: Option<prometheus::IntCounterVec>,
+        min_refetch: Duration,
     ) -> Self {
         Jwks {
+            min_refetch,
             counter,
             http,
             uri,
@@ -169,7 +173,7 @@ impl Jwks {
             if let found @ Ok(_) = self.find(kid, alg) {
                 return found;
             }
-            let is_due = last.is_none_or(|t| t.elapsed() >= MIN_REFETCH);
+            let is_due = last.is_none_or(|t| t.elapsed() >= self.min_refetch);
             if is_due {
                 *last = Some(Instant::now());
                 if let Err(error) = self.fetch().await {

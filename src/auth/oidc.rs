@@ -199,6 +199,8 @@ pub struct Provider {
     roles_claim: Vec<String>,
     redirect_uri: String,
     leeway: i64,
+    /// `oidc.jwks_refetch_interval`.
+    jwks_refetch_interval: Duration,
     http: HttpClient,
     clock: Arc<dyn Clock>,
     discovered: ArcSwapOption<Discovered>,
@@ -237,6 +239,7 @@ impl Provider {
             roles_claim: oidc.roles_claim.clone(),
             redirect_uri,
             leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
+            jwks_refetch_interval: oidc.jwks_refetch_interval,
             http,
             clock,
             discovered: ArcSwapOption::empty(),
@@ -263,6 +266,7 @@ impl Provider {
             && self.roles_claim == other.roles_claim
             && self.redirect_uri == other.redirect_uri
             && self.leeway == other.leeway
+            && self.jwks_refetch_interval == other.jwks_refetch_interval
     }
 
     /// Returns true if and only if discovery has succeeded.
@@ -342,6 +346,7 @@ impl Provider {
             self.http.clone(),
             metadata.jwks_uri.clone(),
             self.counters.as_ref().map(|c| c.fetches.clone()),
+            self.jwks_refetch_interval,
         );
         jwks.refresh()
             .await

@@ -78,6 +78,7 @@ pub(super) struct RawOidc {
     pub roles_claim: Option<OneOrMany>,
     pub audience: Option<String>,
     pub clock_leeway: Option<DurationText>,
+    pub jwks_refetch_interval: Option<DurationText>,
 }
 
 #[derive(Default, Deserialize)]

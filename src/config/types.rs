@@ -145,6 +145,10 @@ pub struct Oidc {
     /// `oidc.clock_leeway`, default `60s`.
     #[serde(serialize_with = "serialize_duration")]
     pub clock_leeway: Duration,
+    /// `oidc.jwks_refetch_interval`, default `10s`: a token naming an unknown
+    /// `kid` refetches the provider's keys at most this often.
+    #[serde(serialize_with = "serialize_duration")]
+    pub jwks_refetch_interval: Duration,
 }
 
 /// `[session]` (SPEC §5).

@@ -68,6 +68,8 @@ pub struct StackOptions {
     pub pass_access_token: bool,
     /// TOML lines added to the `[server]` table.
     pub server: String,
+    /// TOML lines added to the `[oidc]` table.
+    pub oidc: String,
 }
 
 impl Default for StackOptions {
@@ -80,6 +82,7 @@ impl Default for StackOptions {
             upstream: None,
             pass_access_token: false,
             server: String::new(),
+            oidc: String::new(),
         }
     }
 }
@@ -127,6 +130,7 @@ issuer = "{issuer}"
 client_id = "portcullis"
 client_secret = "s3cret-of-the-client"
 scopes = ["openid", "profile", "email", "offline_access"]
+{oidc}
 
 {extra}
 "#,
@@ -135,6 +139,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             extra = options.extra,
             pass_access_token = options.pass_access_token,
             server = options.server,
+            oidc = options.oidc,
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");

@@ -78,6 +78,12 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         raw.clock_leeway,
         DEFAULT_CLOCK_LEEWAY,
     );
+    let jwks_refetch_interval = duration(
+        p,
+        "oidc.jwks_refetch_interval",
+        raw.jwks_refetch_interval,
+        DEFAULT_JWKS_REFETCH_INTERVAL,
+    );
     Some(Oidc {
         issuer: issuer?,
         client_id: client_id?,
@@ -87,6 +93,7 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         roles_claim: roles_claim?,
         audience: audience?,
         clock_leeway: clock_leeway?,
+        jwks_refetch_interval: jwks_refetch_interval?,
     })
 }
 
