@@ -62,10 +62,8 @@ async fn unauthenticated_navigation_redirects_to_the_provider_with_pkce_state_an
         .find(|c| c.contains("_login_"))
         .expect("login-state cookie");
     assert!(login_cookie.contains("HttpOnly"), "{login_cookie}");
-    assert!(
-        login_cookie.contains("Path=/_auth/callback"),
-        "{login_cookie}"
-    );
+    assert!(login_cookie.contains("SameSite=Lax"), "{login_cookie}");
+    assert!(login_cookie.contains("Path=/;"), "{login_cookie}");
     assert_eq!(stack.echo.hits(), 0);
 }
 

@@ -96,6 +96,7 @@ pub(super) struct RawSession {
     pub idle_timeout: Option<DurationText>,
     pub absolute_timeout: Option<DurationText>,
     pub max_sessions: Option<Count>,
+    pub max_login_states: Option<Count>,
 }
 
 #[derive(Default, Deserialize)]

@@ -174,6 +174,9 @@ pub struct Session {
     pub absolute_timeout: Duration,
     /// `session.max_sessions`, default 100 000: memory store bound.
     pub max_sessions: usize,
+    /// `session.max_login_states`, default 7: login-state cookies one browser
+    /// may hold at once; starting one more clears the oldest.
+    pub max_login_states: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

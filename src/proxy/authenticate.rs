@@ -62,7 +62,9 @@ pub struct PendingLogin {
 #[derive(Debug)]
 pub struct LoginRedirect {
     pub location: String,
-    pub set_cookie: http::HeaderValue,
+    /// The new login's state cookie, and removals of the oldest ones past
+    /// `session.max_login_states`.
+    pub set_cookies: Vec<http::HeaderValue>,
 }
 
 /// The session of this request, if it has a valid one.
@@ -420,10 +422,19 @@ fn apply(session: &mut Session, tokens: Tokens, now: i64) {
 }
 
 /// Begins a login that will return the browser to `rd` (checked here).
+/// `headers` are the request's: the login-state cookies the browser already
+/// holds beyond `session.max_login_states` (with the new one) are cleared,
+/// oldest first, so neither a user with many tabs nor a page that keeps
+/// starting logins can grow the browser's cookies without bound.
 ///
 /// # Errors
 /// [`Reject::ProviderUnavailable`] when discovery has not succeeded yet.
-pub fn start_login(state: &State, rt: &Runtime, rd: Option<&str>) -> Result<LoginRedirect, Reject> {
+pub fn start_login(
+    state: &State,
+    rt: &Runtime,
+    rd: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Result<LoginRedirect, Reject> {
     let server = &rt.config.server;
     let rd = redirect::safe_target(rd, &server.public_url, &server.allowed_redirect_hosts);
     let login = LoginRequest::generate();
@@ -439,10 +450,42 @@ pub fn start_login(state: &State, rt: &Runtime, rd: Option<&str>) -> Result<Logi
     };
     let plain = serde_json::to_vec(&pending).expect("a PendingLogin always serializes");
     let sealed = state.login_sealer.seal_text(name.as_bytes(), &plain);
+    let mut set_cookies = vec![rt.cookies.set_login(&name, sealed)];
+    set_cookies.extend(
+        logins_to_clear(state, rt, headers)
+            .iter()
+            .map(|old| rt.cookies.clear_login(old)),
+    );
     Ok(LoginRedirect {
         location,
-        set_cookie: rt.cookies.set_login(&name, sealed),
+        set_cookies,
     })
+}
+
+/// The names of the login-state cookies in `headers` that one more login would
+/// put past `session.max_login_states`: the oldest, and first of all any that
+/// do not open (forged, or sealed under a secret no longer configured).
+fn logins_to_clear(state: &State, rt: &Runtime, headers: &http::HeaderMap) -> Vec<String> {
+    let max = rt.config.session.max_login_states;
+    let by_name: std::collections::BTreeMap<&str, i64> = rt
+        .cookies
+        .logins(headers)
+        .map(|(name, sealed)| {
+            let created_at = state
+                .login_sealer
+                .open_text(name.as_bytes(), sealed)
+                .and_then(|plain| serde_json::from_slice::<PendingLogin>(&plain).ok())
+                .map_or(i64::MIN, |pending| pending.created_at);
+            (name, created_at)
+        })
+        .collect();
+    let excess = (by_name.len() + 1).saturating_sub(max);
+    let mut held: Vec<(i64, &str)> = by_name.into_iter().map(|(name, at)| (at, name)).collect();
+    held.sort_unstable();
+    held.into_iter()
+        .take(excess)
+        .map(|(_, name)| name.to_owned())
+        .collect()
 }
 
 /// The URL a script can send the user to for login (in 401 bodies).
@@ -458,13 +501,19 @@ pub fn login_url(rt: &Runtime, rd: &str) -> String {
 
 /// The reject for a request that needs a session and has none: a login redirect
 /// for a browser navigating, 401 with the login URL for anything else.
-pub fn unauthenticated(state: &State, rt: &Runtime, is_navigation: bool, rd: &str) -> Reject {
+pub fn unauthenticated(
+    state: &State,
+    rt: &Runtime,
+    is_navigation: bool,
+    rd: &str,
+    headers: &http::HeaderMap,
+) -> Reject {
     if !is_navigation {
         return Reject::Unauthenticated {
             login_url: login_url(rt, rd),
         };
     }
-    match start_login(state, rt, Some(rd)) {
+    match start_login(state, rt, Some(rd), headers) {
         Ok(redirect) => Reject::LoginRequired(redirect),
         Err(reject) => reject,
     }

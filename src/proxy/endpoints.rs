@@ -38,7 +38,7 @@ pub async fn handle(
     ex.route = Some(format!("auth:{}", endpoint.trim_start_matches('/')));
     let method = req.method().clone();
     match (endpoint, method) {
-        ("/login", Method::GET | Method::HEAD) => login(state, rt, query),
+        ("/login", Method::GET | Method::HEAD) => login(state, rt, req.headers(), query),
         ("/callback", Method::GET) => callback(state, rt, req.headers(), query).await,
         ("/logout", Method::GET | Method::POST) => logout(state, rt, req.headers()).await,
         ("/backchannel-logout", Method::POST) => backchannel_logout(state, rt, req).await,
@@ -278,13 +278,15 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// `GET /login?rd=PATH`: start a login.
-fn login(state: &State, rt: &Runtime, query: Option<&str>) -> Result<Response<Body>, Reject> {
+fn login(
+    state: &State,
+    rt: &Runtime,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response<Body>, Reject> {
     let rd = query_param(query, "rd");
-    let redirect = authenticate::start_login(state, rt, rd.as_deref())?;
-    Ok(respond::redirect(
-        &redirect.location,
-        &[redirect.set_cookie],
-    ))
+    let redirect = authenticate::start_login(state, rt, rd.as_deref(), headers)?;
+    Ok(respond::redirect(&redirect.location, &redirect.set_cookies))
 }
 
 /// `GET /callback`: the provider sends the browser back with a code (or an error).

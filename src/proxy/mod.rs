@@ -375,7 +375,7 @@ pub async fn authenticate_for(
     may_redirect: bool,
 ) -> Result<Decided, Reject> {
     let no_session =
-        || authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, rd);
+        || authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, rd, headers);
     let by_session = |auth: authenticate::Authenticated| Decided {
         identity: Some(auth.session.identity),
         via_bearer: false,

@@ -39,7 +39,7 @@ const REALM: &str = "Bearer realm=\"portcullis\"";
 /// The response for `reject`, shaped for the client in `ex`.
 pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response<Body> {
     let shape = match reject {
-        Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &[redirect.set_cookie]),
+        Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &redirect.set_cookies),
         Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
         Reject::BadHost => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request has no valid Host."),
         Reject::BadMethod => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request method cannot be accepted."),

@@ -4,8 +4,10 @@
 //! The session cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless
 //! the public URL is plain http, and `__Host-` prefixed when secure with no
 //! domain, so a sibling subdomain cannot plant one. Login-state cookies are
-//! scoped to the callback path and named after their login's `state`, so logins
-//! in several tabs do not overwrite each other.
+//! named after their login's `state`, so logins in several tabs do not
+//! overwrite each other, and have `Path=/` (as mod_auth_openidc's), so that
+//! starting a login sees how many the browser holds and can bound them
+//! (`session.max_login_states`); they never reach the app.
 
 use std::time::Duration;
 
@@ -26,7 +28,6 @@ pub struct Cookies {
     login_prefix: String,
     secure: bool,
     domain: Option<String>,
-    callback_path: String,
     session_max_age: Duration,
 }
 
@@ -54,7 +55,6 @@ impl Cookies {
             login_prefix,
             secure,
             domain,
-            callback_path: format!("{}/callback", config.server.auth_prefix),
             session_max_age: config.session.absolute_timeout,
         }
     }
@@ -109,16 +109,24 @@ impl Cookies {
 
     /// `Set-Cookie` carrying a sealed login state.
     pub fn set_login(&self, name: &str, sealed: String) -> HeaderValue {
-        let mut c = self.base(name.to_owned(), sealed, &self.callback_path);
+        let mut c = self.base(name.to_owned(), sealed, "/");
         c.set_max_age(cookie::time::Duration::seconds(LOGIN_TTL.as_secs() as i64));
         header_value(&c)
     }
 
     /// `Set-Cookie` removing a login-state cookie.
     pub fn clear_login(&self, name: &str) -> HeaderValue {
-        let mut c = self.base(name.to_owned(), String::new(), &self.callback_path);
+        let mut c = self.base(name.to_owned(), String::new(), "/");
         c.make_removal();
         header_value(&c)
+    }
+
+    /// Every login-state cookie the request carries, as `(name, value)`.
+    pub fn logins<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        pairs(headers).filter(|(name, _)| name.starts_with(self.login_prefix.as_str()))
     }
 
     /// The value of cookie `name`, when sent exactly once.
@@ -140,17 +148,22 @@ impl Cookies {
     }
 }
 
-/// Every value of cookie `name` across all `Cookie` headers.
-fn values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+/// Every `(name, value)` pair across all `Cookie` headers.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(move |pair| {
+        .filter_map(|pair| {
             let (n, v) = pair.trim().split_once('=')?;
-            (n.trim() == name).then_some(v.trim())
+            Some((n.trim(), v.trim()))
         })
+}
+
+/// Every value of cookie `name` across all `Cookie` headers.
+fn values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pairs(headers).filter_map(move |(n, v)| (n == name).then_some(v))
 }
 
 fn header_value(c: &Cookie<'_>) -> HeaderValue {

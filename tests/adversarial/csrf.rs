@@ -152,3 +152,37 @@ async fn a_tampered_login_state_cookie_is_refused() {
     let refused = browser.navigate(&callback).await;
     assert_refused(&refused, &browser, "tampered login state");
 }
+
+/// A page that keeps sending the browser to log in (or a user with many tabs)
+/// cannot grow its cookies without bound: past `session.max_login_states`
+/// (default 7, as mod_auth_openidc's) the oldest login-state cookies are
+/// cleared. The newest login completes; the oldest's callback gets a page
+/// with a retry link, not a 500.
+#[tokio::test]
+async fn login_state_cookies_per_browser_are_bounded() {
+    let stack = Stack::start().await;
+    let mut browser = stack.browser();
+    let mut pages = Vec::new();
+    for i in 0..20 {
+        let page = browser.follow(&stack.url(&format!("/tab{i}"))).await;
+        let held = browser.jar.keys().filter(|k| k.contains("_login_")).count();
+        assert!(
+            held <= 7,
+            "{held} login-state cookies after {} logins",
+            i + 1
+        );
+        pages.push(page);
+    }
+    let newest = pages.pop().expect("pages");
+    let callback = browser.submit_sign_in(&newest, "alice").await;
+    let landed = browser.follow(&callback).await;
+    assert_eq!(landed.status, StatusCode::OK);
+    assert!(landed.url.ends_with("/tab19"), "{}", landed.url);
+    let oldest = &pages[0];
+    let mut other = stack.browser();
+    other.jar = browser.jar.clone();
+    let callback = other.submit_sign_in(oldest, "alice").await;
+    let refused = other.navigate(&callback).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("Try again"), "{}", refused.body);
+}

@@ -37,6 +37,8 @@ const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 256;
 const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 const DEFAULT_ROLES_CLAIM: &str = "roles";
 const DEFAULT_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
+/// mod_auth_openidc's `OIDCStateMaxNumberOfCookies` default.
+const DEFAULT_MAX_LOGIN_STATES: usize = 7;
 const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_COOKIE_NAME: &str = "portcullis";
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);

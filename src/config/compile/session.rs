@@ -19,6 +19,7 @@ pub(super) fn session(raw: RawSession, p: &mut Problems) -> Option<Session> {
         idle_timeout,
         absolute_timeout,
         max_sessions,
+        max_login_states,
     } = raw;
 
     let store = session_store(p, store.as_deref());
@@ -58,6 +59,11 @@ pub(super) fn session(raw: RawSession, p: &mut Problems) -> Option<Session> {
         "session.max_sessions",
         count(max_sessions, DEFAULT_MAX_SESSIONS),
     );
+    let max_login_states = positive(
+        p,
+        "session.max_login_states",
+        count(max_login_states, DEFAULT_MAX_LOGIN_STATES),
+    );
 
     let session = Session {
         store: store?,
@@ -68,6 +74,7 @@ pub(super) fn session(raw: RawSession, p: &mut Problems) -> Option<Session> {
         idle_timeout: idle_timeout?,
         absolute_timeout: absolute_timeout?,
         max_sessions: max_sessions?,
+        max_login_states: max_login_states?,
     };
     let is_consistent = [
         check_absolute_after_idle(&session, p),
