@@ -3,6 +3,9 @@
 
   ports N                         N distinct free loopback ports
   rss PID...                      VmRSS in KiB of the PIDs and all their descendants, summed
+  cpu PID...                      CPU time (user + system) in ms of the PIDs and their descendants
+  busy                            CPU time in ms the whole machine has been busy (all cores, /proc/stat)
+  run-wrk OUT TIMEOUT WRK_ARGS... runs wrk (output to OUT); prints wrk's own CPU time in ms
   signin-form HTML USER           the dev provider's sign-in form as posted for USER
   cookie JAR NAME                 a cookie's value from a curl cookie jar
   routes N                        N [[route]] tables (see routes() below) on stdout
@@ -77,6 +80,46 @@ def rss(*pids):
                 seen.add(p)
                 total += vmrss_kib(p)
     print(total)
+
+
+def cpu(*pids):
+    ticks = os.sysconf("SC_CLK_TCK")
+    seen = set()
+    total = 0
+    for pid in pids:
+        for p in descendants(pid):
+            if p in seen:
+                continue
+            seen.add(p)
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    print(total * 1000 // ticks)
+
+
+def busy():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait
+    busy_ticks = sum(fields[:8]) - fields[3] - fields[4]
+    print(busy_ticks * 1000 // os.sysconf("SC_CLK_TCK"))
+
+
+def run_wrk(out, timeout, *args):
+    import resource
+    with open(out, "w") as f:
+        try:
+            rc = subprocess.run(["wrk", *args], stdout=f, stderr=subprocess.STDOUT,
+                                timeout=float(timeout)).returncode
+        except subprocess.TimeoutExpired:
+            sys.exit(f"wrk ran past {timeout} s")
+    if rc != 0:
+        sys.exit(f"wrk exited with {rc}")
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(int((r.ru_utime + r.ru_stime) * 1000))
 
 
 def unescape(s):
@@ -248,7 +291,7 @@ def report(results_path, meta_path):
         runs.setdefault(r["target"], []).append(r)
     med = {}
     for key, rs in runs.items():
-        med[key] = {f: statistics.median(r[f] for r in rs) for f in ("rps", "p50", "p99", "rss_kib")}
+        med[key] = {f: statistics.median(r[f] for r in rs) for f in ("rps", "p50", "p99", "rss_kib", "cpu_us")}
         med[key]["socket_errors"] = sum(r["socket_errors"] for r in rs)
     base = med["upstream"]["rps"]
     out = []
@@ -261,18 +304,20 @@ def report(results_path, meta_path):
     p(f"Load: `wrk -t{meta['threads']} -c{meta['connections']} -d{meta['seconds']}s --latency`, "
       f"{meta['rounds']} interleaved rounds (every target once per round, in turn), medians over the "
       "rounds. RSS: VmRSS of the server process (nginx and Apache: master plus workers, summed) "
-      "right after each run. Every run is checked: no answer >= 400 in wrk's count, and the upstream's "
+      "right after each run. CPU: user + system time the server process (and its workers) used during "
+      "the run, per response; on a shared machine this is steadier than req/s, which also depends on "
+      "how the cores were split between wrk, the server and the upstream. Every run is checked: no answer >= 400 in wrk's count, and the upstream's "
       "request counter grew by at least the number of responses wrk counted, so no answer came "
       "from anywhere but the upstream (a 302 to a login page would fail the run).\n")
     p(f"Versions: {meta['versions']}.\n")
-    p("| target | req/s | p50 ms | p99 ms | RSS MiB | vs upstream |")
-    p("| --- | ---: | ---: | ---: | ---: | ---: |")
+    p("| target | req/s | p50 ms | p99 ms | RSS MiB | CPU us/req | vs upstream |")
+    p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key, label in TARGETS:
         if key not in med:
             continue
         m = med[key]
         p(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-          f"{m['rss_kib'] / 1024:.1f} | {m['rps'] / base:.2f} |")
+          f"{m['rss_kib'] / 1024:.1f} | {m['cpu_us']:.1f} | {m['rps'] / base:.2f} |")
     p("")
 
     def ratio(a, b, field="rps"):
@@ -284,8 +329,8 @@ def report(results_path, meta_path):
         kib_per_session = s["bytes_per_session"] / 1024
         idle_mib = s["idle_rss_kib"] / 1024
     p("## Ratios\n")
-    p("| ratio | throughput | p99 latency |")
-    p("| --- | ---: | ---: |")
+    p("| ratio | throughput | p99 latency | server CPU per request |")
+    p("| --- | ---: | ---: | ---: |")
     rows = [
         ("portcullis session / plain nginx proxy", "session", "nginx"),
         ("portcullis public / plain nginx proxy", "public", "nginx"),
@@ -295,7 +340,7 @@ def report(results_path, meta_path):
         ("portcullis 10,000 routes / 10 routes", "routes10k", "session"),
     ]
     for label, a, b in rows:
-        p(f"| {label} | {ratio(a, b):.2f}x | {ratio(a, b, 'p99'):.2f}x |")
+        p(f"| {label} | {ratio(a, b):.2f}x | {ratio(a, b, 'p99'):.2f}x | {ratio(a, b, 'cpu_us'):.2f}x |")
     p("")
     p("## Scale\n")
     p("| figure | value |")
@@ -336,11 +381,15 @@ def report(results_path, meta_path):
         check("idle RSS <= 20 MiB", f"{idle_mib:.1f} MiB", idle_mib <= 20.0)
     p("")
     p("## Every run\n")
-    p("| target | " + " | ".join(f"round {i + 1} req/s, p99 ms" for i in range(meta["rounds"])) + " |")
+    p("| target | " + " | ".join(f"round {i + 1}: req/s, p99 ms, CPU us/req, other load" for i in range(meta["rounds"])) + " |")
     p("| --- | " + " | ".join("---:" for _ in range(meta["rounds"])) + " |")
     for key, _ in TARGETS:
         if key in runs:
-            p(f"| {key} | " + " | ".join(f"{r['rps']:,.0f}, {r['p99']:.2f}" for r in runs[key]) + " |")
+            p(f"| {key} | " + " | ".join(f"{r['rps']:,.0f}, {r['p99']:.2f}, {r['cpu_us']:.1f}, {r['other_cores']:.2f}"
+                                        for r in runs[key]) + " |")
+    others = [r["other_cores"] for rs in runs.values() for r in rs]
+    p(f"\nOther load (CPU used during the runs by processes outside the benchmark, e.g. builds): "
+      f"median {statistics.median(others):.2f} cores, max {max(others):.2f} cores of {meta['cores']}.")
     errs = {k: m["socket_errors"] for k, m in med.items() if m["socket_errors"]}
     if errs:
         p("\nwrk socket errors (summed over rounds): " + ", ".join(f"{k} {v}" for k, v in errs.items()))
@@ -354,7 +403,7 @@ def main():
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
-        "ports": ports, "rss": rss, "signin-form": signin_form, "cookie": cookie,
+        "ports": ports, "rss": rss, "cpu": cpu, "busy": busy, "run-wrk": run_wrk, "signin-form": signin_form, "cookie": cookie,
         "routes": routes, "stub-requests": stub_requests, "wrk": wrk, "startup": startup,
         "report": report,
     }.get(cmd)

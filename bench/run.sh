@@ -381,21 +381,36 @@ results=$work/results.jsonl
 : > "$results"
 stub="http://127.0.0.1:$up_status/"
 bench() { # key round (round 0 = warm-up, not recorded)
-  local k=$1 h=() before after json rss_kib reached
+  local k=$1 h=() before after cpu_before cpu_after up_before up_after redis_before busy_before busy_after wrk_ms json rss_kib reached
   [ -n "${hdr[$k]}" ] && h=(-H "${hdr[$k]}")
   local d=$secs
   [ "$2" = 0 ] && d=2
   before=$(py stub-requests "$stub")
-  timeout $((d + 30)) wrk -t"$threads" -c"$conns" -d"${d}s" --latency "${h[@]}" "${url[$k]}" > "$work/wrk-$k.out" 2>&1 \
+  cpu_before=$(py cpu "${pid[$k]}")
+  up_before=$(py cpu "$up_pid")
+  redis_before=$(py cpu "$redis_pid")
+  busy_before=$(py busy)
+  wrk_ms=$(py run-wrk "$work/wrk-$k.out" $((d + 30)) -t"$threads" -c"$conns" -d"${d}s" --latency "${h[@]}" "${url[$k]}") \
     || die "$k: wrk failed: $(cat "$work/wrk-$k.out")"
+  busy_after=$(py busy)
+  up_after=$(py cpu "$up_pid")
+  cpu_after=$(py cpu "${pid[$k]}")
   after=$(py stub-requests "$stub")
   rss_kib=$(py rss "${pid[$k]}")
   json=$(py wrk "$work/wrk-$k.out") || die "$k: unreadable wrk output"
   # The upstream counts the stub_status request made after the run too.
   reached=$((after - before - 1))
-  python3 - "$k" "$2" "$json" "$reached" "$rss_kib" "$results" <<'PY' || die "$k: run $2 is not a valid measurement (see above; wrk output in the kept directory)"
+  # What everything else on the machine used meanwhile (other people's builds).
+  local upstream_ms=$((up_after - up_before))
+  [ "$k" = upstream ] && upstream_ms=0
+  [ "$k" = redis ] && upstream_ms=$((upstream_ms + $(py cpu "$redis_pid") - redis_before))
+  local other_ms=$((busy_after - busy_before - (cpu_after - cpu_before) - upstream_ms - wrk_ms))
+  python3 - "$k" "$2" "$json" "$reached" "$rss_kib" "$((cpu_after - cpu_before))" "$other_ms" "$d" "$results" <<'PY' || die "$k: run $2 is not a valid measurement (see above; wrk output in the kept directory)"
 import json, sys
-key, rnd, wrk, reached, rss, path = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+key, rnd, wrk, reached, rss, cpu_ms, other_ms, secs, path = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
+cpu_us = cpu_ms * 1000 / max(wrk["requests"], 1)
+other = max(other_ms, 0) / 1000 / secs
 bad = []
 if wrk["non2xx"]:
     bad.append(f'{wrk["non2xx"]} answers >= 400')
@@ -403,13 +418,13 @@ if reached < wrk["requests"]:
     bad.append(f'only {reached} of {wrk["requests"]} responses came from the upstream (redirects or errors from the proxy)')
 if wrk["socket_errors"] > wrk["requests"] / 100:
     bad.append(f'{wrk["socket_errors"]} socket errors')
-line = f'{key:>10} round {rnd}: {wrk["rps"]:>10,.0f} req/s  p50 {wrk["p50"]:6.2f} ms  p99 {wrk["p99"]:6.2f} ms  RSS {rss / 1024:6.1f} MiB'
+line = f'{key:>10} round {rnd}: {wrk["rps"]:>10,.0f} req/s  p50 {wrk["p50"]:6.2f} ms  p99 {wrk["p99"]:6.2f} ms  RSS {rss / 1024:6.1f} MiB  CPU {cpu_us:5.1f} us/req  other load {other:.2f} cores'
 print(line + ("   " + "; ".join(bad) if bad else ""), file=sys.stderr)
 if bad:
     sys.exit(1)
 if rnd > 0:
     with open(path, "a") as f:
-        f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss)) + "\n")
+        f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss, cpu_us=cpu_us, other_cores=other)) + "\n")
 PY
 }
 say "warm-up: 2 s per target"
