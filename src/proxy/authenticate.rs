@@ -55,7 +55,14 @@ pub struct PendingLogin {
     /// Where to land after the callback: already checked by `auth::redirect`.
     pub rd: String,
     pub created_at: i64,
+    /// Orders logins started in the same second by this process, so the
+    /// oldest login-state cookies are the ones cleared (see [`start_login`]).
+    #[serde(default)]
+    pub seq: u64,
 }
+
+/// The next [`PendingLogin::seq`].
+static LOGIN_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The redirect that starts a login: where to send the browser, and the cookie
 /// that binds the login to it.
@@ -447,6 +454,7 @@ pub fn start_login(
         login,
         rd,
         created_at: state.clock.now(),
+        seq: LOGIN_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     };
     let plain = serde_json::to_vec(&pending).expect("a PendingLogin always serializes");
     let sealed = state.login_sealer.seal_text(name.as_bytes(), &plain);
@@ -467,7 +475,7 @@ pub fn start_login(
 /// do not open (forged, or sealed under a secret no longer configured).
 fn logins_to_clear(state: &State, rt: &Runtime, headers: &http::HeaderMap) -> Vec<String> {
     let max = rt.config.session.max_login_states;
-    let by_name: std::collections::BTreeMap<&str, i64> = rt
+    let by_name: std::collections::BTreeMap<&str, (i64, u64)> = rt
         .cookies
         .logins(headers)
         .map(|(name, sealed)| {
@@ -475,12 +483,13 @@ fn logins_to_clear(state: &State, rt: &Runtime, headers: &http::HeaderMap) -> Ve
                 .login_sealer
                 .open_text(name.as_bytes(), sealed)
                 .and_then(|plain| serde_json::from_slice::<PendingLogin>(&plain).ok())
-                .map_or(i64::MIN, |pending| pending.created_at);
+                .map_or((i64::MIN, 0), |pending| (pending.created_at, pending.seq));
             (name, created_at)
         })
         .collect();
     let excess = (by_name.len() + 1).saturating_sub(max);
-    let mut held: Vec<(i64, &str)> = by_name.into_iter().map(|(name, at)| (at, name)).collect();
+    let mut held: Vec<((i64, u64), &str)> =
+        by_name.into_iter().map(|(name, age)| (age, name)).collect();
     held.sort_unstable();
     held.into_iter()
         .take(excess)

@@ -183,6 +183,12 @@ async fn login_state_cookies_per_browser_are_bounded() {
     other.jar = browser.jar.clone();
     let callback = other.submit_sign_in(oldest, "alice").await;
     let refused = other.navigate(&callback).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{} {:?} {callback}",
+        refused.body,
+        refused.location()
+    );
     assert!(refused.body.contains("Try again"), "{}", refused.body);
 }
