@@ -186,11 +186,21 @@ fn nginx_binary() -> &'static str {
     path
 }
 
-pub(crate) fn start_nginx(
-    port: u16,
-    portcullis: std::net::SocketAddr,
-    app: std::net::SocketAddr,
-) -> Nginx {
+/// A real nginx on `port` running the shipped snippet in front of `stack`'s
+/// proxy and app, once it answers.
+pub(crate) async fn nginx_in_front(port: u16, stack: &Stack) -> Nginx {
+    let nginx = start_nginx(port, stack.addr, stack.echo.addr);
+    let probe = format!("http://127.0.0.1:{port}/public/x");
+    for _ in 0..100 {
+        if crate::support::try_status(&probe).await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nginx
+}
+
+fn start_nginx(port: u16, portcullis: std::net::SocketAddr, app: std::net::SocketAddr) -> Nginx {
     let dir = tempfile::tempdir().expect("tempdir");
     let snippet = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy/nginx/portcullis-forward-auth.conf");
@@ -242,17 +252,8 @@ async fn real_nginx_with_the_shipped_snippet_enforces_the_rules() {
         ..StackOptions::default()
     })
     .await;
-    let _nginx = start_nginx(nginx_port, stack.addr, stack.echo.addr);
+    let _nginx = nginx_in_front(nginx_port, &stack).await;
     let front = |path: &str| format!("http://127.0.0.1:{nginx_port}{path}");
-    for _ in 0..100 {
-        if crate::support::try_status(&front("/public/x"))
-            .await
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // A browser without a session is sent to log in (by nginx's error_page), and
     // signing in through nginx works end to end.

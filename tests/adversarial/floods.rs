@@ -18,30 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::stack::Stack;
-use crate::support::{base_config, get, raw, Echo, Proxy};
-
-const ROUTES: &str = r#"
-[[route]]
-name = "admin"
-path = "/admin"
-auth = "deny"
-
-[[route]]
-name = "secret"
-path = "/secret"
-auth = "login"
-
-[[route]]
-name = "public"
-path = "/"
-auth = "public"
-"#;
-
-async fn start() -> (Echo, Proxy) {
-    let echo = Echo::start().await;
-    let proxy = Proxy::start(&base_config(&echo.url(), ROUTES)).await;
-    (echo, proxy)
-}
+use crate::support::{get, raw, Echo, Proxy};
 
 // === HTTP/2 frames, by hand ===
 
@@ -128,7 +105,7 @@ async fn write_until_refused(stream: &mut TcpStream, bytes: &[u8]) -> usize {
 
 #[tokio::test]
 async fn http2_rapid_reset_is_shut_down_and_does_not_flood_the_upstream() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let mut stream = h2_connection(&proxy).await;
     let attempts: u32 = 5_000;
     let mut flood = Vec::new();
@@ -158,7 +135,7 @@ async fn http2_rapid_reset_is_shut_down_and_does_not_flood_the_upstream() {
 
 #[tokio::test]
 async fn http2_continuation_flood_is_cut_off() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let mut stream = h2_connection(&proxy).await;
     let mut flood = frame(HEADERS, END_STREAM, 1, &get_root_block());
     let field = literal("x-flood", &"a".repeat(100));
@@ -180,7 +157,7 @@ async fn http2_continuation_flood_is_cut_off() {
 /// formed and few, are served over the same hand-written HTTP/2.
 #[tokio::test]
 async fn a_well_formed_hand_written_http2_request_is_served() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let mut stream = h2_connection(&proxy).await;
     let mut request = frame(HEADERS, END_STREAM, 1, &get_root_block());
     request.extend(frame(CONTINUATION, END_HEADERS, 1, &literal("x-ok", "1")));
@@ -344,7 +321,7 @@ const WS_HEAD: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocke
 
 #[tokio::test]
 async fn an_upgrade_is_judged_by_the_rules_like_any_request() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for (path, expected) in [("/admin/ws", 403), ("/secret/ws", 401)] {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\n{WS_HEAD}\r\n"
@@ -364,7 +341,7 @@ async fn an_upgrade_is_judged_by_the_rules_like_any_request() {
 /// request on the connection straight to the app, past every rule.
 #[tokio::test]
 async fn a_refused_upgrade_opens_no_tunnel_past_the_rules() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
         .write_all(
@@ -400,7 +377,7 @@ async fn a_refused_upgrade_opens_no_tunnel_past_the_rules() {
 /// protocol) reaches the app as a plain request, without the upgrade headers.
 #[tokio::test]
 async fn upgrades_to_other_protocols_are_not_passed_on() {
-    let (_echo, proxy) = start().await;
+    let (_echo, proxy) = super::deny_admin().await;
     let response = raw(
         proxy.addr,
         b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, close\r\nUpgrade: tunnel/1.0\r\n\r\n",

@@ -9,8 +9,6 @@
 //! `X-Forwarded-*`), CVE-2024-24784-style header normalization gaps, the
 //! `Connection:`-nominated header drop (hop-by-hop abuse).
 
-use std::time::Duration;
-
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -186,17 +184,8 @@ async fn forward_auth_never_passes_on_a_spoofed_identity() {
         ..StackOptions::default()
     })
     .await;
-    let _nginx = crate::forward_auth::start_nginx(nginx_port, stack.addr, stack.echo.addr);
+    let _nginx = crate::forward_auth::nginx_in_front(nginx_port, &stack).await;
     let front = |path: &str| format!("http://127.0.0.1:{nginx_port}{path}");
-    for _ in 0..100 {
-        if crate::support::try_status(&front("/public/x"))
-            .await
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mut alice = Browser::default();
     let landed = alice.sign_in(&front("/x"), "alice").await;
     assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);

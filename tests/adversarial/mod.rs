@@ -23,3 +23,31 @@ mod path_bypass;
 mod sessions;
 mod smuggling;
 mod tokens;
+
+use crate::support::{base_config, Echo, Proxy};
+
+/// Rules most raw-traffic cases run against: `/admin` denied, `/secret` needs
+/// a login, everything else public.
+const DENY_ADMIN: &str = r#"
+[[route]]
+name = "admin"
+path = "/admin"
+auth = "deny"
+
+[[route]]
+name = "secret"
+path = "/secret"
+auth = "login"
+
+[[route]]
+name = "public"
+path = "/"
+auth = "public"
+"#;
+
+/// An echo upstream and a proxy with [`DENY_ADMIN`] in front of it.
+async fn deny_admin() -> (Echo, Proxy) {
+    let echo = Echo::start().await;
+    let proxy = Proxy::start(&base_config(&echo.url(), DENY_ADMIN)).await;
+    (echo, proxy)
+}

@@ -88,7 +88,15 @@ const HOSTILE: &[&str] = &[
     "https://0x7f000001/",
     "http://2130706433/",
     "ftp://partner.test/",
+];
+
+/// Odd but same-origin paths: they may be kept, and must stay home.
+const SAME_ORIGIN_ODDITIES: &[&str] = &[
     "/%E2%80%AE//evil.com",
+    "/.evil.com",
+    "/@evil.com",
+    "/javascript:alert(1)",
+    "/x/..//evil.com",
 ];
 
 /// Targets that are allowed and must be honoured, so the corpus above is
@@ -146,15 +154,19 @@ async fn post_login_targets_never_leave_the_allowed_origins() {
     let mut escaped = Vec::new();
     for rd in HOSTILE {
         let location = landing(&stack, rd).await;
-        if !stays_home(&stack, &location) {
+        // SPEC §4.1: anything not allowed falls back to `/`.
+        if !stays_home(&stack, &location) || location != "/" {
             escaped.push(format!("{rd:?} -> {location:?}"));
         }
     }
-    assert!(
-        escaped.is_empty(),
-        "open redirects:\n{}",
-        escaped.join("\n")
-    );
+    assert!(escaped.is_empty(), "not refused:\n{}", escaped.join("\n"));
+    for rd in SAME_ORIGIN_ODDITIES {
+        let location = landing(&stack, rd).await;
+        assert!(
+            stays_home(&stack, &location) && !location.starts_with("//"),
+            "{rd:?} -> {location:?}"
+        );
+    }
     for (rd, expected) in ALLOWED_TARGETS {
         assert_eq!(landing(&stack, rd).await, *expected, "rd {rd:?}");
     }

@@ -11,26 +11,8 @@
 
 use crate::support::{base_config, raw, Echo, Proxy};
 
-const ROUTES: &str = r#"
-[[route]]
-name = "admin"
-path = "/admin"
-auth = "deny"
-
-[[route]]
-name = "public"
-path = "/"
-auth = "public"
-"#;
-
 /// A complete request for the denied path, hidden inside another one.
 const SMUGGLED: &str = "GET /admin HTTP/1.1\r\nHost: app.test\r\n\r\n";
-
-async fn start() -> (Echo, Proxy) {
-    let echo = Echo::start().await;
-    let proxy = Proxy::start(&base_config(&echo.url(), ROUTES)).await;
-    (echo, proxy)
-}
 
 /// The status codes of every response in a raw HTTP/1.1 exchange, in order.
 fn statuses(response: &str) -> Vec<u16> {
@@ -186,7 +168,7 @@ async fn exchange(proxy: &Proxy, payload: &[u8]) -> (String, bool) {
 
 #[tokio::test]
 async fn content_length_with_transfer_encoding_is_one_request_then_close() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for (label, payload) in both_lengths() {
         let (response, closed) = exchange(&proxy, payload.as_bytes()).await;
         assert_eq!(statuses(&response).len(), 1, "{label}: {response:?}");
@@ -203,7 +185,7 @@ async fn content_length_with_transfer_encoding_is_one_request_then_close() {
 
 #[tokio::test]
 async fn ambiguous_framing_is_400_and_the_connection_closes() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for (label, payload) in ambiguous_framings() {
         let (response, closed) = exchange(&proxy, payload.as_bytes()).await;
         assert_eq!(
@@ -220,7 +202,7 @@ async fn ambiguous_framing_is_400_and_the_connection_closes() {
 /// requests framed one way only are served.
 #[tokio::test]
 async fn the_same_requests_framed_one_way_are_served() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let chunked = "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     let length =
         "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
@@ -241,7 +223,7 @@ async fn the_same_requests_framed_one_way_are_served() {
 /// it like any other, and the upstream gets the first only.
 #[tokio::test]
 async fn a_pipelined_request_is_judged_by_the_rules() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let payload = "GET /x HTTP/1.1\r\nHost: app.test\r\n\r\nGET /admin HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
     let response = raw(proxy.addr, payload.as_bytes()).await;
     assert_eq!(statuses(&response), vec![200, 403], "{response:?}");
@@ -252,7 +234,7 @@ async fn a_pipelined_request_is_judged_by_the_rules() {
 /// stripping: whatever the parser saw as a header is handled as one.
 #[tokio::test]
 async fn bare_lf_cannot_smuggle_an_identity_header() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let payload = "GET /x HTTP/1.1\nHost: app.test\nX-Forwarded-User: mallory\nX-A: a\r\nX_Forwarded_User: mallory\nConnection: close\n\n";
     let response = raw(proxy.addr, payload.as_bytes()).await;
     let got = statuses(&response);
@@ -272,7 +254,7 @@ async fn bare_lf_cannot_smuggle_an_identity_header() {
 /// into the headers).
 #[tokio::test]
 async fn trailers_cannot_carry_identity_headers() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let payload = "POST /x HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Forwarded-User\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Forwarded-User: mallory\r\nX-Auth-Request-Email: m@evil.test\r\n\r\n";
     let response = raw(proxy.addr, payload.as_bytes()).await;
     assert_eq!(statuses(&response), vec![200], "{response:?}");
@@ -288,7 +270,7 @@ async fn trailers_cannot_carry_identity_headers() {
 /// Go, hyper's own limit): the request is cut off rather than buffered.
 #[tokio::test]
 async fn endless_chunk_extensions_are_cut_off() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let mut payload =
         b"POST /x HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n1;".to_vec();
     payload.extend(std::iter::repeat_n(b'a', 200_000));
@@ -307,8 +289,8 @@ async fn endless_chunk_extensions_are_cut_off() {
 #[tokio::test]
 async fn request_bodies_over_the_limit_get_413() {
     let echo = Echo::start().await;
-    let toml =
-        base_config(&echo.url(), ROUTES).replace("[server]\n", "[server]\nmax_body_bytes = 1024\n");
+    let toml = base_config(&echo.url(), super::DENY_ADMIN)
+        .replace("[server]\n", "[server]\nmax_body_bytes = 1024\n");
     let proxy = Proxy::start(&toml).await;
     let declared = format!(
         "POST /x HTTP/1.1\r\nHost: app.test\r\nContent-Length: 2000\r\nConnection: close\r\n\r\n{}",
