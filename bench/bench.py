@@ -389,7 +389,8 @@ def report(results_path, meta_path):
                                         for r in runs[key]) + " |")
     others = [r["other_cores"] for rs in runs.values() for r in rs]
     p(f"\nOther load (CPU used during the runs by processes outside the benchmark, e.g. builds): "
-      f"median {statistics.median(others):.2f} cores, max {max(others):.2f} cores of {meta['cores']}.")
+      f"median {statistics.median(others):.2f} cores, max {max(others):.2f} cores of {meta['cores']}; "
+      f"{meta['idle_load']:.2f} cores in the 2 s before the first run.")
     errs = {k: m["socket_errors"] for k, m in med.items() if m["socket_errors"]}
     if errs:
         p("\nwrk socket errors (summed over rounds): " + ", ".join(f"{k} {v}" for k, v in errs.items()))

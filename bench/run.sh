@@ -161,7 +161,7 @@ http {
   access_log off;
   client_body_temp_path $work/upstream/b; proxy_temp_path $work/upstream/p; fastcgi_temp_path $work/upstream/f;
   uwsgi_temp_path $work/upstream/u; scgi_temp_path $work/upstream/s;
-  keepalive_requests 10000000; keepalive_timeout 300s;
+  keepalive_timeout 300s; # keepalive_requests: nginx's default, 1000
   server {
     listen 127.0.0.1:$up;
     location / { return 200 "hello\n"; }
@@ -182,7 +182,7 @@ http {
   access_log off;
   client_body_temp_path $work/nginx/b; proxy_temp_path $work/nginx/p; fastcgi_temp_path $work/nginx/f;
   uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
-  keepalive_requests 10000000; keepalive_timeout 300s;
+  keepalive_timeout 300s; # keepalive_requests: nginx's default, 1000
   upstream app { server 127.0.0.1:$up; keepalive $conns; }
   server {
     listen 127.0.0.1:$nginx_port;
@@ -255,7 +255,7 @@ for _ in $(seq 100); do [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev
 "$bin" run --config "$work/redis.toml" 2> "$work/redis-portcullis.log" & red_pid=$!; pids+=("$red_pid")
 
 # Apache httpd + mod_auth_openidc: mpm_event, two processes with enough threads
-# for every connection, unlimited keep-alive (as nginx and portcullis), the
+# for every connection, 1000 requests per keep-alive connection (as nginx), the
 # session in mod_auth_openidc's default shared-memory cache, the same role rule,
 # claims passed upstream as headers; mod_proxy_http to the same upstream.
 mkdir -p "$work/apache/run"
@@ -293,7 +293,7 @@ MinSpareThreads $apache_threads
 MaxSpareThreads $((2 * apache_threads))
 MaxConnectionsPerChild 0
 KeepAlive On
-MaxKeepAliveRequests 0
+MaxKeepAliveRequests 1000
 KeepAliveTimeout 300
 
 OIDCProviderMetadataURL $issuer/.well-known/openid-configuration
@@ -427,6 +427,12 @@ if rnd > 0:
         f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss, cpu_us=cpu_us, other_cores=other)) + "\n")
 PY
 }
+b0=$(py busy); sleep 2; b1=$(py busy)
+idle_load=$(python3 -c "print(f'{($b1 - $b0) / 2000:.2f}')")
+say "other load on the machine before the runs: $idle_load cores"
+if python3 -c "import sys; sys.exit(0 if $idle_load > 0.25 else 1)"; then
+  echo "warning: something else is using $idle_load cores; the figures will be noisy (see 'other load' in the report)" >&2
+fi
 say "warm-up: 2 s per target"
 for k in "${keys[@]}"; do bench "$k" 0; done
 n=${#keys[@]}
@@ -440,7 +446,7 @@ redis_rss=$(py rss "$redis_pid")
 
 # === 5. Scale figures ===
 say "memory per session ($sessions sessions in the memory store)"
-"$examples/session_memory" "$sessions" > "$work/session_memory.out" || die "session_memory failed"
+timeout 300 "$examples/session_memory" "$sessions" > "$work/session_memory.out" || die "session_memory failed"
 cat "$work/session_memory.out" >&2
 say "startup time and idle RSS (x$startups, 10 routes, then 10,000 routes)"
 start10=$(py startup "$bin" "$work/start.toml" "$a_start" "$startups") || die "startup measurement failed"
@@ -452,7 +458,7 @@ cat "$work/login.out" >&2
 
 # === 6. Report ===
 export B_SECS=$secs B_ROUNDS=$rounds B_CONNS=$conns B_THREADS=$threads B_SESSIONS=$sessions B_STARTUPS=$startups
-export B_START10=$start10 B_START10K=$start10k B_REDIS_RSS=$redis_rss
+export B_START10=$start10 B_START10K=$start10k B_REDIS_RSS=$redis_rss B_IDLE_LOAD=$idle_load
 B_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock crates 2>/dev/null || echo '+local changes')"
 B_VERSIONS="$(nginx -v 2>&1 | sed 's/.*version: //'), $(apache2 -v | sed -n 's/^Server version: //p'), mod_auth_openidc $(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(rustc --version | cut -d' ' -f1-2)"
 export B_GIT B_VERSIONS
@@ -477,6 +483,7 @@ meta = {
     "kernel": f"Linux {platform.release()}", "versions": os.environ["B_VERSIONS"],
     "seconds": int(os.environ["B_SECS"]), "rounds": int(os.environ["B_ROUNDS"]),
     "connections": int(os.environ["B_CONNS"]), "threads": int(os.environ["B_THREADS"]),
+    "idle_load": float(os.environ["B_IDLE_LOAD"]),
     "scale": {
         "sessions": sessions, "bytes_per_session": int(m.group(1)), "payload_bytes": int(payload.group(1)),
         "idle_rss_kib": s10["idle_rss_kib"], "idle_rss_10k_kib": s10k["idle_rss_kib"],
@@ -485,7 +492,8 @@ meta = {
         "login_ms": float(login.group(1)), "logins_per_s": float(login.group(2)),
     },
     "notes": (
-        "Notes. Portcullis's RSS is its one process; with the Redis store, redis-server held another "
+        "Notes. nginx's and Apache's RSS sum their processes, so pages they share are counted once per "
+        "process. Portcullis's RSS is its one process; with the Redis store, redis-server held another "
         f"{int(os.environ['B_REDIS_RSS']) / 1024:.1f} MiB. The public, session and bearer targets share one "
         "portcullis process (10 routes, memory store), so their RSS is that process's after each run. "
         "The 10- and 10,000-route configs are the same ten routes, the 10,000 with 9,990 others in front "
