@@ -11,16 +11,16 @@
 # config_load (fuzz/fuzz_targets/*.rs; each states its invariants on top).
 #
 # Toolchain: nightly when rustup has one (`cargo +nightly fuzz`), else the
-# default toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags only
-# for sanitizers, but the fallback keeps `-Z` options working). cargo-fuzz is
+# default toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz passes `-Z` flags only
+# for sanitizers; the fallback makes those work on stable too). cargo-fuzz is
 # installed (`cargo install cargo-fuzz --locked`) when missing.
 #
 # Environment:
 #   FUZZ_TOOLCHAIN  the rustup toolchain to build with (default: nightly when
 #                   installed, else the default one with RUSTC_BOOTSTRAP=1)
-#   FUZZ_SANITIZER  none (default: portcullis forbids `unsafe`, and an
-#                   uninstrumented build is about twice as fast and half the
-#                   disk) or address, leak, memory, thread
+#   FUZZ_SANITIZER  none (default: portcullis forbids `unsafe`, and a build
+#                   without one runs faster and is smaller) or address, leak,
+#                   memory, thread (on stable these need RUSTC_BOOTSTRAP=1)
 #   FUZZ_JOBS       cargo build jobs (default: cargo's choice)
 #
 # Each target reads seeds/<target>/ and <target>.dict; new inputs go to

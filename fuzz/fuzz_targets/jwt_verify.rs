@@ -30,7 +30,7 @@
 //! a non-empty string `sub`, no `nonce` and a JWT access-token `typ` if any.
 //! The claims returned are the claims checked. With no `EXTRA`, the shapes
 //! are exactly known, so the converse holds too: such a token that meets every
-//! rule must verify (no false refusals).
+//! rule (and whose `sub`, if any, is a string) must verify: no false refusals.
 //!
 //! Any violation panics, which libFuzzer reports with the input.
 
@@ -459,6 +459,16 @@ fn shaped_claims(h: &Harness, input: &[u8]) {
     let (jwt_ok, bearer_ok) =
         h.assert_signed_outcome(&token, alg, header.as_bytes(), &claims, flags);
     if !extra.is_empty() {
+        return;
+    }
+    // A `sub` of another type makes the token malformed (OIDC Core §2: a
+    // string); refusing it is right, whatever the other claims say.
+    if !matches!(
+        serde_json::from_slice::<Map<String, Value>>(&claims)
+            .ok()
+            .and_then(|c| c.get("sub").cloned()),
+        None | Some(Value::Null | Value::String(_))
+    ) {
         return;
     }
     let ctx = String::from_utf8_lossy(&claims);
