@@ -106,12 +106,26 @@ pub async fn verify(token: &str, jwks: &Jwks, expect: &Expect<'_>) -> Result<Ver
             _ => JwtError::Malformed(e.to_string()),
         }
     })?;
+    check_issuer(&data.claims, expect.issuer)?;
     check_times(&data.claims, expect)?;
     Ok(Verified {
         alg: header.alg,
         typ: header.typ,
         claims: data.claims,
     })
+}
+
+/// `iss` must be one string equal to the provider's issuer (OIDC Core §3.1.3.7
+/// item 2, RFC 9068 §4). jsonwebtoken also admits an array that merely holds
+/// the issuer among others, which no provider sends; found by the `jwt_verify`
+/// fuzz target.
+fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), JwtError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        Some(Value::String(iss)) => Err(JwtError::Issuer(iss.clone())),
+        Some(_) => Err(JwtError::ClaimType("iss")),
+        None => Err(JwtError::MissingClaim("iss")),
+    }
 }
 
 fn check_times(claims: &Map<String, Value>, expect: &Expect<'_>) -> Result<(), JwtError> {

@@ -280,6 +280,19 @@ async fn jwt_header_attacks_on_bearer_routes_get_401() {
                 .sign_jwt(header(&stack), with("exp", json!("9999999999"))),
         ),
         (
+            "iss as an array holding the issuer (found by fuzz/jwt_verify)",
+            stack.idp.sign_jwt(
+                header(&stack),
+                with("iss", json!([stack.idp.issuer(), "https://evil.test/"])),
+            ),
+        ),
+        (
+            "iss as a one-element array",
+            stack
+                .idp
+                .sign_jwt(header(&stack), with("iss", json!([stack.idp.issuer()]))),
+        ),
+        (
             "aud as a number",
             stack.idp.sign_jwt(header(&stack), with("aud", json!(1))),
         ),
