@@ -42,7 +42,7 @@ use ::redis::{FromRedisValue, RedisResult};
 use aws_lc_rs::hkdf::{Salt, HKDF_SHA256};
 use aws_lc_rs::hmac;
 
-use super::seal::{decode_secret, SealError, Sealer};
+use super::seal::{SealError, Sealer};
 use super::{BoxFuture, Lease, Session, SessionError, SessionKey, SessionStore};
 use crate::clock::Clock;
 use crate::config::Secret;
@@ -521,7 +521,9 @@ fn index_keys(secrets: &[Secret]) -> Result<Vec<hmac::Key>, SealError> {
         .iter()
         .enumerate()
         .map(|(index, secret)| {
-            let bytes = decode_secret(secret.expose()).ok_or(SealError::NotBase64 { index })?;
+            let bytes = secret
+                .decode_base64()
+                .ok_or(SealError::NotBase64 { index })?;
             let prk = Salt::new(HKDF_SHA256, INDEX_SALT).extract(&bytes);
             let okm = prk
                 .expand(&[INDEX_PURPOSE], hmac::HMAC_SHA256)
