@@ -141,7 +141,7 @@ impl Layers {
             if !SECTIONS.contains(&key.as_str()) {
                 let message = format!("unknown section, expected {}", OneOf(SECTIONS));
                 problems.push(
-                    key.clone(),
+                    printable(key),
                     self.with_origin(message, std::slice::from_ref(key)),
                 );
             }
@@ -318,11 +318,22 @@ fn path_to_key(root: &Dict, path: &[String]) -> String {
             if !key.is_empty() {
                 key.push('.');
             }
-            key.push_str(segment);
+            key.push_str(&printable(segment));
         }
         value = next;
     }
     key
+}
+
+/// A key as written in the file, quoted and escaped when it is empty or holds
+/// whitespace or control characters, so each problem stays one readable
+/// `key: message` line (found by the `config_load` fuzz target).
+fn printable(segment: &str) -> String {
+    if segment.is_empty() || segment.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        format!("{segment:?}")
+    } else {
+        segment.to_owned()
+    }
 }
 
 /// `route[2].path_regex` → `["route", "2", "path_regex"]`.

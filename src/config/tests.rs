@@ -1557,3 +1557,21 @@ fn decode_base64_accepts_both_alphabets_with_or_without_padding() {
     }
     assert_eq!(Secret::new("not base64!").decode_base64(), None);
 }
+
+/// Keys as written in a file may be empty or hold control characters; each
+/// problem still prints as one `key: message` line, the key quoted.
+/// See: the `config_load` fuzz target.
+#[test]
+fn odd_keys_are_quoted_in_problems() {
+    let text = format!("\"\" = 1\n\"a\\nb\" = 2\n{MINIMAL}\n[log]\n\"x\\ty\" = 3\n");
+    let found = problems(load_toml(&text, &[]));
+    for problem in &found {
+        let line = problem.to_string();
+        assert!(!line.contains('\n') && !line.contains('\t'), "{line:?}");
+        assert!(!problem.key.is_empty(), "{line:?}");
+    }
+    let keys = keys(&found);
+    assert!(keys.contains("\"\""), "{keys:?}");
+    assert!(keys.contains("\"a\\nb\""), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains("\"x\\ty\"")), "{keys:?}");
+}
