@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the work portcullis does on every request: path
-//! normalization, rule matching (10 vs 10 000 routes), header rewriting, and
-//! bearer-token verification.
+//! normalization, rule matching (10 vs 10 000 routes), header rewriting,
+//! bearer-token verification, session lookup and identity signing.
 //!
 //! ```text
 //! cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 2
@@ -368,5 +368,100 @@ fn bearer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(hot_path, normalization, matching, header_rewrite, bearer);
+// === Session lookup ===
+
+/// A lookup in the memory store among 10,000 sessions: hash the cookie's id to
+/// its key, find and clone the session (what every session-routed request does).
+fn session_lookup(c: &mut Criterion) {
+    use futures_util::FutureExt as _;
+    use portcullis::session::{MemoryStore, Session, SessionId, SessionStore};
+
+    let clock: Arc<dyn portcullis::clock::Clock> = Arc::new(portcullis::clock::SystemClock);
+    let store = MemoryStore::new(100_000, clock);
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+    .unwrap_or(0);
+    let session = Session {
+        identity: alice(),
+        sid: Some("sid-1".to_owned()),
+        id_token: "e".repeat(900),
+        access_token: Some("a".repeat(900)),
+        refresh_token: Some("r".repeat(64)),
+        access_expires_at: Some(now + 3600),
+        created_at: now,
+        last_seen: now,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..10_000 {
+        let id = SessionId::generate();
+        store
+            .save(&id.key(), &session, std::time::Duration::from_secs(3600))
+            .now_or_never()
+            .expect("the memory store answers at once")
+            .expect("saved");
+        ids.push(id);
+    }
+    let cookie = ids[5_000].as_str().to_owned();
+    let mut group = c.benchmark_group("session");
+    group.bench_function("memory_lookup_of_10000", |b| {
+        b.iter(|| {
+            let id = SessionId::parse(black_box(&cookie)).expect("an id");
+            store
+                .load(&id.key())
+                .now_or_never()
+                .expect("the memory store answers at once")
+                .expect("loaded")
+        })
+    });
+    group.finish();
+}
+
+// === Identity signing ===
+
+/// `X-Portcullis-Identity`: an ES256 signature per new assertion, and the
+/// cached assertion reused for half its lifetime (the common case).
+fn identity_signing(c: &mut Criterion) {
+    let settings = config::Identity {
+        signing_key_file: None,
+        ttl: std::time::Duration::from_secs(60),
+    };
+    let public_url = url::Url::parse("https://app.example.com").expect("url");
+    let signer = portcullis::identity::Signer::new(&settings, &public_url).expect("signer");
+    let alice = alice();
+    let mut group = c.benchmark_group("identity");
+    let mut now = 1_700_000_000;
+    group.bench_function("es256_sign_fresh", |b| {
+        b.iter(|| {
+            // Past the reuse window every time: each call signs.
+            now += 31;
+            signer
+                .assertion(&alice, "app.example.com", now)
+                .expect("signed")
+        })
+    });
+    signer
+        .assertion(&alice, "app.example.com", 1_800_000_000)
+        .expect("signed");
+    group.bench_function("cached_reuse", |b| {
+        b.iter(|| {
+            signer
+                .assertion(black_box(&alice), "app.example.com", 1_800_000_001)
+                .expect("cached")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    hot_path,
+    normalization,
+    matching,
+    header_rewrite,
+    bearer,
+    session_lookup,
+    identity_signing
+);
 criterion_main!(hot_path);
