@@ -305,8 +305,10 @@ def report(results_path, meta_path):
       f"{meta['rounds']} interleaved rounds (every target once per round, in turn), medians over the "
       "rounds. RSS: VmRSS of the server process (nginx and Apache: master plus workers, summed) "
       "right after each run. CPU: user + system time the server process (and its workers) used during "
-      "the run, per response; on a shared machine this is steadier than req/s, which also depends on "
-      "how the cores were split between wrk, the server and the upstream. Every run is checked: no answer >= 400 in wrk's count, and the upstream's "
+      "the run, per response. It tells what each server costs apart from how the cores were split "
+      "between wrk, the server and the upstream, but it is not a constant: it rises when cores are free "
+      "(async runtimes and event loops poll and wake more when they are not saturated), so compare it "
+      "within a run. Every run is checked: no answer >= 400 in wrk's count, and the upstream's "
       "request counter grew by at least the number of responses wrk counted, so no answer came "
       "from anywhere but the upstream (a 302 to a login page would fail the run).\n")
     p(f"Versions: {meta['versions']}.\n")

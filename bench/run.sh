@@ -97,6 +97,8 @@ if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
   cargo build --release --locked --bin portcullis \
     --example bench_idp --example session_memory --example login_roundtrip >&2
 fi
+# What was built (the tree as it is now, local changes included).
+B_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock crates 2>/dev/null || echo '+local changes')"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin=$target_dir/release/portcullis
 examples=$target_dir/release/examples
@@ -459,7 +461,6 @@ cat "$work/login.out" >&2
 # === 6. Report ===
 export B_SECS=$secs B_ROUNDS=$rounds B_CONNS=$conns B_THREADS=$threads B_SESSIONS=$sessions B_STARTUPS=$startups
 export B_START10=$start10 B_START10K=$start10k B_REDIS_RSS=$redis_rss B_IDLE_LOAD=$idle_load
-B_GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock crates 2>/dev/null || echo '+local changes')"
 B_VERSIONS="$(nginx -v 2>&1 | sed 's/.*version: //'), $(apache2 -v | sed -n 's/^Server version: //p'), mod_auth_openidc $(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(rustc --version | cut -d' ' -f1-2)"
 export B_GIT B_VERSIONS
 python3 - "$work/session_memory.out" "$work/login.out" "$work/meta.json" <<'PY'
