@@ -5,6 +5,7 @@
   rss PID...                      VmRSS in KiB of the PIDs and all their descendants, summed
   cpu PID...                      CPU time (user + system) in ms of the PIDs and their descendants
   busy                            CPU time in ms the whole machine has been busy (all cores, /proc/stat)
+  load SECS                       cores busy on average over the next SECS seconds
   run-wrk OUT TIMEOUT WRK_ARGS... runs wrk (output to OUT); prints wrk's own CPU time in ms
   signin-form HTML USER           the dev provider's sign-in form as posted for USER
   cookie JAR NAME                 a cookie's value from a curl cookie jar
@@ -100,12 +101,24 @@ def cpu(*pids):
     print(total * 1000 // ticks)
 
 
-def busy():
+def busy_ms():
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal ...: all but idle and iowait
-    busy_ticks = sum(fields[:8]) - fields[3] - fields[4]
-    print(busy_ticks * 1000 // os.sysconf("SC_CLK_TCK"))
+    # user nice system idle iowait irq softirq steal ...: user, nice, system, irq, softirq
+    busy_ticks = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]
+    return busy_ticks * 1000 // os.sysconf("SC_CLK_TCK")
+
+
+def busy():
+    print(busy_ms())
+
+
+def load(secs):
+    """Cores busy, averaged over `secs` seconds of wall time."""
+    t0, b0 = time.monotonic(), busy_ms()
+    time.sleep(float(secs))
+    t1, b1 = time.monotonic(), busy_ms()
+    print(f"{(b1 - b0) / 1000 / (t1 - t0):.2f}")
 
 
 def run_wrk(out, timeout, *args):
@@ -406,7 +419,7 @@ def main():
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     fn = {
-        "ports": ports, "rss": rss, "cpu": cpu, "busy": busy, "run-wrk": run_wrk, "signin-form": signin_form, "cookie": cookie,
+        "ports": ports, "rss": rss, "cpu": cpu, "busy": busy, "load": load, "run-wrk": run_wrk, "signin-form": signin_form, "cookie": cookie,
         "routes": routes, "stub-requests": stub_requests, "wrk": wrk, "startup": startup,
         "report": report,
     }.get(cmd)

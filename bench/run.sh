@@ -429,8 +429,7 @@ if rnd > 0:
         f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss, cpu_us=cpu_us, other_cores=other)) + "\n")
 PY
 }
-b0=$(py busy); sleep 2; b1=$(py busy)
-idle_load=$(python3 -c "print(f'{($b1 - $b0) / 2000:.2f}')")
+idle_load=$(py load 2)
 say "other load on the machine before the runs: $idle_load cores"
 if python3 -c "import sys; sys.exit(0 if $idle_load > 0.25 else 1)"; then
   echo "warning: something else is using $idle_load cores; the figures will be noisy (see 'other load' in the report)" >&2
