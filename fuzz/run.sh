@@ -110,8 +110,12 @@ for target in "${targets[@]}"; do
     fi
 done
 
+passed=$(( ${#targets[@]} - ${#failed[@]} ))
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "FAILED: ${failed[*]} (inputs under $(pwd)/artifacts/)" >&2
+    echo "fuzz: $passed passed, ${#failed[@]} failed"
     exit 1
 fi
 echo "ok: ${targets[*]} (${seconds}s each)" >&2
+# The plain closing line CI reads: one line per run of this script.
+echo "fuzz: $passed passed, 0 failed"
