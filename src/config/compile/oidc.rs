@@ -78,7 +78,8 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         raw.clock_leeway,
         DEFAULT_CLOCK_LEEWAY,
     );
-    let jwks_refetch_interval = duration(
+    // Zero would let every made-up `kid` cause a fetch at the provider.
+    let jwks_refetch_interval = timeout(
         p,
         "oidc.jwks_refetch_interval",
         raw.jwks_refetch_interval,
