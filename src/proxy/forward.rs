@@ -542,13 +542,18 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
 
 /// Returns true if and only if `name` is one of the proxy's cookies for `base`.
 pub fn is_own_cookie(name: &str, base: &str) -> bool {
-    let bare = name
-        .strip_prefix("__Host-")
-        .or_else(|| name.strip_prefix("__Secure-"))
-        .unwrap_or(name);
+    // `session.cookie_name` may itself carry the prefix (`__Host-sid`); the
+    // login-state cookies then are `__Secure-sid_login_...`.
+    let unprefixed = |s: &'_ str| -> String {
+        s.strip_prefix("__Host-")
+            .or_else(|| s.strip_prefix("__Secure-"))
+            .unwrap_or(s)
+            .to_owned()
+    };
+    let (bare, base) = (unprefixed(name), unprefixed(base));
     bare == base
         || bare
-            .strip_prefix(base)
+            .strip_prefix(base.as_str())
             .is_some_and(|rest| rest.starts_with('_'))
 }
 
@@ -782,6 +787,14 @@ mod tests {
         let mut only_ours = headers(&[("cookie", "portcullis=S")]);
         strip_own_cookies(&mut only_ours, "portcullis");
         assert!(only_ours.get("cookie").is_none());
+        // A configured name that carries the prefix itself: its login-state
+        // cookies (sent on every path during a login) are ours too.
+        let mut prefixed = headers(&[(
+            "cookie",
+            "__Host-sid=S; __Secure-sid_login_abc=L; sid2=keep; app=1",
+        )]);
+        strip_own_cookies(&mut prefixed, "__Host-sid");
+        assert_eq!(prefixed["cookie"], "sid2=keep; app=1");
     }
 
     #[test]
