@@ -443,7 +443,12 @@ pub fn start_login(
     headers: &http::HeaderMap,
 ) -> Result<LoginRedirect, Reject> {
     let server = &rt.config.server;
-    let rd = redirect::safe_target(rd, &server.public_url, &server.allowed_redirect_hosts);
+    let mut rd = redirect::safe_target(rd, &server.public_url, &server.allowed_redirect_hosts);
+    // The login-state cookie rides on every request during the login: a huge
+    // return URL would make it a weapon against the user's request heads.
+    if rd.len() > MAX_STORED_RD {
+        rd = "/".to_owned();
+    }
     let login = LoginRequest::generate();
     let location = rt
         .provider
@@ -458,9 +463,10 @@ pub fn start_login(
     };
     let plain = serde_json::to_vec(&pending).expect("a PendingLogin always serializes");
     let sealed = state.login_sealer.seal_text(name.as_bytes(), &plain);
+    let new_bytes = name.len() + sealed.len();
     let mut set_cookies = vec![rt.cookies.set_login(&name, sealed)];
     set_cookies.extend(
-        logins_to_clear(state, rt, headers)
+        logins_to_clear(state, rt, headers, new_bytes)
             .iter()
             .map(|old| rt.cookies.clear_login(old)),
     );
@@ -470,31 +476,55 @@ pub fn start_login(
     })
 }
 
-/// The names of the login-state cookies in `headers` that one more login would
-/// put past `session.max_login_states`: the oldest, and first of all any that
-/// do not open (forged, or sealed under a secret no longer configured).
-fn logins_to_clear(state: &State, rt: &Runtime, headers: &http::HeaderMap) -> Vec<String> {
+/// The longest post-login return URL kept in a login-state cookie; a longer
+/// one returns to `/`.
+const MAX_STORED_RD: usize = 512;
+
+/// What the login-state cookies a browser holds may add up to (names and
+/// values), the new one included: they ride on every request during a login,
+/// and request heads are limited (nginx: 8 KiB a line by default).
+const LOGIN_COOKIES_BUDGET: usize = 4096;
+
+/// The names of the login-state cookies in `headers` that one more login (of
+/// `new_bytes`) would put past `session.max_login_states` or
+/// [`LOGIN_COOKIES_BUDGET`]: the oldest, and first of all any that do not open
+/// (forged, or sealed under a secret no longer configured).
+fn logins_to_clear(
+    state: &State,
+    rt: &Runtime,
+    headers: &http::HeaderMap,
+    new_bytes: usize,
+) -> Vec<String> {
     let max = rt.config.session.max_login_states;
-    let by_name: std::collections::BTreeMap<&str, (i64, u64)> = rt
+    let by_name: std::collections::BTreeMap<&str, ((i64, u64), usize)> = rt
         .cookies
         .logins(headers)
         .map(|(name, sealed)| {
-            let created_at = state
+            let age = state
                 .login_sealer
                 .open_text(name.as_bytes(), sealed)
                 .and_then(|plain| serde_json::from_slice::<PendingLogin>(&plain).ok())
                 .map_or((i64::MIN, 0), |pending| (pending.created_at, pending.seq));
-            (name, created_at)
+            (name, (age, name.len() + sealed.len()))
         })
         .collect();
-    let excess = (by_name.len() + 1).saturating_sub(max);
-    let mut held: Vec<((i64, u64), &str)> =
-        by_name.into_iter().map(|(name, age)| (age, name)).collect();
+    let mut held: Vec<((i64, u64), usize, &str)> = by_name
+        .into_iter()
+        .map(|(name, (age, bytes))| (age, bytes, name))
+        .collect();
     held.sort_unstable();
-    held.into_iter()
-        .take(excess)
-        .map(|(_, name)| name.to_owned())
-        .collect()
+    let mut count = held.len() + 1;
+    let mut bytes = new_bytes + held.iter().map(|(_, b, _)| b).sum::<usize>();
+    let mut doomed = Vec::new();
+    for (_, size, name) in held {
+        if count <= max && bytes <= LOGIN_COOKIES_BUDGET {
+            break;
+        }
+        doomed.push(name.to_owned());
+        count -= 1;
+        bytes -= size;
+    }
+    doomed
 }
 
 /// The URL a script can send the user to for login (in 401 bodies).

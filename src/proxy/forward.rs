@@ -543,7 +543,7 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
 /// Returns true if and only if `name` is one of the proxy's cookies for `base`.
 pub fn is_own_cookie(name: &str, base: &str) -> bool {
     // `session.cookie_name` may itself carry the prefix (`__Host-sid`); the
-    // login-state cookies then are `__Secure-sid_login_...`.
+    // login-state cookies then are `__Host-sid_login_...`.
     let unprefixed = |s: &'_ str| -> String {
         s.strip_prefix("__Host-")
             .or_else(|| s.strip_prefix("__Secure-"))
@@ -791,7 +791,7 @@ mod tests {
         // cookies (sent on every path during a login) are ours too.
         let mut prefixed = headers(&[(
             "cookie",
-            "__Host-sid=S; __Secure-sid_login_abc=L; sid2=keep; app=1",
+            "__Host-sid=S; __Host-sid_login_abc=L; __Secure-sid_login_old=L; sid2=keep; app=1",
         )]);
         strip_own_cookies(&mut prefixed, "__Host-sid");
         assert_eq!(prefixed["cookie"], "sid2=keep; app=1");

@@ -7,7 +7,9 @@
 //! named after their login's `state`, so logins in several tabs do not
 //! overwrite each other, and have `Path=/` (as mod_auth_openidc's), so that
 //! starting a login sees how many the browser holds and can bound them
-//! (`session.max_login_states`); they never reach the app.
+//! (`session.max_login_states`, and a byte budget); `__Host-` over https so no
+//! sibling subdomain can plant one. Inline, the proxy strips them (and the
+//! session cookie) before the app.
 
 use std::time::Duration;
 
@@ -45,8 +47,10 @@ impl Cookies {
         let bare = base
             .trim_start_matches("__Host-")
             .trim_start_matches("__Secure-");
+        // `__Host-` (Path=/, no Domain): a sibling subdomain can neither plant
+        // one nor keep one past our removal.
         let login_prefix = if secure {
-            format!("__Secure-{bare}_login_")
+            format!("__Host-{bare}_login_")
         } else {
             format!("{bare}_login_")
         };

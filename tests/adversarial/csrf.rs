@@ -192,3 +192,42 @@ async fn login_state_cookies_per_browser_are_bounded() {
     );
     assert!(refused.body.contains("Try again"), "{}", refused.body);
 }
+
+/// Login-state cookies ride on every request during a login, so their total
+/// size is bounded too: a page that keeps starting logins with long return
+/// URLs cannot push the user's request heads past the limit (431 on every
+/// page). A return URL over 512 bytes is not kept: that login lands on `/`.
+#[tokio::test]
+async fn login_state_cookies_stay_within_a_byte_budget() {
+    let stack = Stack::start().await;
+    let mut browser = stack.browser();
+    let long = format!("/{}", "a".repeat(500));
+    for _ in 0..20 {
+        browser
+            .navigate(&stack.url(&format!("/_auth/login?rd={long}")))
+            .await;
+        let bytes: usize = browser
+            .jar
+            .iter()
+            .filter(|(k, _)| k.contains("_login_"))
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        assert!(bytes <= 4096, "{bytes} bytes of login-state cookies");
+    }
+    let page = browser
+        .follow(&stack.url(&format!("/x/{}", "b".repeat(600))))
+        .await;
+    let callback = browser.submit_sign_in(&page, "alice").await;
+    let landed = browser.navigate(&callback).await;
+    assert_eq!(
+        landed.location(),
+        Some("/"),
+        "a long return URL is not kept"
+    );
+    let (mut short, page) = at_sign_in(&stack, "/kept?q=1").await;
+    let callback = short.submit_sign_in(&page, "alice").await;
+    assert_eq!(
+        short.navigate(&callback).await.location(),
+        Some("/kept?q=1")
+    );
+}
