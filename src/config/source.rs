@@ -329,7 +329,12 @@ fn path_to_key(root: &Dict, path: &[String]) -> String {
 /// whitespace or control characters, so each problem stays one readable
 /// `key: message` line (found by the `config_load` fuzz target).
 fn printable(segment: &str) -> String {
-    if segment.is_empty() || segment.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    // `escape_debug` also escapes Unicode format characters (bidi overrides,
+    // zero-width joiners) that would make the printed key misleading.
+    if segment.is_empty()
+        || segment.chars().any(char::is_whitespace)
+        || segment.escape_debug().ne(segment.chars())
+    {
         format!("{segment:?}")
     } else {
         segment.to_owned()

@@ -1042,6 +1042,7 @@ const REFUSED: &[Case] = &[
     case("server", "max_body_bytes = 0", "server.max_body_bytes"),
     case("oidc", r#"jwks_refetch_interval = "often""#, "oidc.jwks_refetch_interval"),
     case("oidc", r#"jwks_refetch_interval = "0s""#, "oidc.jwks_refetch_interval"),
+    case("oidc", r#"jwks_refetch_interval = "1ms""#, "oidc.jwks_refetch_interval"),
     case("server", "max_body_bytes = -5", "server.max_body_bytes"),
     case("server", "max_connections = -1", "server.max_connections"),
     case("server", "workers = 0", "server.workers"),

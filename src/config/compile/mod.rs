@@ -40,6 +40,7 @@ const DEFAULT_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
 /// mod_auth_openidc's `OIDCStateMaxNumberOfCookies` default.
 const DEFAULT_MAX_LOGIN_STATES: usize = 7;
 const DEFAULT_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_COOKIE_NAME: &str = "portcullis";
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);

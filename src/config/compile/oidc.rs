@@ -78,13 +78,21 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         raw.clock_leeway,
         DEFAULT_CLOCK_LEEWAY,
     );
-    // Zero would let every made-up `kid` cause a fetch at the provider.
-    let jwks_refetch_interval = timeout(
+    // Shorter would let a flood of made-up `kid`s fetch at the provider about
+    // as fast as it answers.
+    let jwks_refetch_interval = duration(
         p,
         "oidc.jwks_refetch_interval",
         raw.jwks_refetch_interval,
         DEFAULT_JWKS_REFETCH_INTERVAL,
-    );
+    )
+    .and_then(|interval| {
+        if interval < MIN_JWKS_REFETCH_INTERVAL {
+            p.push("oidc.jwks_refetch_interval", "must be at least 1s");
+            return None;
+        }
+        Some(interval)
+    });
     Some(Oidc {
         issuer: issuer?,
         client_id: client_id?,
