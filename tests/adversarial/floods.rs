@@ -293,8 +293,18 @@ async fn ten_thousand_slow_connections_cost_bounded_steady_memory_and_users_are_
 }
 
 /// A client that sends half a request head and then nothing.
+///
+/// It connects from 127.0.0.2: ten thousand client sockets on 127.0.0.1
+/// would take ephemeral ports that tests running beside this one are about
+/// to bind for their own listeners (`free_port`), and those would fail with
+/// "address in use".
 async fn slow_client(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+        .expect("bind 127.0.0.2");
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .expect("connect");
     stream
