@@ -169,7 +169,9 @@ impl Upstream {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
         if let Some(limit) = self.max_body_bytes {
-            if declared_length(req.headers()).is_some_and(|len| len > limit) {
+            // hyper's size hint is the Content-Length it framed the body by.
+            let declared = http_body::Body::size_hint(req.body()).exact();
+            if declared.is_some_and(|len| len > limit) {
                 return Err(UpstreamError::BodyTooLarge { limit });
             }
         }
@@ -199,15 +201,15 @@ impl Upstream {
                 };
                 return Err(self.fail(&ctx, err));
             }
-            Ok(Err(e)) if client_body_error(&e).is_some() => {
+            Ok(Err(e)) => {
                 return Err(match client_body_error(&e) {
                     Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge {
                         limit: self.max_body_bytes.unwrap_or_default(),
                     },
-                    _ => UpstreamError::ClientBody(error_chain(&e)),
-                });
+                    Some(ClientBodyError::Broken) => UpstreamError::ClientBody(error_chain(&e)),
+                    None => self.fail(&ctx, UpstreamError::Protocol(error_chain(&e))),
+                })
             }
-            Ok(Err(e)) => return Err(self.fail(&ctx, UpstreamError::Protocol(error_chain(&e)))),
             Ok(Ok(resp)) => resp,
         };
 
@@ -544,16 +546,15 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
 pub fn is_own_cookie(name: &str, base: &str) -> bool {
     // `session.cookie_name` may itself carry the prefix (`__Host-sid`); the
     // login-state cookies then are `__Host-sid_login_...`.
-    let unprefixed = |s: &'_ str| -> String {
+    fn unprefixed(s: &str) -> &str {
         s.strip_prefix("__Host-")
             .or_else(|| s.strip_prefix("__Secure-"))
             .unwrap_or(s)
-            .to_owned()
-    };
+    }
     let (bare, base) = (unprefixed(name), unprefixed(base));
     bare == base
         || bare
-            .strip_prefix(base.as_str())
+            .strip_prefix(base)
             .is_some_and(|rest| rest.starts_with('_'))
 }
 
@@ -628,14 +629,6 @@ fn upstream_tls(up: &config::Upstream) -> Result<rustls::ClientConfig, UpstreamE
 }
 
 /// An error and its causes on one line, for the log.
-/// A request's `Content-Length`, when it declares one that parses.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
 /// How reading the client's body failed.
 #[derive(Debug, PartialEq, Eq)]
 enum ClientBodyError {
