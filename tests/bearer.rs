@@ -1,11 +1,10 @@
 //! Bearer tokens on API routes (SPEC §4.3): every check, over real HTTP, with
 //! tokens minted by the development provider's real keys.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::support::jws;
 use crate::support::stack::{Browser, Stack, StackOptions};
 
 const ROUTES: &str = r#"
@@ -258,27 +257,19 @@ async fn login_or_bearer_accepts_either() {
 }
 
 fn unsigned(claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{h}.{c}.")
+    jws::unsigned(&json!({"alg": "none", "typ": "JWT"}), claims)
 }
 
 fn hmac_with_public_key(stack: &Stack, claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{h}.{c}");
-    let key = aws_lc_rs::hmac::Key::new(
-        aws_lc_rs::hmac::HMAC_SHA256,
+    jws::hs256(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        claims,
         stack.idp.public_key_pem().as_bytes(),
-    );
-    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    )
 }
 
 fn tamper(token: &str) -> String {
-    let at = token.len() - 20;
-    let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
-    format!("{}{}{}", &token[..at], flipped, &token[at + 1..])
+    crate::support::flip_char(token, token.len() - 20)
 }
 
 #[tokio::test]

@@ -9,11 +9,7 @@ use portcullis_devidp::Misbehaviour;
 use crate::support::stack::{absolute, Browser, Stack, StackOptions};
 
 fn query_of(url: &str) -> std::collections::HashMap<String, String> {
-    url::Url::parse(url)
-        .expect("url")
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    crate::support::query_pairs(url).into_iter().collect()
 }
 
 #[tokio::test]
@@ -508,9 +504,7 @@ async fn invalid_backchannel_logout_tokens_are_refused_and_end_nothing() {
     // Flip a character in the middle of the signature: the last one may only
     // carry padding bits and decode to the same bytes.
     let signed = stack.idp.sign_jwt(header.clone(), good.clone());
-    let at = signed.len() - 20;
-    let flipped = if &signed[at..=at] == "A" { "B" } else { "A" };
-    let tampered = format!("{}{}{}", &signed[..at], flipped, &signed[at + 1..]);
+    let tampered = crate::support::flip_char(&signed, signed.len() - 20);
     cases.push(("bad signature", tampered));
     cases.push(("garbage", "not.a.jwt".into()));
     let mut browser = Browser::default();

@@ -1,13 +1,13 @@
 //! Configuration reload (SPEC §10): SIGHUP or a file change; an invalid config is
 //! refused and the old one keeps serving; sessions survive.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::StatusCode;
 
 use crate::support::stack::{free_port, Stack, ROUTES};
-use crate::support::{base_config, get, Echo};
+use crate::support::{base_config, get, ChildGuard, Echo};
 
 fn config_path(stack: &Stack) -> std::path::PathBuf {
     stack.dir.path().join("portcullis.toml")
@@ -74,15 +74,6 @@ async fn invalid_config_is_refused_and_the_old_one_keeps_serving() {
     );
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_for_status(url: &str, want: StatusCode) -> bool {
     for _ in 0..100 {
         if crate::support::try_status(url).await == Some(want) {
@@ -117,7 +108,7 @@ async fn the_binary_reloads_on_file_change_and_on_sighup() {
         .stderr(Stdio::null())
         .spawn()
         .expect("portcullis runs");
-    let process = Process(child);
+    let process = ChildGuard(child);
     let url = format!("http://127.0.0.1:{port}/x");
     assert!(
         wait_for_status(&url, StatusCode::OK).await,

@@ -8,15 +8,8 @@
 
 use http::StatusCode;
 
+use crate::support::query_pairs as query;
 use crate::support::stack::{Browser, Page, Stack};
-
-fn query(url: &str) -> Vec<(String, String)> {
-    url::Url::parse(url)
-        .expect("url")
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
 
 fn param(url: &str, name: &str) -> String {
     query(url)
@@ -144,10 +137,7 @@ async fn a_tampered_login_state_cookie_is_refused() {
         .find(|(k, _)| k.starts_with("portcullis_login_"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .expect("a login-state cookie");
-    let mut bytes = value.into_bytes();
-    let at = bytes.len() / 2;
-    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(bytes).expect("ascii");
+    let tampered = crate::support::flip_char(&value, value.len() / 2);
     browser.jar.insert(name, tampered);
     let refused = browser.navigate(&callback).await;
     assert_refused(&refused, &browser, "tampered login state");

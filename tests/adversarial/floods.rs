@@ -233,13 +233,13 @@ async fn ten_thousand_slow_connections_cost_bounded_steady_memory_and_users_are_
         "[log]\nlevel = \"warn\"\n",
         "header_read_timeout = \"60s\"\nmax_connections = 12000",
     );
-    let _reaper = Reaper(child.id());
+    let child = crate::support::ChildGuard(child);
     crate::operate::wait_up(port).await;
     let url = format!("http://127.0.0.1:{port}/legit");
     for _ in 0..200 {
         assert_eq!(get(&url, &[]).await.0, StatusCode::OK);
     }
-    let before = rss_kib(child.id());
+    let before = rss_kib(child.0.id());
 
     let opening = Instant::now();
     let mut hostile = Vec::with_capacity(HOSTILE);
@@ -252,7 +252,7 @@ async fn ten_thousand_slow_connections_cost_bounded_steady_memory_and_users_are_
     let opened_in = opening.elapsed();
     // Let the proxy accept and start reading every one of them.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let held = rss_kib(child.id());
+    let held = rss_kib(child.0.id());
     let started = Instant::now();
     for _ in 0..20 {
         let (status, _, _) = get(&url, &[]).await;
@@ -260,7 +260,7 @@ async fn ten_thousand_slow_connections_cost_bounded_steady_memory_and_users_are_
     }
     let served_in = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let later = rss_kib(child.id());
+    let later = rss_kib(child.0.id());
     let per_connection = held.saturating_sub(before) * 1024 / HOSTILE as u64;
     eprintln!(
         "{HOSTILE} slow connections opened in {opened_in:?}; RSS {before} KiB idle, {held} KiB with them ({per_connection} B each), {later} KiB a second later; 20 requests in {served_in:?}"
@@ -312,17 +312,6 @@ async fn slow_client(port: u16) -> TcpStream {
         .await
         .expect("half a head");
     stream
-}
-
-/// Kills the child process when dropped, so a failed assertion leaves no proxy behind.
-struct Reaper(u32);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
 }
 
 // === WebSocket abuse ===

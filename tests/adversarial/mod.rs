@@ -26,9 +26,14 @@ mod tokens;
 
 use crate::support::{base_config, Echo, Proxy};
 
-/// Rules most raw-traffic cases run against: `/admin` denied, `/secret` needs
-/// a login, everything else public.
+/// Rules the raw-traffic cases run against: the host `admin.app.test` and
+/// `/admin` denied, `/secret` needs a login, everything else public.
 const DENY_ADMIN: &str = r#"
+[[route]]
+name = "admin-host"
+host = "admin.app.test"
+auth = "deny"
+
 [[route]]
 name = "admin"
 path = "/admin"

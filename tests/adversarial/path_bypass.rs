@@ -11,29 +11,10 @@
 //! because many apps (IIS, ASP.NET, Express by default) serve `/ADMIN` as
 //! `/admin` (security review, finding 3). The path is forwarded unchanged.
 
-use crate::support::{base_config, raw, Echo, Proxy, Seen};
+use crate::support::{raw, Echo, Proxy, Seen};
 
-const ROUTES: &str = r#"
-[[route]]
-name = "admin-host"
-host = "admin.app.test"
-auth = "deny"
-
-[[route]]
-name = "admin"
-path = "/admin"
-auth = "deny"
-
-[[route]]
-name = "secret"
-path = "/secret"
-auth = "login"
-
-[[route]]
-name = "public"
-path = "/"
-auth = "public"
-"#;
+// The rules: `super::DENY_ADMIN` (a `deny` on the host `admin.app.test`,
+// `deny` on `/admin`, `login` on `/secret`, `public` elsewhere).
 
 /// How the proxy must answer one corpus request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,15 +261,9 @@ async fn check(proxy: &Proxy, echo: &Echo, target: &[u8], headers: &str, expecte
     );
 }
 
-async fn start() -> (Echo, Proxy) {
-    let echo = Echo::start().await;
-    let proxy = Proxy::start(&base_config(&echo.url(), ROUTES)).await;
-    (echo, proxy)
-}
-
 #[tokio::test]
 async fn hostile_targets_are_refused_or_reach_the_upstream_outside_admin() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     assert!(TARGETS.len() + RAW_TARGETS.len() >= 40);
     for &(target, expected) in TARGETS {
         check(
@@ -304,7 +279,7 @@ async fn hostile_targets_are_refused_or_reach_the_upstream_outside_admin() {
 
 #[tokio::test]
 async fn targets_that_break_the_request_line_are_400_and_never_forwarded() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for &target in RAW_TARGETS {
         check(&proxy, &echo, target, "Host: app.test\r\n", Bad).await;
     }
@@ -314,7 +289,7 @@ async fn targets_that_break_the_request_line_are_400_and_never_forwarded() {
 async fn lowercase_method_name_is_refused() {
     // `get` is another method to HTTP but GET to Symfony or Laravel, so a rule
     // on `methods = ["GET"]` could be walked around (security review, finding 4).
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let response = raw(
         proxy.addr,
         b"get /x HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
@@ -326,7 +301,7 @@ async fn lowercase_method_name_is_refused() {
 
 #[tokio::test]
 async fn http10_request_is_matched_like_http11() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     let response = raw(
         proxy.addr,
         b"GET /%61dmin HTTP/1.0\r\nHost: app.test\r\n\r\n",
@@ -363,7 +338,7 @@ const HOSTS: &[(&str, Outcome)] = &[
 
 #[tokio::test]
 async fn host_tricks_do_not_escape_a_host_rule() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for &(headers, expected) in HOSTS {
         check(&proxy, &echo, b"/x", headers, expected).await;
     }
@@ -371,7 +346,7 @@ async fn host_tricks_do_not_escape_a_host_rule() {
 
 #[tokio::test]
 async fn absolute_form_naming_a_protected_host_is_400() {
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     check(
         &proxy,
         &echo,
@@ -386,7 +361,7 @@ async fn absolute_form_naming_a_protected_host_is_400() {
 async fn rewrite_headers_never_choose_the_rule() {
     // IIS/Symfony/Zend honour X-Original-URL and X-Rewrite-URL; the proxy must
     // decide on the request line alone.
-    let (echo, proxy) = start().await;
+    let (echo, proxy) = super::deny_admin().await;
     for header in [
         "X-Original-URL: /admin",
         "X-Rewrite-URL: /admin",

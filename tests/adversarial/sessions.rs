@@ -7,6 +7,7 @@
 
 use http::{Method, StatusCode};
 
+use crate::support::flip_char;
 use crate::support::stack::{Browser, Stack};
 
 /// A browser holding only the session cookie `value`.
@@ -20,12 +21,6 @@ async fn status_with(stack: &Stack, value: &str) -> StatusCode {
     holding(value).fetch(&stack.url("/x")).await.status
 }
 
-fn flip(value: &str, at: usize) -> String {
-    let mut bytes = value.as_bytes().to_vec();
-    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-    String::from_utf8(bytes).expect("ascii")
-}
-
 #[tokio::test]
 async fn a_tampered_session_cookie_is_worthless() {
     let stack = Stack::start().await;
@@ -33,8 +28,8 @@ async fn a_tampered_session_cookie_is_worthless() {
     let id = alice.jar["portcullis"].clone();
     let last = id.len() - 1;
     let cases = [
-        ("first character changed", flip(&id, 0)),
-        ("last character changed", flip(&id, last)),
+        ("first character changed", flip_char(&id, 0)),
+        ("last character changed", flip_char(&id, last)),
         ("one character short", id[..last].to_owned()),
         ("one character more", format!("{id}A")),
         ("padded", format!("{id}=")),

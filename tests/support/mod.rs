@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod jws;
 pub mod redis;
 pub mod stack;
 
@@ -388,6 +389,33 @@ pub fn raw_status(response: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+/// A child process killed (and reaped) when dropped, so a failed assertion
+/// leaves nothing running.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `text` with the ASCII character at byte `at` changed (`A` to `B`, anything
+/// else to `A`): a copy of a token or cookie altered in one place.
+pub fn flip_char(text: &str, at: usize) -> String {
+    let flipped = if &text[at..=at] == "A" { "B" } else { "A" };
+    format!("{}{flipped}{}", &text[..at], &text[at + 1..])
+}
+
+/// The query of `url` as decoded `(name, value)` pairs, in order.
+pub fn query_pairs(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The status of GET `url`, or `None` when nothing answers (yet).
