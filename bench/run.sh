@@ -449,6 +449,8 @@ redis_rss=$(py rss "$redis_pid")
 say "memory per session ($sessions sessions in the memory store)"
 timeout 300 "$examples/session_memory" "$sessions" > "$work/session_memory.out" || die "session_memory failed"
 cat "$work/session_memory.out" >&2
+timeout 300 "$examples/session_memory" --pass-access-token "$sessions" > "$work/session_memory_token.out" || die "session_memory --pass-access-token failed"
+cat "$work/session_memory_token.out" >&2
 say "startup time and idle RSS (x$startups, 10 routes, then 10,000 routes)"
 start10=$(py startup "$bin" "$work/start.toml" "$a_start" "$startups") || die "startup measurement failed"
 start10k=$(py startup "$bin" "$work/start10k.toml" "$a_start10k" "$startups") || die "startup measurement (10,000 routes) failed"
@@ -462,14 +464,17 @@ export B_SECS=$secs B_ROUNDS=$rounds B_CONNS=$conns B_THREADS=$threads B_SESSION
 export B_START10=$start10 B_START10K=$start10k B_REDIS_RSS=$redis_rss B_IDLE_LOAD=$idle_load
 B_VERSIONS="$(nginx -v 2>&1 | sed 's/.*version: //'), $(apache2 -v | sed -n 's/^Server version: //p'), mod_auth_openidc $(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(rustc --version | cut -d' ' -f1-2)"
 export B_GIT B_VERSIONS
-python3 - "$work/session_memory.out" "$work/login.out" "$work/meta.json" <<'PY'
+python3 - "$work/session_memory.out" "$work/login.out" "$work/meta.json" "$work/session_memory_token.out" <<'PY'
 import json, os, platform, re, sys, datetime
-mem = open(sys.argv[1]).read()
 sessions = int(os.environ["B_SESSIONS"])
-m = re.search(rf"^\s*{sessions} sessions: RSS \+\s*\d+ KiB,\s*(\d+) B/session", mem, re.M)
-payload = re.search(r"payload per session \(string bytes\): (\d+) B", mem)
+def session_memory(path):
+    mem = open(path).read()
+    m = re.search(rf"^\s*{sessions} sessions: RSS \+\s*\d+ KiB,\s*(\d+) B/session", mem, re.M)
+    payload = re.search(r"payload per session \(string bytes\): (\d+) B", mem)
+    return (int(m.group(1)), int(payload.group(1))) if m and payload else None
+plain, token = session_memory(sys.argv[1]), session_memory(sys.argv[4])
 login = re.search(r"([0-9.]+) ms per login, ([0-9.]+) logins/s", open(sys.argv[2]).read())
-if not (m and payload and login):
+if not (plain and token and login):
     sys.exit("cannot read the session_memory or login_roundtrip output")
 s10, s10k = json.loads(os.environ["B_START10"]), json.loads(os.environ["B_START10K"])
 cpu = "unknown CPU"
@@ -485,7 +490,8 @@ meta = {
     "connections": int(os.environ["B_CONNS"]), "threads": int(os.environ["B_THREADS"]),
     "idle_load": float(os.environ["B_IDLE_LOAD"]),
     "scale": {
-        "sessions": sessions, "bytes_per_session": int(m.group(1)), "payload_bytes": int(payload.group(1)),
+        "sessions": sessions, "bytes_per_session": plain[0], "payload_bytes": plain[1],
+        "bytes_per_session_token": token[0], "payload_bytes_token": token[1],
         "idle_rss_kib": s10["idle_rss_kib"], "idle_rss_10k_kib": s10k["idle_rss_kib"],
         "startup_ms": s10["startup_ms"], "startup_10k_ms": s10k["startup_ms"],
         "startups": int(os.environ["B_STARTUPS"]),
@@ -501,7 +507,8 @@ meta = {
         "bench/bench.py routes); the benchmarked route `/app` (session, roles_any admin) is the last one. "
         "Tokens from the development provider live 2 h, so no run includes a token refresh. "
         "Memory per session: examples/session_memory.rs, sessions shaped like real ones (a ~900-byte ID "
-        "token, an ~800-byte access token, a refresh token, an identity with 3 roles), RSS growth of the "
+        "token, a refresh token, an identity with 3 roles, and with upstream.pass_access_token = true "
+        "an ~800-byte access token, which the proxy keeps only then), RSS growth of the "
         "process divided by the count. Login round trip: examples/login_roundtrip.rs (in-process proxy and "
         "provider, 7 HTTP round trips per login, one client)."
     ),

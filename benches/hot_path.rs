@@ -237,6 +237,7 @@ fn header_rewrite(c: &mut Criterion) {
         )
     });
     let request_id = HeaderValue::from_static("0f5e3c1a9b7d4e2f8a6c0b1d3e5f7a9c");
+    let peer_text = HeaderValue::from_static("192.0.2.7");
     let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("a CIDR")];
     group.bench_function("forward_hop_by_hop_cookies_forwarded", |b| {
         b.iter_batched_ref(
@@ -244,6 +245,8 @@ fn header_rewrite(c: &mut Criterion) {
             |map| {
                 let ctx = ForwardContext {
                     peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+                    peer_text: &peer_text,
+                    worker: 0,
                     is_tls: true,
                     host: "app.example.com",
                     request_id: &request_id,

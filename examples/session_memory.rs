@@ -2,13 +2,16 @@
 //! `MemoryStore::new(max_sessions, ..)`.
 //!
 //! Fills a store with sessions shaped like real ones (a ~900-byte ID token, a
-//! ~800-byte access token, a 64-byte refresh token, an identity with 3 roles, a
-//! provider `sid`) and prints the growth of the resident set per session, read from
-//! `/proc/self/statm` (Linux only). The figure includes the store's hash tables and
-//! its `sid`/`sub` indexes, and allocator overhead: what the process really pays.
+//! 64-byte refresh token, an identity with 3 roles, a provider `sid`) and prints
+//! the growth of the resident set per session, read from `/proc/self/statm` (Linux
+//! only). The figure includes the store's hash tables and its `sid`/`sub` indexes,
+//! and allocator overhead: what the process really pays.
+//!
+//! The proxy keeps the access token only with `upstream.pass_access_token =
+//! true`; `--pass-access-token` measures sessions with one (~800 bytes).
 //!
 //! ```text
-//! cargo run --release --example session_memory [COUNT...]
+//! cargo run --release --example session_memory [--pass-access-token] [COUNT...]
 //! ```
 //!
 //! Each COUNT (cumulative, ascending; default `10000 100000`) prints one line
@@ -29,8 +32,11 @@ const DEFAULT_STEPS: [usize; 2] = [10_000, 100_000];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut steps = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_access_token = args.iter().any(|a| a == "--pass-access-token");
+    let mut steps = args
+        .iter()
+        .filter(|a| *a != "--pass-access-token")
         .map(|a| {
             a.replace('_', "")
                 .parse::<usize>()
@@ -57,12 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "payload per session (string bytes): {} B",
-        payload_bytes(&realistic_session(0, now))
+        payload_bytes(&realistic_session(0, now, with_access_token))
     );
     let mut stored = 0;
     for target in steps {
         while stored < target {
-            let session = realistic_session(stored, now);
+            let session = realistic_session(stored, now, with_access_token);
             let key = SessionId::generate().key();
             store
                 .save(&key, &session, Duration::from_secs(3600))
@@ -80,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// A session as a login through a typical provider leaves it.
-fn realistic_session(n: usize, now: i64) -> Session {
+fn realistic_session(n: usize, now: i64, with_access_token: bool) -> Session {
     Session {
         identity: Identity {
             sub: format!("auth0|{:024x}", n),
@@ -92,7 +98,7 @@ fn realistic_session(n: usize, now: i64) -> Session {
         },
         sid: Some(random_b64(24)),
         id_token: jwt_shaped(900),
-        access_token: Some(jwt_shaped(800)),
+        access_token: with_access_token.then(|| jwt_shaped(800)),
         refresh_token: Some(random_b64(48)), // 64 characters
         access_expires_at: Some(now + 300),
         created_at: now,

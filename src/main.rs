@@ -146,7 +146,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let config = config::load(path)
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration\n{e}", path.display()))?;
     init_tracing(&config);
-    let runtime = tokio_runtime(&config)?;
+    let runtime = tokio_runtime()?;
     runtime.block_on(serve(config, path.to_path_buf()))
 }
 
@@ -170,13 +170,16 @@ fn demo(port: u16) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn tokio_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all().thread_name("portcullis");
-    if let Some(workers) = config.server.workers {
-        builder.worker_threads(workers);
-    }
-    builder.build().context("cannot start the async runtime")
+/// The runtime of everything but the public listener: the admin listener,
+/// provider discovery, reloads, sweeps. Requests are served by threads of their
+/// own (`server.workers`, see `portcullis::server`), so one thread is enough here.
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("portcullis-main")
+        .build()
+        .context("cannot start the async runtime")
 }
 
 async fn serve(config: Config, path: PathBuf) -> anyhow::Result<ExitCode> {

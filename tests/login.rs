@@ -682,3 +682,77 @@ async fn with_pass_access_token_the_app_gets_only_the_proxys_authorization() {
         "a client's Authorization never passes"
     );
 }
+
+/// The session as the store holds it, found by the browser's session cookie.
+async fn stored_session(stack: &Stack, browser: &Browser) -> portcullis::session::Session {
+    let cookie = browser.jar.get("portcullis").expect("a session cookie");
+    let id = portcullis::session::SessionId::parse(cookie).expect("a session id");
+    stack
+        .proxy
+        .state
+        .store
+        .load(&id.key())
+        .await
+        .expect("the store answers")
+        .expect("the session is stored")
+}
+
+/// Issue 8: a token the app is never sent is not kept, so no memory or Redis
+/// dump can leak it; its expiry is, and still times the refresh. A reload that
+/// turns `upstream.pass_access_token` on gets the token at the next request.
+#[tokio::test]
+async fn without_pass_access_token_no_access_token_is_stored_yet_refresh_runs() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let session = stored_session(&stack, &alice).await;
+    assert!(session.access_token.is_none(), "no access token kept");
+    assert!(session.access_expires_at.is_some(), "its expiry is kept");
+    assert!(session.refresh_token.is_some());
+
+    let before = stack.idp.stats().refreshes;
+    stack.advance(5 * 60 - 10);
+    assert_eq!(alice.fetch(&stack.url("/x")).await.status, StatusCode::OK);
+    assert_eq!(
+        stack.idp.stats().refreshes - before,
+        1,
+        "refreshed when due"
+    );
+    let refreshed = stored_session(&stack, &alice).await;
+    assert!(refreshed.access_token.is_none(), "still none after refresh");
+    assert!(refreshed.access_expires_at > session.access_expires_at);
+
+    let path = stack.dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let text = text.replace("pass_access_token = false", "pass_access_token = true");
+    std::fs::write(&path, text).expect("write config");
+    stack
+        .proxy
+        .reloader()
+        .reload_file(&path)
+        .await
+        .expect("reload");
+    let page = alice
+        .request(
+            Method::GET,
+            &stack.url("/x"),
+            &[("accept", "application/json")],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let auth = page
+        .seen()
+        .one("authorization")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        auth.starts_with("Bearer ey"),
+        "the app gets a token: {auth:?}"
+    );
+    assert_eq!(
+        stack.idp.stats().refreshes - before,
+        2,
+        "fetched by a refresh"
+    );
+    assert!(stored_session(&stack, &alice).await.access_token.is_some());
+}

@@ -90,6 +90,45 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert!(status.success(), "exit 0 after draining: {status:?}");
 }
 
+/// `server.workers` threads serve the public listener, each with its own
+/// runtime (issue 8); all of them take connections from the one socket.
+#[tokio::test]
+async fn server_workers_threads_serve_the_listener() {
+    let echo = Echo::start().await;
+    let (child, port, _dir) = start_with_server_keys(
+        &echo,
+        "[[route]]\npath = \"/\"\nauth = \"public\"\n",
+        "",
+        "workers = 3",
+    );
+    let child = crate::support::ChildGuard(child);
+    wait_up(port).await;
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
+        .expect("the process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    let mut serving: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| {
+            name.strip_prefix("portcullis-")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    serving.sort_unstable();
+    assert_eq!(
+        serving,
+        ["portcullis-0", "portcullis-1", "portcullis-2"],
+        "threads: {names:?}"
+    );
+    let url = format!("http://127.0.0.1:{port}/many");
+    let answers = futures_util::future::join_all((0..48).map(|_| get(&url, &[]))).await;
+    assert!(answers
+        .iter()
+        .all(|(status, _, _)| *status == StatusCode::OK));
+}
+
 #[tokio::test]
 async fn access_log_lines_carry_the_fields_and_no_secret() {
     let echo = Echo::start().await;

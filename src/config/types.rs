@@ -72,11 +72,20 @@ pub struct Server {
     /// after SIGTERM before the process exits anyway.
     #[serde(serialize_with = "serialize_duration")]
     pub shutdown_grace: Duration,
-    /// `server.workers`: tokio worker threads; `None` = one per core.
+    /// `server.workers`: threads serving the public listener, each running its
+    /// own connections start to finish; `None` = one per core.
     pub workers: Option<usize>,
 }
 
 impl Server {
+    /// How many threads serve the public listener: `server.workers`, else one
+    /// per core the process may use.
+    pub fn serving_threads(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// Returns true if and only if users reach the proxy over https, so cookies
     /// must be `Secure` (SPEC §5).
     pub fn is_secure(&self) -> bool {

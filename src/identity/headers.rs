@@ -35,6 +35,8 @@ const AUTH_REQUEST_PREFIX: &str = "x-auth-request-";
 /// Removes every client-sent identity header, in every spelling and every
 /// repetition. Returns how many header names were removed, for the debug log.
 pub fn strip(headers: &mut HeaderMap) -> usize {
+    // Collecting allocates only when something matches: a request without a
+    // forged identity header walks its names once and touches no memory.
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| is_identity_spelling(name.as_str()))
@@ -47,15 +49,41 @@ pub fn strip(headers: &mut HeaderMap) -> usize {
     doomed.len()
 }
 
-/// Returns true if and only if `name` (already lowercase, as hyper gives it) is an
-/// identity header once `_` and `.` are read as `-`.
+/// Returns true if and only if `name` is an identity header once `_` and `.`
+/// are read as `-` and case is ignored.
 pub fn is_identity_spelling(name: &str) -> bool {
     // Cheap early exit: every identity name starts with "x" and is longer than 14.
-    if name.len() < 15 || !name.starts_with('x') {
+    if name.len() < 15 || !name.as_bytes()[0].eq_ignore_ascii_case(&b'x') {
         return false;
     }
-    let canonical = canonical_spelling(name);
-    IDENTITY_NAMES.contains(&canonical.as_str()) || canonical.starts_with(AUTH_REQUEST_PREFIX)
+    IDENTITY_NAMES
+        .iter()
+        .any(|canonical| spelled_as(name, canonical))
+        || spelled_with_prefix(name, AUTH_REQUEST_PREFIX)
+}
+
+/// Returns true if and only if `name` is `canonical` (lowercase, `-`-separated)
+/// in some spelling: any case, `_` or `.` for `-`. Compares byte by byte, so
+/// the check on every header of every request allocates nothing.
+pub fn spelled_as(name: &str, canonical: &str) -> bool {
+    name.len() == canonical.len() && spelled_with_prefix(name, canonical)
+}
+
+/// Returns true if and only if `name` starts with `prefix` (lowercase,
+/// `-`-separated) in some spelling, as [`spelled_as`] reads spellings.
+pub fn spelled_with_prefix(name: &str, prefix: &str) -> bool {
+    name.len() >= prefix.len()
+        && name
+            .bytes()
+            .zip(prefix.bytes())
+            .all(|(have, want)| canonical_byte(have) == want)
+}
+
+fn canonical_byte(b: u8) -> u8 {
+    match b {
+        b'_' | b'.' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
 }
 
 /// Sets the identity headers for `identity` (call [`strip`] first). A value that
@@ -70,38 +98,42 @@ pub fn set(headers: &mut HeaderMap, identity: &Identity) {
     if let Some(username) = &identity.preferred_username {
         headers.insert(X_FORWARDED_PREFERRED_USERNAME.clone(), safe_value(username));
     }
-    let groups: Vec<String> = identity.roles.iter().map(|r| encode(r, true)).collect();
-    let groups = HeaderValue::from_str(&groups.join(",")).expect("encoded roles are visible ASCII");
-    headers.insert(X_FORWARDED_GROUPS.clone(), groups);
+    let mut groups = String::new();
+    for (i, role) in identity.roles.iter().enumerate() {
+        if i > 0 {
+            groups.push(',');
+        }
+        encode_into(&mut groups, role, true);
+    }
+    headers.insert(X_FORWARDED_GROUPS.clone(), into_value(groups));
 }
 
 fn safe_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(&encode(text, false)).expect("encoded text is visible ASCII")
+    let mut out = String::with_capacity(text.len());
+    encode_into(&mut out, text, false);
+    into_value(out)
 }
 
-/// Percent-encodes everything outside visible ASCII and space, and `%` itself
-/// (so the encoding is reversible), and `,` when asked.
-fn encode(text: &str, encode_commas: bool) -> String {
-    let mut out = String::with_capacity(text.len());
+/// `text` (already encoded) as a header value, without copying it.
+fn into_value(text: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).expect("encoded text is visible ASCII")
+}
+
+/// Appends `text` to `out`, percent-encoding everything outside visible ASCII
+/// and space, and `%` itself (so the encoding is reversible), and `,` when asked.
+fn encode_into(out: &mut String, text: &str, encode_commas: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in text.bytes() {
         let plain =
             (b == b' ' || b.is_ascii_graphic()) && b != b'%' && !(encode_commas && b == b',');
         if plain {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-    out
-}
-
-fn canonical_spelling(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '_' | '.' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

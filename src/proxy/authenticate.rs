@@ -130,10 +130,17 @@ fn touch_every(idle: std::time::Duration) -> i64 {
 
 fn needs_refresh(state: &State, session: &Session, now: i64) -> bool {
     let is_due = session.refresh_token.is_some()
-        && session
+        && (session
             .access_expires_at
-            .is_some_and(|exp| exp - now <= REFRESH_MARGIN);
+            .is_some_and(|exp| exp - now <= REFRESH_MARGIN)
+            || lacks_passed_token(state, session));
     is_due && now >= state.provider_backoff_until.load(Ordering::Relaxed)
+}
+
+/// A session from before a reload turned `upstream.pass_access_token` on kept
+/// no access token: a refresh gets one for the app.
+fn lacks_passed_token(state: &State, session: &Session) -> bool {
+    session.access_token.is_none() && keeps_access_token(&state.runtime.load())
 }
 
 fn is_access_expired(session: &Session, now: i64) -> bool {
@@ -313,11 +320,20 @@ async fn wait_for_other_refresh(
             return Ok(());
         }
         match load(state, key).await? {
-            Some(now) if now.access_token == before.access_token => {}
+            Some(now) if !was_refreshed(before, &now) => {}
             _ => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// Returns true if and only if `now` holds other tokens than `before` (the
+/// access token itself is not kept on every deployment; its expiry always is).
+fn was_refreshed(before: &Session, now: &Session) -> bool {
+    now.access_expires_at != before.access_expires_at
+        || now.access_token != before.access_token
+        || now.refresh_token != before.refresh_token
+        || now.id_token != before.id_token
 }
 
 async fn load(state: &State, key: &SessionKey) -> Result<Option<Session>, Reject> {
@@ -346,7 +362,7 @@ async fn refresh_now(
     {
         Ok(tokens) => {
             state.metrics.refreshes.with_label_values(&["ok"]).inc();
-            apply(&mut session, tokens, now);
+            apply(&mut session, tokens, keeps_access_token(rt), now);
             save_rotated(state, rt, &key, &session).await?;
             tracing::debug!(session = ?key, "access token refreshed");
             Ok(Some(session))
@@ -411,10 +427,18 @@ async fn save_rotated(
     }
 }
 
+/// The access token as the session keeps it: only where the app is sent it
+/// (`upstream.pass_access_token`). Nothing else reads it (refresh is timed by
+/// its expiry, kept apart), and a token not stored is one a memory or Redis
+/// dump cannot leak; it was also 40% of a stored session (issue 8).
+pub fn keeps_access_token(rt: &Runtime) -> bool {
+    rt.config.upstream.pass_access_token
+}
+
 /// Takes new tokens into the session: a rotated refresh token replaces the old,
 /// and a refreshed ID token updates the identity (roles may have changed).
-fn apply(session: &mut Session, tokens: Tokens, now: i64) {
-    session.access_token = Some(tokens.access_token);
+fn apply(session: &mut Session, tokens: Tokens, keep_access_token: bool, now: i64) {
+    session.access_token = keep_access_token.then_some(tokens.access_token);
     session.access_expires_at = tokens.access_expires_at;
     if tokens.refresh_token.is_some() {
         session.refresh_token = tokens.refresh_token;

@@ -378,7 +378,7 @@ async fn callback(
         identity: tokens.identity,
         sid: tokens.sid,
         id_token: tokens.id_token,
-        access_token: Some(tokens.access_token),
+        access_token: authenticate::keeps_access_token(rt).then_some(tokens.access_token),
         refresh_token: tokens.refresh_token,
         access_expires_at: tokens.access_expires_at,
         created_at: now,

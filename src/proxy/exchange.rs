@@ -7,12 +7,30 @@ use std::time::{Duration, Instant};
 use http::{header, HeaderMap, HeaderValue, Method, Request};
 
 /// The transport facts of the connection a request arrived on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     /// The TCP peer: the client, or a proxy in front of portcullis.
     pub peer: SocketAddr,
+    /// The peer's address as text for `X-Forwarded-For` and `X-Real-IP`:
+    /// formatted once per connection rather than once per request.
+    pub peer_text: HeaderValue,
     /// Whether this listener terminated TLS.
     pub is_tls: bool,
+    /// The serving thread that accepted the connection (0 to `server.workers` - 1).
+    pub worker: usize,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, is_tls: bool, worker: usize) -> Self {
+        let peer_text = HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value");
+        ConnInfo {
+            peer,
+            peer_text,
+            is_tls,
+            worker,
+        }
+    }
 }
 
 /// One request's context, filled in step by step.
@@ -69,7 +87,7 @@ impl Exchange {
 
 /// The client's `X-Request-Id` when it is a sane token, else a fresh random one.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    let mut values = headers.get_all("x-request-id").iter();
+    let mut values = headers.get_all(&super::forward::X_REQUEST_ID).iter();
     if let (Some(id), None) = (values.next(), values.next()) {
         let bytes = id.as_bytes();
         let is_sane = !bytes.is_empty()
@@ -81,8 +99,21 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
             return id.clone();
         }
     }
-    let id = format!("{:032x}", rand::random::<u128>());
-    HeaderValue::from_str(&id).expect("hex digits are a valid header value")
+    fresh_request_id()
+}
+
+/// 128 random bits as 32 lowercase hex digits.
+fn fresh_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (pair, byte) in id
+        .chunks_exact_mut(2)
+        .zip(rand::random::<u128>().to_be_bytes())
+    {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
 }
 
 /// Returns true if and only if the request looks like a browser navigation: GET or

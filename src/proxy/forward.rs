@@ -58,6 +58,10 @@ pub enum UpstreamError {
 /// What the forwarder needs to know about the request beyond the request itself.
 pub struct ForwardContext<'a> {
     pub peer: IpAddr,
+    /// `peer` as text, formatted once per connection (see [`super::ConnInfo`]).
+    pub peer_text: &'a HeaderValue,
+    /// The serving thread the request arrived on: its own upstream pool.
+    pub worker: usize,
     pub is_tls: bool,
     /// The host the client asked for (`Host`, or `:authority` on HTTP/2), as sent.
     pub host: &'a str,
@@ -78,9 +82,12 @@ pub struct ForwardContext<'a> {
 /// See [`ForwardContext::session_end`].
 pub type SessionEnd = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
+
 /// The pooled client for the protected app, built from `[upstream]`.
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// One connection pool per serving thread (see [`ForwardContext::worker`]).
+    clients: Vec<UpstreamClient>,
     scheme: Scheme,
     authority: Authority,
     /// The upstream URL's path without its trailing `/`: a prefix for every path.
@@ -130,14 +137,21 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(up.pool_idle_timeout)
-            .pool_max_idle_per_host(up.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        // A pooled connection is served by a task on the thread that opened
+        // it; a request from another thread would cross threads twice (request
+        // in, response out). Separate pools keep each request on one thread.
+        let clients = (0..config.server.serving_threads())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(up.pool_idle_timeout)
+                    .pool_max_idle_per_host(up.pool_max_idle_per_host)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Upstream {
-            client,
+            clients,
             scheme,
             authority,
             base_path,
@@ -183,9 +197,10 @@ impl Upstream {
         let upstream_req =
             Request::from_parts(parts, super::body::streamed(body, self.max_body_bytes));
 
+        // A reload may change the thread count only for the next start.
+        let client = &self.clients[ctx.worker % self.clients.len()];
         let started = Instant::now();
-        let sent =
-            tokio::time::timeout(self.response_timeout, self.client.request(upstream_req)).await;
+        let sent = tokio::time::timeout(self.response_timeout, client.request(upstream_req)).await;
         let elapsed = started.elapsed();
         *latency = Some(elapsed);
         self.metrics
@@ -347,20 +362,37 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
 /// Removes the headers named in `Connection` and the fixed hop-by-hop set
 /// (RFC 9110 §7.6.1). Runs before the proxy sets any header, so a client that
 /// names `X-Forwarded-For` in `Connection` removes only its own copy.
+///
+/// One walk over the names, not one lookup per hop-by-hop name: most requests
+/// carry none of them, and then nothing is allocated or removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let nominated: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in nominated {
+    let doomed: Vec<HeaderName> = {
+        let nominated: Vec<&str> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .collect();
+        headers
+            .keys()
+            .filter(|name| {
+                is_fixed_hop_by_hop(name)
+                    || nominated
+                        .iter()
+                        .any(|token| token.eq_ignore_ascii_case(name.as_str()))
+            })
+            .cloned()
+            .collect()
+    };
+    for name in doomed {
         headers.remove(name);
     }
-    for name in fixed_hop_by_hop() {
-        headers.remove(name);
-    }
+}
+
+fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
+    fixed_hop_by_hop().contains(&name)
 }
 
 /// The `Upgrade` value when the request asks for a protocol upgrade that can be
@@ -402,56 +434,48 @@ fn rewrite_switch_headers(headers: &mut HeaderMap) {
 /// (RFC 7239) from anyone else is removed, since the app may read it instead.
 pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted: &[IpNet]) {
     let is_trusted = trusted.iter().any(|net| net.contains(&ctx.peer));
-    let peer = ctx.peer.to_string();
-    let prior_chain = is_trusted
-        .then(|| joined(headers, &X_FORWARDED_FOR))
-        .flatten();
-    let client_ip = prior_chain
-        .as_deref()
-        .and_then(|chain| first_untrusted_from_right(chain, trusted))
-        .unwrap_or_else(|| peer.clone());
-    let chain = match prior_chain {
-        Some(chain) => format!("{chain}, {peer}"),
-        None => peer,
-    };
     let our_proto = if ctx.is_tls { "https" } else { "http" };
-    let proto = is_trusted
-        .then(|| headers.get(&X_FORWARDED_PROTO).cloned())
-        .flatten()
-        .filter(|v| v == "https" || v == "http")
-        .unwrap_or_else(|| HeaderValue::from_static(our_proto));
-    let host = is_trusted
-        .then(|| headers.get(&X_FORWARDED_HOST).cloned())
-        .flatten()
-        .or_else(|| HeaderValue::from_str(ctx.host).ok());
-
-    if !is_trusted {
-        strip_client_routing_headers(headers);
-    }
-    strip_method_overrides(headers);
-    for (name, value) in [
-        (&X_FORWARDED_FOR, HeaderValue::from_str(&chain).ok()),
-        (&X_REAL_IP, HeaderValue::from_str(&client_ip).ok()),
-        (&X_FORWARDED_PROTO, Some(proto)),
-        (&X_FORWARDED_HOST, host),
-    ] {
-        headers.remove(name);
-        if let Some(value) = value {
-            headers.insert(name.clone(), value);
+    let mut chain = ctx.peer_text.clone();
+    let mut client_ip = ctx.peer_text.clone();
+    let mut proto = HeaderValue::from_static(our_proto);
+    let mut host = HeaderValue::from_str(ctx.host).ok();
+    if is_trusted {
+        if let Some(prior) = joined(headers, &X_FORWARDED_FOR) {
+            if let Some(ip) = first_untrusted_from_right(&prior, trusted) {
+                client_ip = ip;
+            }
+            let peer = ctx.peer_text.to_str().unwrap_or_default();
+            chain = HeaderValue::from_str(&format!("{prior}, {peer}")).unwrap_or(chain);
+        }
+        if let Some(sent) = headers.get(&X_FORWARDED_PROTO) {
+            if sent == "https" || sent == "http" {
+                proto = sent.clone();
+            }
+        }
+        if let Some(sent) = headers.get(&X_FORWARDED_HOST) {
+            host = Some(sent.clone());
         }
     }
+
+    strip_client_headers(headers, is_trusted);
+    // `insert` replaces every value a client sent under the same name.
+    headers.insert(X_FORWARDED_FOR.clone(), chain);
+    headers.insert(X_REAL_IP.clone(), client_ip);
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    match host {
+        Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
 }
 
-/// Removes what an untrusted client could use to re-route or re-scheme the app
-/// behind the proxy: `Forwarded`, every `X-Forwarded-*` the proxy does not set
-/// itself (`-Prefix`, `-Port`, `-Server`, `-Ssl`, `-Scheme`, `-Uri`, ...),
-/// `X-Original-*` and `X-Rewrite-URL` (IIS URL Rewrite, older Symfony and Zend
-/// route on them: CVE-2018-14773), `X-Host`, `Front-End-Https`; in every
-/// spelling (`_` or `.` for `-`).
-fn strip_client_routing_headers(headers: &mut HeaderMap) {
+/// Removes, in one walk over the names, the method overrides (always) and what
+/// an untrusted client could use to re-route the app (see [`is_client_routing_header`]).
+fn strip_client_headers(headers: &mut HeaderMap, is_trusted: bool) {
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_client_routing_header(name.as_str()))
+        .filter(|name| {
+            is_method_override(name) || (!is_trusted && is_client_routing_header(name.as_str()))
+        })
         .cloned()
         .collect();
     for name in doomed {
@@ -459,41 +483,37 @@ fn strip_client_routing_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// What an untrusted client could use to re-route or re-scheme the app behind
+/// the proxy: `Forwarded`, every `X-Forwarded-*` the proxy does not set itself
+/// (`-Prefix`, `-Port`, `-Server`, `-Ssl`, `-Scheme`, `-Uri`, ...), `X-Original-*`
+/// and `X-Rewrite-URL` (IIS URL Rewrite, older Symfony and Zend route on them:
+/// CVE-2018-14773), `X-Host`, `Front-End-Https`, `X-Real-IP`; in every spelling
+/// (`_` or `.` for `-`).
 fn is_client_routing_header(name: &str) -> bool {
-    let canonical: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' || c == '.' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
+    use identity::headers::{spelled_as, spelled_with_prefix};
     let ours = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
-    (canonical.starts_with("x-forwarded-") && !ours.contains(&canonical.as_str()))
-        || canonical.starts_with("x-original-")
-        || matches!(
-            canonical.as_str(),
-            "forwarded"
-                | "x-rewrite-url"
-                | "x-host"
-                | "front-end-https"
-                | "x-forwarded"
-                | "x-real-ip"
-        )
+    (spelled_with_prefix(name, "x-forwarded-") && !ours.iter().any(|o| spelled_as(name, o)))
+        || spelled_with_prefix(name, "x-original-")
+        || [
+            "forwarded",
+            "x-rewrite-url",
+            "x-host",
+            "front-end-https",
+            "x-forwarded",
+            "x-real-ip",
+        ]
+        .iter()
+        .any(|canonical| spelled_as(name, canonical))
 }
+
+static X_HTTP_METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+static X_HTTP_METHOD: HeaderName = HeaderName::from_static("x-http-method");
+static X_METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-method-override");
 
 /// Method-override headers would let a client turn an allowed `POST` into a
 /// `DELETE` the rules never saw; the proxy never forwards them.
-fn strip_method_overrides(headers: &mut HeaderMap) {
-    for name in [
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-    ] {
-        headers.remove(name);
-    }
+fn is_method_override(name: &HeaderName) -> bool {
+    [&X_HTTP_METHOD_OVERRIDE, &X_HTTP_METHOD, &X_METHOD_OVERRIDE].contains(&name)
 }
 
 /// All values of `name` joined with ", ", or `None` when absent or not text.
@@ -508,13 +528,13 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 
 /// The real client in a trusted chain: the rightmost address not itself a trusted
 /// proxy (anything to its left could have been written by the client).
-fn first_untrusted_from_right(chain: &str, trusted: &[IpNet]) -> Option<String> {
+fn first_untrusted_from_right(chain: &str, trusted: &[IpNet]) -> Option<HeaderValue> {
     chain
         .rsplit(',')
         .map(str::trim)
         .filter_map(|s| s.parse::<IpAddr>().ok())
         .find(|ip| !trusted.iter().any(|net| net.contains(ip)))
-        .map(|ip| ip.to_string())
+        .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok())
 }
 
 /// Removes the proxy's own cookies (the session cookie, its `__Host-`/`__Secure-`
@@ -717,8 +737,11 @@ mod tests {
             ("forwarded", "for=1.2.3.4"),
         ]);
         let id = HeaderValue::from_static("r");
+        let peer_text = HeaderValue::from_static("10.9.9.9");
         let ctx = ForwardContext {
             peer: "10.9.9.9".parse().expect("ip"),
+            peer_text: &peer_text,
+            worker: 0,
             is_tls: false,
             host: "app.example.com",
             request_id: &id,
@@ -746,8 +769,11 @@ mod tests {
             ("x-forwarded-host", "app.example.com"),
         ]);
         let id = HeaderValue::from_static("r");
+        let peer_text = HeaderValue::from_static("10.0.0.1");
         let ctx = ForwardContext {
             peer: "10.0.0.1".parse().expect("ip"),
+            peer_text: &peer_text,
+            worker: 0,
             is_tls: false,
             host: "internal:4180",
             request_id: &id,

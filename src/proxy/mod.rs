@@ -311,6 +311,8 @@ async fn run(
     let pass_token = rt.config.upstream.pass_access_token && !via_bearer;
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
+        peer_text: &conn.peer_text,
+        worker: conn.worker,
         is_tls: conn.is_tls,
         host: &host.full,
         request_id: &ex.request_id,

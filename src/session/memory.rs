@@ -16,6 +16,7 @@
 //! then removes one record at a time.
 
 use std::collections::{BinaryHeap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -68,8 +69,13 @@ const MIN_SWEEP_EVERY: Duration = Duration::from_millis(10);
 /// subscribes: the sender is created on first subscription and dropped with the record.
 pub struct MemoryStore {
     records: DashMap<SessionKey, Record>,
-    by_sid: DashMap<String, KeySet>,
-    by_sub: DashMap<String, KeySet>,
+    /// Keyed by [`MemoryStore::index_hash`] of the `sid` / `sub`, not the text:
+    /// no copy of it per session. Two values with one hash share an entry;
+    /// `delete_by` checks each record against the value itself.
+    by_sid: DashMap<u64, KeySet>,
+    by_sub: DashMap<u64, KeySet>,
+    /// Keyed with random keys per store, so no value can be chosen to collide.
+    index_hasher: RandomState,
     max_sessions: usize,
     clock: Arc<dyn Clock>,
     /// Held while making room, so concurrent savers that all find the store full
@@ -81,7 +87,9 @@ pub struct MemoryStore {
 
 /// One stored session and what the store keeps beside it.
 struct Record {
-    session: Session,
+    /// Boxed: the table then holds a pointer per slot, and its spare slots
+    /// (a hash table is never full) cost 8 bytes each rather than a whole session.
+    session: Box<Session>,
     /// Unix seconds; the record is gone from this instant on.
     expires_at: i64,
     /// Created on first [`MemoryStore::subscribe`]; signalled and dropped with the record.
@@ -120,6 +128,7 @@ impl MemoryStore {
             records: DashMap::new(),
             by_sid: DashMap::new(),
             by_sub: DashMap::new(),
+            index_hasher: RandomState::new(),
             max_sessions: max_sessions.max(1),
             clock,
             making_room: Mutex::new(()),
@@ -182,7 +191,7 @@ impl MemoryStore {
         {
             let rec = self.records.get(key)?;
             if rec.is_live(now) {
-                return Some(rec.session.clone());
+                return Some(Session::clone(&rec.session));
             }
         } // guard dropped before the removal below locks the shard for writing
         self.remove_where(key, |rec| !rec.is_live(now));
@@ -205,13 +214,13 @@ impl MemoryStore {
             Entry::Occupied(mut entry) => {
                 let rec = entry.get_mut();
                 self.reindex(key, &rec.session, session);
-                rec.session = session.clone();
+                *rec.session = session.clone();
                 rec.expires_at = expires_at;
             }
             Entry::Vacant(entry) => {
                 self.index(key, session);
                 entry.insert(Record {
-                    session: session.clone(),
+                    session: Box::new(session.clone()),
                     expires_at,
                     ended: None,
                 });
@@ -228,7 +237,10 @@ impl MemoryStore {
     fn delete_by(&self, index: Index, value: &str) -> usize {
         let map = self.index_map(index);
         // Copy the keys out so the index guard is gone before records are locked.
-        let keys: Vec<SessionKey> = map.get(value).map(|keys| keys.to_vec()).unwrap_or_default();
+        let keys: Vec<SessionKey> = map
+            .get(&self.index_hash(value))
+            .map(|keys| keys.to_vec())
+            .unwrap_or_default();
         let now = self.clock.now();
         keys.iter()
             .filter_map(|key| self.remove_where(key, |rec| index.matches(&rec.session, value)))
@@ -267,35 +279,39 @@ impl MemoryStore {
 
     fn index(&self, key: &SessionKey, session: &Session) {
         if let Some(sid) = &session.sid {
-            link(&self.by_sid, sid, key);
+            link(&self.by_sid, self.index_hash(sid), key);
         }
-        link(&self.by_sub, &session.identity.sub, key);
+        link(&self.by_sub, self.index_hash(&session.identity.sub), key);
     }
 
     fn unindex(&self, key: &SessionKey, session: &Session) {
         if let Some(sid) = &session.sid {
-            unlink(&self.by_sid, sid, key);
+            unlink(&self.by_sid, self.index_hash(sid), key);
         }
-        unlink(&self.by_sub, &session.identity.sub, key);
+        unlink(&self.by_sub, self.index_hash(&session.identity.sub), key);
+    }
+
+    fn index_hash(&self, value: &str) -> u64 {
+        self.index_hasher.hash_one(value)
     }
 
     /// Moves `key` between index entries where an overwrite changed `sid` or `sub`.
     fn reindex(&self, key: &SessionKey, old: &Session, new: &Session) {
         if old.sid != new.sid {
             if let Some(sid) = &old.sid {
-                unlink(&self.by_sid, sid, key);
+                unlink(&self.by_sid, self.index_hash(sid), key);
             }
             if let Some(sid) = &new.sid {
-                link(&self.by_sid, sid, key);
+                link(&self.by_sid, self.index_hash(sid), key);
             }
         }
         if old.identity.sub != new.identity.sub {
-            unlink(&self.by_sub, &old.identity.sub, key);
-            link(&self.by_sub, &new.identity.sub, key);
+            unlink(&self.by_sub, self.index_hash(&old.identity.sub), key);
+            link(&self.by_sub, self.index_hash(&new.identity.sub), key);
         }
     }
 
-    fn index_map(&self, index: Index) -> &DashMap<String, KeySet> {
+    fn index_map(&self, index: Index) -> &DashMap<u64, KeySet> {
         match index {
             Index::Sid => &self.by_sid,
             Index::Sub => &self.by_sub,
@@ -524,16 +540,16 @@ impl KeySet {
     }
 }
 
-fn link(map: &DashMap<String, KeySet>, value: &str, key: &SessionKey) {
-    map.entry(value.to_owned())
+fn link(map: &DashMap<u64, KeySet>, hash: u64, key: &SessionKey) {
+    map.entry(hash)
         .and_modify(|keys| keys.insert(*key))
         .or_insert(KeySet::One(*key));
 }
 
-/// Removes `key` from the set under `value`, and the set itself once empty, under
+/// Removes `key` from the set under `hash`, and the set itself once empty, under
 /// one guard.
-fn unlink(map: &DashMap<String, KeySet>, value: &str, key: &SessionKey) {
-    map.remove_if_mut(value, |_, keys| keys.remove(key));
+fn unlink(map: &DashMap<u64, KeySet>, hash: u64, key: &SessionKey) {
+    map.remove_if_mut(&hash, |_, keys| keys.remove(key));
 }
 
 /// A ttl in whole seconds, rounded up so a sub-second ttl still stores the record.
@@ -701,9 +717,48 @@ mod tests {
         save(&store, &key(), &session("other", None, START), secs(100)).await;
         save(&store, &key(), &session("third", None, START), secs(100)).await;
 
-        assert!(!store.by_sid.contains_key(&sid));
-        assert!(!store.by_sub.contains_key(&sub));
+        assert!(!store.by_sid.contains_key(&store.index_hash(&sid)));
+        assert!(!store.by_sub.contains_key(&store.index_hash(&sub)));
         assert_eq!(store.delete_by_sid(&sid).await.expect("delete_by_sid"), 0);
+    }
+
+    /// The indexes are keyed by hash: two values that share an entry (a
+    /// collision, forced here) must not delete each other's sessions.
+    #[tokio::test]
+    async fn a_shared_index_entry_deletes_only_sessions_of_the_value_asked() {
+        let (_, store) = fixture(&bounded(100)).await;
+        let (sid, other_sid) = (unique("sid"), unique("sid"));
+        let (mine, theirs) = (key(), key());
+        save(
+            &store,
+            &mine,
+            &session(&unique("sub"), Some(&sid), START),
+            TTL,
+        )
+        .await;
+        save(
+            &store,
+            &theirs,
+            &session(&unique("sub"), Some(&other_sid), START),
+            TTL,
+        )
+        .await;
+        // File `theirs` under `sid`'s entry too, as a collision would.
+        link(&store.by_sid, store.index_hash(&sid), &theirs);
+
+        assert_eq!(store.delete_by_sid(&sid).await.expect("delete_by_sid"), 1);
+        assert!(
+            store.records.contains_key(&theirs),
+            "the other sid's session stays"
+        );
+        assert!(!store.records.contains_key(&mine));
+        assert_eq!(
+            store
+                .delete_by_sid(&other_sid)
+                .await
+                .expect("delete_by_sid"),
+            1
+        );
     }
 
     #[tokio::test]
@@ -727,10 +782,10 @@ mod tests {
 
         assert_eq!(store.records.len(), 1);
         assert!(store.records.contains_key(&live));
-        let sids: Vec<String> = store.by_sid.iter().map(|e| e.key().clone()).collect();
-        let subs: Vec<String> = store.by_sub.iter().map(|e| e.key().clone()).collect();
-        assert_eq!(sids, [live_sid]);
-        assert_eq!(subs, [live_sub]);
+        let sids: Vec<u64> = store.by_sid.iter().map(|e| *e.key()).collect();
+        let subs: Vec<u64> = store.by_sub.iter().map(|e| *e.key()).collect();
+        assert_eq!(sids, [store.index_hash(&live_sid)]);
+        assert_eq!(subs, [store.index_hash(&live_sub)]);
         assert_eq!(store.sweep(), 0);
     }
 
