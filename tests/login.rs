@@ -721,14 +721,8 @@ async fn without_pass_access_token_no_access_token_is_stored_yet_refresh_runs() 
     assert!(refreshed.access_token.is_none(), "still none after refresh");
     assert!(refreshed.access_expires_at > session.access_expires_at);
 
-    let path = stack.dir.path().join("portcullis.toml");
-    let text = std::fs::read_to_string(&path).expect("read config");
-    let text = text.replace("pass_access_token = false", "pass_access_token = true");
-    std::fs::write(&path, text).expect("write config");
     stack
-        .proxy
-        .reloader()
-        .reload_file(&path)
+        .reload_with(|text| text.replace("pass_access_token = false", "pass_access_token = true"))
         .await
         .expect("reload");
     let page = alice

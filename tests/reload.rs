@@ -9,10 +9,6 @@ use http::StatusCode;
 use crate::support::stack::{free_port, Stack, ROUTES};
 use crate::support::{base_config, get, ChildGuard, Echo};
 
-fn config_path(stack: &Stack) -> std::path::PathBuf {
-    stack.dir.path().join("portcullis.toml")
-}
-
 #[tokio::test]
 async fn reload_applies_new_rules_and_keeps_sessions() {
     let stack = Stack::start().await;
@@ -22,17 +18,15 @@ async fn reload_applies_new_rules_and_keeps_sessions() {
         StatusCode::OK
     );
 
-    let path = config_path(&stack);
-    let original = std::fs::read_to_string(&path).expect("config");
-    let denied = original.replace(
-        ROUTES,
-        &format!("[[route]]\nname = \"reports\"\npath = \"/reports\"\nauth = \"deny\"\n{ROUTES}"),
-    );
-    std::fs::write(&path, denied).expect("write");
     stack
-        .proxy
-        .reloader()
-        .reload_file(&path)
+        .reload_with(|original| {
+            original.replace(
+                ROUTES,
+                &format!(
+                    "[[route]]\nname = \"reports\"\npath = \"/reports\"\nauth = \"deny\"\n{ROUTES}"
+                ),
+            )
+        })
         .await
         .expect("valid config reloads");
 
@@ -52,17 +46,8 @@ async fn reload_applies_new_rules_and_keeps_sessions() {
 async fn invalid_config_is_refused_and_the_old_one_keeps_serving() {
     let stack = Stack::start().await;
     let mut alice = stack.login("alice").await;
-    let path = config_path(&stack);
-    let original = std::fs::read_to_string(&path).expect("config");
-    std::fs::write(
-        &path,
-        original.replace("[upstream]\n", "[upstream]\nbogus_key = 1\n"),
-    )
-    .expect("write");
     let error = stack
-        .proxy
-        .reloader()
-        .reload_file(&path)
+        .reload_with(|original| original.replace("[upstream]\n", "[upstream]\nbogus_key = 1\n"))
         .await
         .expect_err("refused");
     assert!(error.to_string().contains("bogus_key"), "{error}");

@@ -107,7 +107,7 @@ pub async fn session(
             .map_err(Reject::StoreUnavailable)?;
         return Ok(None);
     }
-    if needs_refresh(state, &session, now) {
+    if needs_refresh(state, rt, &session, now) {
         match refresh(state, rt, key).await? {
             Some(refreshed) => session = refreshed,
             None => return Ok(None),
@@ -128,19 +128,19 @@ fn touch_every(idle: std::time::Duration) -> i64 {
     quarter.clamp(1, TOUCH_EVERY)
 }
 
-fn needs_refresh(state: &State, session: &Session, now: i64) -> bool {
+fn needs_refresh(state: &State, rt: &Runtime, session: &Session, now: i64) -> bool {
     let is_due = session.refresh_token.is_some()
         && (session
             .access_expires_at
             .is_some_and(|exp| exp - now <= REFRESH_MARGIN)
-            || lacks_passed_token(state, session));
+            || lacks_passed_token(rt, session));
     is_due && now >= state.provider_backoff_until.load(Ordering::Relaxed)
 }
 
 /// A session from before a reload turned `upstream.pass_access_token` on kept
 /// no access token: a refresh gets one for the app.
-fn lacks_passed_token(state: &State, session: &Session) -> bool {
-    session.access_token.is_none() && keeps_access_token(&state.runtime.load())
+fn lacks_passed_token(rt: &Runtime, session: &Session) -> bool {
+    keeps_access_token(rt) && session.access_token.is_none()
 }
 
 fn is_access_expired(session: &Session, now: i64) -> bool {
@@ -215,7 +215,7 @@ async fn refresh_under_gate(
         let Some(session) = load(state, &key).await? else {
             return Ok(None);
         };
-        if !needs_refresh(state, &session, state.clock.now()) {
+        if !needs_refresh(state, rt, &session, state.clock.now()) {
             return Ok(Some(session));
         }
         let lease = state
@@ -246,7 +246,7 @@ async fn refresh_under_lease(
         let Some(session) = load(state, &key).await? else {
             return Ok(None);
         };
-        if !needs_refresh(state, &session, state.clock.now()) {
+        if !needs_refresh(state, rt, &session, state.clock.now()) {
             return Ok(Some(session));
         }
         refresh_now(state, rt, key, session).await

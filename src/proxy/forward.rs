@@ -362,33 +362,19 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
 /// Removes the headers named in `Connection` and the fixed hop-by-hop set
 /// (RFC 9110 §7.6.1). Runs before the proxy sets any header, so a client that
 /// names `X-Forwarded-For` in `Connection` removes only its own copy.
-///
-/// One walk over the names, not one lookup per hop-by-hop name: most requests
-/// carry none of them, and then nothing is allocated or removed.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let doomed: Vec<HeaderName> = {
-        let nominated: Vec<&str> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .collect();
-        headers
-            .keys()
-            .filter(|name| {
-                is_fixed_hop_by_hop(name)
-                    || nominated
-                        .iter()
-                        .any(|token| token.eq_ignore_ascii_case(name.as_str()))
-            })
-            .cloned()
-            .collect()
-    };
-    for name in doomed {
-        headers.remove(name);
-    }
+    let nominated: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    identity::headers::remove_where(headers, |name| {
+        is_fixed_hop_by_hop(name) || nominated.iter().any(|token| token == name.as_str())
+    });
 }
 
 fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
@@ -471,16 +457,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
 /// Removes, in one walk over the names, the method overrides (always) and what
 /// an untrusted client could use to re-route the app (see [`is_client_routing_header`]).
 fn strip_client_headers(headers: &mut HeaderMap, is_trusted: bool) {
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            is_method_override(name) || (!is_trusted && is_client_routing_header(name.as_str()))
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
-    }
+    identity::headers::remove_where(headers, |name| {
+        is_method_override(name) || (!is_trusted && is_client_routing_header(name.as_str()))
+    });
 }
 
 /// What an untrusted client could use to re-route or re-scheme the app behind

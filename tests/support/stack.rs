@@ -208,6 +208,17 @@ scopes = ["openid", "profile", "email", "offline_access"]
             .advance_clock(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
     }
 
+    /// Rewrites the proxy's config file with `edit` and reloads it, as SIGHUP would.
+    pub async fn reload_with(
+        &self,
+        edit: impl FnOnce(String) -> String,
+    ) -> Result<(), portcullis::server::ReloadError> {
+        let path = self.dir.path().join("portcullis.toml");
+        let text = std::fs::read_to_string(&path).expect("read config");
+        std::fs::write(&path, edit(text)).expect("write config");
+        self.proxy.reloader().reload_file(&path).await
+    }
+
     pub fn metrics_url(&self) -> String {
         format!("http://{}/metrics", self.proxy.admin_addr)
     }
