@@ -684,7 +684,10 @@ async fn with_pass_access_token_the_app_gets_only_the_proxys_authorization() {
 }
 
 /// The session as the store holds it, found by the browser's session cookie.
-async fn stored_session(stack: &Stack, browser: &Browser) -> portcullis::session::Session {
+async fn stored_session(
+    stack: &Stack,
+    browser: &Browser,
+) -> std::sync::Arc<portcullis::session::Session> {
     let cookie = browser.jar.get("portcullis").expect("a session cookie");
     let id = portcullis::session::SessionId::parse(cookie).expect("a session id");
     stack

@@ -76,17 +76,21 @@ impl Target {
 
     /// The normalized path and the query, for the forwarded request line.
     pub fn path_and_query(&self) -> String {
+        self.path_and_query_after("")
+    }
+
+    /// `prefix` followed by [`Target::path_and_query`], in one allocation.
+    pub fn path_and_query_after(&self, prefix: &str) -> String {
         let path = self.path.as_str();
-        match &self.query {
-            None => path.to_owned(),
-            Some(query) => {
-                let mut out = String::with_capacity(path.len() + 1 + query.len());
-                out.push_str(path);
-                out.push('?');
-                out.push_str(query);
-                out
-            }
+        let query_len = self.query.as_ref().map_or(0, |q| q.len() + 1);
+        let mut out = String::with_capacity(prefix.len() + path.len() + query_len);
+        out.push_str(prefix);
+        out.push_str(path);
+        if let Some(query) = &self.query {
+            out.push('?');
+            out.push_str(query);
         }
+        out
     }
 }
 

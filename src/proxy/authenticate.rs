@@ -45,7 +45,8 @@ const LEASE_WAIT_LIMIT: Duration = Duration::from_secs(20);
 /// A request's valid session.
 pub struct Authenticated {
     pub key: SessionKey,
-    pub session: Session,
+    /// The stored record itself, shared: a request copies nothing of it.
+    pub session: Arc<Session>,
 }
 
 /// A login in progress, sealed into its cookie between redirect and callback.
@@ -89,12 +90,7 @@ pub async fn session(
         return Ok(None);
     };
     let key = id.key();
-    let Some(mut session) = state
-        .store
-        .load(&key)
-        .await
-        .map_err(Reject::StoreUnavailable)?
-    else {
+    let Some(mut session) = load(state, &key).await? else {
         return Ok(None);
     };
     let now = state.clock.now();
@@ -113,7 +109,7 @@ pub async fn session(
             None => return Ok(None),
         }
     } else if now - session.last_seen >= touch_every(idle) {
-        session.last_seen = now;
+        Arc::make_mut(&mut session).last_seen = now;
         save(state, rt, &key, &session).await?;
     }
     if rt.config.upstream.pass_access_token && is_access_expired(&session, now) {
@@ -175,7 +171,7 @@ async fn refresh(
     state: &Arc<State>,
     rt: &Runtime,
     key: SessionKey,
-) -> Result<Option<Session>, Reject> {
+) -> Result<Option<Arc<Session>>, Reject> {
     let gate = state
         .refresh_gates
         .entry(key)
@@ -207,7 +203,7 @@ async fn refresh_under_gate(
     state: &State,
     rt: &Runtime,
     key: SessionKey,
-) -> Result<Option<Session>, Reject> {
+) -> Result<Option<Arc<Session>>, Reject> {
     let deadline = tokio::time::Instant::now() + LEASE_WAIT_LIMIT;
     loop {
         // Another request (here or on another replica) may have refreshed, or ended
@@ -241,7 +237,7 @@ async fn refresh_under_lease(
     rt: &Runtime,
     key: SessionKey,
     lease: Lease,
-) -> Result<Option<Session>, Reject> {
+) -> Result<Option<Arc<Session>>, Reject> {
     let work = async {
         let Some(session) = load(state, &key).await? else {
             return Ok(None);
@@ -336,7 +332,7 @@ fn was_refreshed(before: &Session, now: &Session) -> bool {
         || now.id_token != before.id_token
 }
 
-async fn load(state: &State, key: &SessionKey) -> Result<Option<Session>, Reject> {
+async fn load(state: &State, key: &SessionKey) -> Result<Option<Arc<Session>>, Reject> {
     state
         .store
         .load(key)
@@ -349,8 +345,8 @@ async fn refresh_now(
     state: &State,
     rt: &Runtime,
     key: SessionKey,
-    mut session: Session,
-) -> Result<Option<Session>, Reject> {
+    session: Arc<Session>,
+) -> Result<Option<Arc<Session>>, Reject> {
     let now = state.clock.now();
     let Some(refresh_token) = session.refresh_token.clone() else {
         return Ok(Some(session));
@@ -362,10 +358,11 @@ async fn refresh_now(
     {
         Ok(tokens) => {
             state.metrics.refreshes.with_label_values(&["ok"]).inc();
+            let mut session = Arc::unwrap_or_clone(session);
             apply(&mut session, tokens, keeps_access_token(rt), now);
             save_rotated(state, rt, &key, &session).await?;
             tracing::debug!(session = ?key, "access token refreshed");
-            Ok(Some(session))
+            Ok(Some(Arc::new(session)))
         }
         Err(error) if error.is_outage() => {
             state

@@ -87,20 +87,20 @@ async fn forward_auth(
     ex.is_navigation = matches!(original.method, Method::GET | Method::HEAD) && ex.is_navigation;
     let may_redirect = original.caller.may_redirect();
 
-    let rd = target.path_and_query();
-    let decided =
-        super::authenticate_for(state, rt, ex, rule.auth, headers, &rd, may_redirect).await?;
+    let who =
+        super::authenticate_for(state, rt, ex, rule.auth, headers, &target, may_redirect).await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CACHE_CONTROL, "no-store")
         .body(body::empty())
         .expect("static response parts are valid");
-    if let Some(identity) = &decided.identity {
+    if let Some(who) = &who {
+        let identity = who.identity();
         ex.sub = Some(identity.sub.clone());
         let permit = crate::policy::authorize::authorize(&rt.routes.global, rule, identity)
             .map_err(|denial| Reject::Forbidden {
                 denial,
-                via_bearer: decided.via_bearer,
+                via_bearer: who.via_bearer(),
             })?;
         crate::identity::headers::set(resp.headers_mut(), permit.identity());
         if let Some(assertion) = super::identity_assertion(state, permit.identity(), &host) {
@@ -446,7 +446,7 @@ async fn logout(
             if let Some(refresh_token) = &session.refresh_token {
                 rt.provider.revoke(refresh_token).await;
             }
-            id_token_hint = session.id_token;
+            id_token_hint = Arc::unwrap_or_clone(session).id_token;
         }
     }
     let server = &rt.config.server;

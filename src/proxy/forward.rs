@@ -21,10 +21,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ipnet::IpNet;
 
 use crate::admin::Metrics;
+use crate::clock::Clock;
 use crate::config;
 use crate::identity;
 use crate::policy::authorize::Permit;
 use crate::policy::normalize::Target;
+use crate::session::{SessionKey, SessionStore};
 
 use super::body::Body;
 
@@ -79,8 +81,34 @@ pub struct ForwardContext<'a> {
     pub session_end: Option<SessionEnd>,
 }
 
-/// See [`ForwardContext::session_end`].
-pub type SessionEnd = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// What an upgraded connection of a session watches to close when the session
+/// ends (logout, back-channel logout, expiry). Costs two reference counts until
+/// a connection upgrades; most requests never do.
+pub struct SessionEnd {
+    pub store: Arc<dyn SessionStore>,
+    pub clock: Arc<dyn Clock>,
+    pub key: SessionKey,
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+impl SessionEnd {
+    /// Completes when the session is gone or expired; a store that is down
+    /// keeps the tunnel (sessions are unknown then, not ended).
+    async fn ended(self) {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match self.store.load(&self.key).await {
+                Ok(Some(session))
+                    if !session.is_expired(self.clock.now(), self.idle, self.absolute) => {}
+                Ok(_) => return,
+                Err(_) => {}
+            }
+        }
+    }
+}
 
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
@@ -265,14 +293,10 @@ impl Upstream {
     }
 
     fn upstream_uri(&self, target: &Target) -> Result<Uri, UpstreamError> {
-        let path_and_query = if self.base_path.is_empty() {
-            target.path_and_query()
-        } else {
-            format!("{}{}", self.base_path, target.path_and_query())
-        };
-        let pq: PathAndQuery = path_and_query
-            .parse()
-            .map_err(|e| UpstreamError::Build(format!("path {path_and_query:?}: {e}")))?;
+        let path_and_query = target.path_and_query_after(&self.base_path);
+        // Handed over, not copied: the string becomes the URI's own bytes.
+        let pq = PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query))
+            .map_err(|e| UpstreamError::Build(format!("path of {:?}: {e}", target.path())))?;
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -577,7 +601,7 @@ async fn tunnel(
     let mut upstream = TokioIo::new(upstream);
     let ends = async {
         match session_end {
-            Some(ends) => ends.await,
+            Some(ends) => ends.ended().await,
             None => std::future::pending().await,
         }
     };

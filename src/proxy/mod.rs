@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::identity::Identity;
 use crate::policy::authorize::{self, Denial};
-use crate::policy::normalize::{self, PathError};
+use crate::policy::normalize::{self, PathError, Target};
 use crate::policy::route::RouteTable;
 use crate::session::cookie::Cookies;
 use crate::session::seal::Sealer;
@@ -284,16 +284,11 @@ async fn run(
         .find(Some(&host.name), req.method(), target.match_path());
     ex.route = Some(rule.name.clone());
 
-    let rd = target.path_and_query();
-    let decided = authenticate_for(state, rt, ex, rule.auth, req.headers(), &rd, true).await?;
-    let Decided {
-        identity,
-        via_bearer,
-        session: session_key,
-    } = decided;
-
-    let permit = match &identity {
-        Some(identity) => {
+    let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &target, true).await?;
+    let via_bearer = who.as_ref().is_some_and(Who::via_bearer);
+    let permit = match &who {
+        Some(who) => {
+            let identity = who.identity();
             ex.sub = Some(identity.sub.clone());
             let permit = authorize::authorize(&rt.routes.global, rule, identity)
                 .map_err(|denial| Reject::Forbidden { denial, via_bearer })?;
@@ -301,9 +296,12 @@ async fn run(
         }
         None => None,
     };
-    let (session_end, access_token) = match session_key {
-        Some((key, token)) => (Some(session_end_watch(state, rt, key)), token),
-        None => (None, None),
+    let (session_end, access_token) = match &who {
+        Some(Who::Session(auth)) => (
+            Some(session_end_watch(state, rt, auth.key)),
+            auth.session.access_token.as_deref(),
+        ),
+        _ => (None, None),
     };
     let assertion = permit
         .as_ref()
@@ -320,7 +318,7 @@ async fn run(
         permit: permit.as_ref(),
         assertion,
         via_bearer,
-        access_token: access_token.as_deref().filter(|_| pass_token),
+        access_token: access_token.filter(|_| pass_token),
         session_end,
     };
     let mut latency = None;
@@ -356,16 +354,29 @@ pub fn identity_assertion(
     }
 }
 
-/// Who the request is, as far as `auth` demands.
-pub struct Decided {
-    pub identity: Option<Identity>,
-    pub via_bearer: bool,
-    /// The session's store key and access token, for session-authenticated requests.
-    pub session: Option<(SessionKey, Option<String>)>,
+/// Who the request is, as far as `auth` demands: `None` on a public route.
+pub enum Who {
+    /// A browser's session: the stored record, shared with the store.
+    Session(authenticate::Authenticated),
+    /// The request's own bearer token.
+    Bearer(Identity),
+}
+
+impl Who {
+    pub fn identity(&self) -> &Identity {
+        match self {
+            Who::Session(auth) => &auth.session.identity,
+            Who::Bearer(identity) => identity,
+        }
+    }
+
+    pub fn via_bearer(&self) -> bool {
+        matches!(self, Who::Bearer(_))
+    }
 }
 
 /// Step 3 for a rule's `auth` mode: the identity it demands, or the refusal.
-/// `rd` is where a login should return; `may_redirect` is false where the caller
+/// A login returns to `target`; `may_redirect` is false where the caller
 /// cannot pass a redirect on (nginx `auth_request` accepts only 2xx, 401, 403).
 pub async fn authenticate_for(
     state: &Arc<State>,
@@ -373,39 +384,28 @@ pub async fn authenticate_for(
     ex: &Exchange,
     auth: AuthMode,
     headers: &http::HeaderMap,
-    rd: &str,
+    target: &Target,
     may_redirect: bool,
-) -> Result<Decided, Reject> {
-    let no_session =
-        || authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, rd, headers);
-    let by_session = |auth: authenticate::Authenticated| Decided {
-        identity: Some(auth.session.identity),
-        via_bearer: false,
-        session: Some((auth.key, auth.session.access_token)),
+) -> Result<Option<Who>, Reject> {
+    let no_session = || {
+        let rd = target.path_and_query();
+        authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, &rd, headers)
     };
-    let by_bearer = |identity: Identity| Decided {
-        identity: Some(identity),
-        via_bearer: true,
-        session: None,
+    let by_session = |auth: Option<authenticate::Authenticated>| match auth {
+        Some(auth) => Ok(Some(Who::Session(auth))),
+        None => Err(no_session()),
     };
+    let by_bearer = |identity: Identity| Some(Who::Bearer(identity));
     match auth {
-        AuthMode::Public => Ok(Decided {
-            identity: None,
-            via_bearer: false,
-            session: None,
-        }),
+        AuthMode::Public => Ok(None),
         AuthMode::Deny => Err(Reject::Denied),
-        AuthMode::Login => {
-            let auth = authenticate::session(state, rt, headers).await?;
-            auth.map(by_session).ok_or_else(no_session)
-        }
+        AuthMode::Login => by_session(authenticate::session(state, rt, headers).await?),
         AuthMode::Bearer => Ok(by_bearer(bearer_identity(state, rt, headers).await?)),
         AuthMode::LoginOrBearer => {
             if bearer::token(headers).ok().flatten().is_some() {
                 Ok(by_bearer(bearer_identity(state, rt, headers).await?))
             } else {
-                let auth = authenticate::session(state, rt, headers).await?;
-                auth.map(by_session).ok_or_else(no_session)
+                by_session(authenticate::session(state, rt, headers).await?)
             }
         }
     }
@@ -431,24 +431,17 @@ async fn bearer_identity(
     }
 }
 
-/// A future that completes when the session under `key` ends (logout,
-/// back-channel logout, expiry): an upgraded connection of this session closes then.
-fn session_end_watch(state: &Arc<State>, rt: &Runtime, key: SessionKey) -> forward::SessionEnd {
-    let state = state.clone();
+/// What an upgraded connection of the session under `key` watches to close
+/// with it.
+fn session_end_watch(state: &State, rt: &Runtime, key: SessionKey) -> forward::SessionEnd {
     let (idle, absolute) = rt.timeouts();
-    Box::pin(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(2));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match state.store.load(&key).await {
-                Ok(Some(session)) if !session.is_expired(state.clock.now(), idle, absolute) => {}
-                Ok(_) => return,
-                // The store is down: sessions are unknown, not ended; keep the tunnel.
-                Err(_) => {}
-            }
-        }
-    })
+    forward::SessionEnd {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        key,
+        idle,
+        absolute,
+    }
 }
 
 /// The host a request is for: `full` as sent (for `Host` upstream) and `name`

@@ -510,7 +510,7 @@ pub(crate) async fn save<S: SessionStore + ?Sized>(
 }
 
 pub(crate) async fn load<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {
-    store.load(k).await.expect("load")
+    store.load(k).await.expect("load").map(Arc::unwrap_or_clone)
 }
 
 pub(crate) async fn count<S: SessionStore + ?Sized>(store: &S) -> usize {

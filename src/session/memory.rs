@@ -87,9 +87,10 @@ pub struct MemoryStore {
 
 /// One stored session and what the store keeps beside it.
 struct Record {
-    /// Boxed: the table then holds a pointer per slot, and its spare slots
-    /// (a hash table is never full) cost 8 bytes each rather than a whole session.
-    session: Box<Session>,
+    /// Behind a pointer: the table then holds 8 bytes per slot, and its spare
+    /// slots (a hash table is never full) cost that rather than a whole session.
+    /// Shared with loaders, so a load copies nothing.
+    session: Arc<Session>,
     /// Unix seconds; the record is gone from this instant on.
     expires_at: i64,
     /// Created on first [`MemoryStore::subscribe`]; signalled and dropped with the record.
@@ -186,12 +187,12 @@ impl MemoryStore {
         self.evicted_total.load(Ordering::Relaxed)
     }
 
-    fn load_now(&self, key: &SessionKey) -> Option<Session> {
+    fn load_now(&self, key: &SessionKey) -> Option<Arc<Session>> {
         let now = self.clock.now();
         {
             let rec = self.records.get(key)?;
             if rec.is_live(now) {
-                return Some(Session::clone(&rec.session));
+                return Some(Arc::clone(&rec.session));
             }
         } // guard dropped before the removal below locks the shard for writing
         self.remove_where(key, |rec| !rec.is_live(now));
@@ -214,13 +215,13 @@ impl MemoryStore {
             Entry::Occupied(mut entry) => {
                 let rec = entry.get_mut();
                 self.reindex(key, &rec.session, session);
-                *rec.session = session.clone();
+                rec.session = Arc::new(session.clone());
                 rec.expires_at = expires_at;
             }
             Entry::Vacant(entry) => {
                 self.index(key, session);
                 entry.insert(Record {
-                    session: Box::new(session.clone()),
+                    session: Arc::new(session.clone()),
                     expires_at,
                     ended: None,
                 });
@@ -427,7 +428,7 @@ impl SessionStore for MemoryStore {
     fn load<'a>(
         &'a self,
         key: &'a SessionKey,
-    ) -> BoxFuture<'a, Result<Option<Session>, SessionError>> {
+    ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>> {
         Box::pin(std::future::ready(Ok(self.load_now(key))))
     }
 
@@ -630,6 +631,28 @@ mod tests {
     async fn has_ended(ended: &mut watch::Receiver<bool>) -> bool {
         let resolves = tokio::time::timeout(secs(1), ended.changed()).await.is_ok();
         resolves && *ended.borrow()
+    }
+
+    /// Issue 8: a load is on every session request; it shares the record, and
+    /// a save replaces it without touching what a request already holds.
+    #[tokio::test]
+    async fn loads_share_the_record_and_a_save_leaves_held_copies_alone() {
+        let (_, store) = fixture(&bounded(8)).await;
+        let k = key();
+        save(&store, &k, &session("alice", None, START), TTL).await;
+        let first = store.load(&k).await.expect("load").expect("stored");
+        let second = store.load(&k).await.expect("load").expect("stored");
+        assert!(Arc::ptr_eq(&first, &second), "a load copied the session");
+
+        let mut touched = Session::clone(&first);
+        touched.last_seen = START + 5;
+        save(&store, &k, &touched, TTL).await;
+        assert_eq!(
+            first.last_seen, START,
+            "a held session changed under its reader"
+        );
+        let third = store.load(&k).await.expect("load").expect("stored");
+        assert_eq!(third.last_seen, START + 5);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ pub mod seal;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -119,10 +120,14 @@ impl Lease {
 /// consistent.
 pub trait SessionStore: Send + Sync + 'static {
     /// The record under `key`, or `None` when absent or past its `ttl`.
+    ///
+    /// Shared, not copied: a session is read on every request and written
+    /// seldom (a touch, a refresh), so the memory store hands out the record it
+    /// holds and a caller that changes it copies first (`Arc::make_mut`).
     fn load<'a>(
         &'a self,
         key: &'a SessionKey,
-    ) -> BoxFuture<'a, Result<Option<Session>, SessionError>>;
+    ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>>;
 
     /// Stores `session` under `key`, replacing any record there; the store drops
     /// it after `ttl` unless saved again. Maintains the `sid` and `sub` indexes.

@@ -401,8 +401,8 @@ impl SessionStore for RedisStore {
     fn load<'a>(
         &'a self,
         key: &'a SessionKey,
-    ) -> BoxFuture<'a, Result<Option<Session>, SessionError>> {
-        Box::pin(self.load_now(key))
+    ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>> {
+        Box::pin(async move { Ok(self.load_now(key).await?.map(Arc::new)) })
     }
 
     fn save<'a>(
