@@ -3,6 +3,7 @@
 //! `bench/quick.sh`.
 //!
 //! `cargo run --release --example bench_stack -- http://127.0.0.1:8080 [redis://127.0.0.1:6390/0]`
+//! (`BENCH_STACK_ROUTES=FILE`: that route table instead of the ten below)
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -38,8 +39,16 @@ async fn main() {
         ),
         None => String::new(),
     };
+    // Another route table (e.g. `python3 bench/bench.py routes 10000`), to profile a large one.
+    let routes = match std::env::var_os("BENCH_STACK_ROUTES") {
+        Some(path) => {
+            std::fs::read_to_string(path).expect("BENCH_STACK_ROUTES is readable")
+                + "\n[log]\nlevel = \"warn\"\n"
+        }
+        None => ROUTES.to_owned(),
+    };
     let stack = Stack::start_with(StackOptions {
-        extra: format!("{ROUTES}{session}"),
+        extra: format!("{routes}{session}"),
         upstream: Some(upstream),
         ..StackOptions::default()
     })
