@@ -34,8 +34,10 @@ use super::jwt::{self, audiences, str_claim, Expect, JwtError};
 const ID_TOKEN_MAX_AGE: i64 = 600;
 /// Logout tokens without `exp` must have been issued within this many seconds.
 const LOGOUT_TOKEN_MAX_AGE: i64 = 300;
-/// Verified bearer tokens kept at most (about 1 KiB each).
+/// Verified bearer tokens kept at most (about 1 KiB each), and the token
+/// bytes they may hold (tokens may be up to 16 KiB).
 const BEARER_CACHE_CAPACITY: usize = 10_000;
+const BEARER_CACHE_BYTES: usize = 16 * 1024 * 1024;
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// Why a provider interaction failed.
@@ -243,7 +245,7 @@ impl Provider {
             http,
             clock,
             discovered: ArcSwapOption::empty(),
-            bearer_cache: bearer::Cache::new(BEARER_CACHE_CAPACITY),
+            bearer_cache: bearer::Cache::new(BEARER_CACHE_CAPACITY, BEARER_CACHE_BYTES),
             counters: None,
         }
     }
