@@ -442,6 +442,47 @@ async fn backchannel_logout_from_the_provider_ends_every_session_of_the_user() {
     );
 }
 
+/// A back-channel logout that lands while a refresh waits on the provider ends
+/// the session for good: the refresh's new tokens do not bring it back, and
+/// the new refresh token is revoked.
+#[tokio::test]
+async fn a_logout_during_a_refresh_is_not_undone_by_the_refresh() {
+    let stack = Stack::start().await;
+    let browser = stack.login("alice").await;
+    stack.advance(5 * 60 - 10); // the access token is about to expire
+    stack.idp.misbehave_once(Misbehaviour::SlowRefresh);
+    let revocations = stack.idp.stats().revocations;
+    let url = stack.url("/x");
+    let mut refreshing = browser.clone();
+    let during = {
+        let url = url.clone();
+        tokio::spawn(async move { refreshing.fetch(&url).await.status })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the refresh waits on the provider
+    let deliveries = stack.idp.backchannel_logout("alice").await;
+    assert!(
+        deliveries.iter().all(|d| d.is_delivered()),
+        "{deliveries:?}"
+    );
+
+    assert_eq!(during.await.expect("join"), StatusCode::UNAUTHORIZED);
+    let mut after = browser.clone();
+    assert_eq!(
+        after.fetch(&url).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the refresh brought the logged-out session back"
+    );
+    assert_eq!(
+        stack.idp.stats().refreshes,
+        1,
+        "the refresh did reach the provider"
+    );
+    assert!(
+        stack.idp.stats().revocations > revocations,
+        "the refresh token issued after the logout was not revoked"
+    );
+}
+
 #[tokio::test]
 async fn invalid_backchannel_logout_tokens_are_refused_and_end_nothing() {
     let stack = Stack::start().await;

@@ -113,8 +113,8 @@ impl Cache {
             Some((identity, exp)) if now < exp => identity,
             Some(_) => {
                 // Expired: gone for every audience (the guard is dropped above).
-                if let Some((token, _)) = self.entries.remove(token) {
-                    self.bytes.fetch_sub(token.len(), Ordering::Relaxed);
+                if let Some((token, old)) = self.entries.remove(token) {
+                    self.uncount(token.len() + old.audience.len());
                 }
                 None
             }
@@ -124,9 +124,12 @@ impl Cache {
 
     /// Caches `identity` for `token` at `audience` until `exp`.
     pub fn store(&self, token: &str, audience: &str, identity: Identity, exp: i64, now: i64) {
+        if exp <= now {
+            return; // accepted within the clock leeway, but no longer worth keeping
+        }
         let size = token.len() + audience.len();
         if self.entries.len() >= self.max_entries
-            || self.bytes.load(Ordering::Relaxed) + size > self.max_bytes
+            || self.bytes.load(Ordering::Relaxed).saturating_add(size) > self.max_bytes
         {
             self.entries.retain(|_, v| v.exp > now);
             if self.entries.len() >= self.max_entries || self.held_bytes() + size > self.max_bytes {
@@ -143,9 +146,18 @@ impl Cache {
         let replaced = self.entries.insert(token.into(), verified);
         self.bytes.fetch_add(size, Ordering::Relaxed);
         if let Some(old) = replaced {
-            self.bytes
-                .fetch_sub(token.len() + old.audience.len(), Ordering::Relaxed);
+            self.uncount(token.len() + old.audience.len());
         }
+    }
+
+    /// Takes `size` off the byte count, never below zero: a count reset by
+    /// [`Cache::store`] may race with a removal.
+    fn uncount(&self, size: usize) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                Some(held.saturating_sub(size))
+            });
     }
 
     /// Token and audience bytes of the entries, counted (locks every shard in turn).
@@ -258,6 +270,8 @@ mod tests {
     #[test]
     fn a_cached_token_is_found_only_exactly_and_for_its_audience() {
         let cache = Cache::new(10, 1 << 20);
+        cache.store("dead.on.arrival", "api", who("bob"), 5, 5);
+        assert!(cache.is_empty(), "a token past its exp was cached");
         let token = "aaa.bbb.ccc";
         cache.store(token, "api", who("alice"), 100, 0);
 
@@ -279,6 +293,11 @@ mod tests {
         );
         assert!(cache.lookup(token, "api", 100).is_none(), "used at its exp");
         assert!(cache.is_empty(), "the expired token is still held");
+        assert_eq!(
+            cache.bytes.load(Ordering::Relaxed),
+            0,
+            "bytes still counted"
+        );
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub async fn session(
         }
     } else if now - session.last_seen >= touch_every(idle) {
         Arc::make_mut(&mut session).last_seen = now;
-        save(state, rt, &key, &session).await?;
+        if !update(state, rt, &key, &session).await? {
+            return Ok(None); // logged out since the load above
+        }
     }
     if rt.config.upstream.pass_access_token && is_access_expired(&session, now) {
         // The app would get a dead token: better to say the provider is out.
@@ -143,21 +145,42 @@ fn is_access_expired(session: &Session, now: i64) -> bool {
     session.access_expires_at.is_some_and(|exp| exp <= now)
 }
 
-/// Stores `session` with a TTL that ends with its idle or absolute timeout.
+/// Stores a new `session` with a TTL that ends with its idle or absolute timeout.
 pub async fn save(
     state: &State,
     rt: &Runtime,
     key: &SessionKey,
     session: &Session,
 ) -> Result<(), Reject> {
-    let (idle, absolute) = rt.timeouts();
-    let remaining = session.expires_at(idle, absolute) - state.clock.now();
-    let ttl = std::time::Duration::from_secs(u64::try_from(remaining.max(1)).unwrap_or(1));
+    let ttl = ttl_of(state, rt, session);
     state
         .store
         .save(key, session, ttl)
         .await
         .map_err(Reject::StoreUnavailable)
+}
+
+/// Writes back a session this request loaded, unless it ended meanwhile
+/// (logout, back-channel logout): returns false then, and writes nothing.
+async fn update(
+    state: &State,
+    rt: &Runtime,
+    key: &SessionKey,
+    session: &Session,
+) -> Result<bool, Reject> {
+    let ttl = ttl_of(state, rt, session);
+    state
+        .store
+        .update(key, session, ttl)
+        .await
+        .map_err(Reject::StoreUnavailable)
+}
+
+/// A TTL that ends with the session's idle or absolute timeout.
+fn ttl_of(state: &State, rt: &Runtime, session: &Session) -> Duration {
+    let (idle, absolute) = rt.timeouts();
+    let remaining = session.expires_at(idle, absolute) - state.clock.now();
+    Duration::from_secs(u64::try_from(remaining.max(1)).unwrap_or(1))
 }
 
 /// Refreshes the session under `key` once, however many requests ask at the
@@ -360,7 +383,15 @@ async fn refresh_now(
             state.metrics.refreshes.with_label_values(&["ok"]).inc();
             let mut session = Arc::unwrap_or_clone(session);
             apply(&mut session, tokens, keeps_access_token(rt), now);
-            save_rotated(state, rt, &key, &session).await?;
+            if !save_rotated(state, rt, &key, &session).await? {
+                // Logged out while the provider answered: the new tokens must
+                // not bring the session back, and are given up.
+                tracing::info!(session = ?key, "session ended during its refresh; new tokens revoked");
+                if let Some(refresh_token) = &session.refresh_token {
+                    rt.provider.revoke(refresh_token).await;
+                }
+                return Ok(None);
+            }
             tracing::debug!(session = ?key, "access token refreshed");
             Ok(Some(Arc::new(session)))
         }
@@ -400,17 +431,18 @@ async fn refresh_now(
 
 /// Saves freshly refreshed tokens, retrying a failed save while the lease is held:
 /// the provider may have rotated the refresh token, and losing the new one would
-/// end the session at the next refresh (the old one is spent).
+/// end the session at the next refresh (the old one is spent). Returns false
+/// when the session ended meanwhile (nothing is written then).
 async fn save_rotated(
     state: &State,
     rt: &Runtime,
     key: &SessionKey,
     session: &Session,
-) -> Result<(), Reject> {
+) -> Result<bool, Reject> {
     let mut attempt = 1;
     loop {
-        match save(state, rt, key, session).await {
-            Ok(()) => return Ok(()),
+        match update(state, rt, key, session).await {
+            Ok(wrote) => return Ok(wrote),
             Err(reject) if attempt >= SAVE_ROTATED_ATTEMPTS => {
                 tracing::error!(session = ?key, "refreshed tokens could not be stored; the session will need a new login");
                 return Err(reject);

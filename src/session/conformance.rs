@@ -37,6 +37,9 @@ macro_rules! session_store_conformance {
             round_trip_returns_an_equal_session,
             missing_key_loads_as_none,
             save_overwrites_the_previous_record,
+            update_replaces_a_live_record_and_keeps_its_indexes,
+            update_writes_nothing_where_the_session_ended,
+            update_writes_nothing_over_an_expired_record,
             delete_removes_the_record,
             deleting_an_absent_key_is_ok,
             record_expires_exactly_at_its_ttl,
@@ -131,6 +134,72 @@ pub(crate) async fn save_overwrites_the_previous_record(factory: impl StoreFacto
     save(&store, &k, &second, TTL).await;
     assert_eq!(load(&store, &k).await, Some(second));
     assert_eq!(count(&store).await, 1);
+}
+
+pub(crate) async fn update_replaces_a_live_record_and_keeps_its_indexes(
+    factory: impl StoreFactory,
+) {
+    let (_, store) = fixture(&factory).await;
+    let k = key();
+    let sid = unique("sid");
+    let first = session(&unique("sub"), Some(&sid), START);
+    let touched = Session {
+        last_seen: START + 30,
+        ..first.clone()
+    };
+    save(&store, &k, &first, TTL).await;
+    assert!(
+        update(&store, &k, &touched, TTL).await,
+        "a live record was not updated"
+    );
+    assert_eq!(load(&store, &k).await, Some(touched));
+    assert_eq!(store.delete_by_sid(&sid).await.expect("delete_by_sid"), 1);
+}
+
+/// A request that loaded a session, then wrote it back after a logout, would
+/// bring the session back to life: `update` must not.
+pub(crate) async fn update_writes_nothing_where_the_session_ended(factory: impl StoreFactory) {
+    let (_, store) = fixture(&factory).await;
+    let (never, deleted, by_sid, by_sub) = (key(), key(), key(), key());
+    let sid = unique("sid");
+    let sub = unique("sub");
+    let s = session(&sub, Some(&sid), START);
+    assert!(
+        !update(&store, &never, &s, TTL).await,
+        "update created a record"
+    );
+
+    save(&store, &deleted, &s, TTL).await;
+    store.delete(&deleted).await.expect("delete");
+    assert!(!update(&store, &deleted, &s, TTL).await);
+
+    let other_sub = session(&unique("sub"), Some(&sid), START);
+    save(&store, &by_sid, &other_sub, TTL).await;
+    store.delete_by_sid(&sid).await.expect("delete_by_sid");
+    assert!(!update(&store, &by_sid, &other_sub, TTL).await);
+
+    let other_sid = session(&sub, Some(&unique("sid")), START);
+    save(&store, &by_sub, &other_sid, TTL).await;
+    store.delete_by_sub(&sub).await.expect("delete_by_sub");
+    assert!(!update(&store, &by_sub, &other_sid, TTL).await);
+
+    for k in [&never, &deleted, &by_sid, &by_sub] {
+        assert_eq!(load(&store, k).await, None, "an ended session came back");
+    }
+    assert_eq!(count(&store).await, 0);
+}
+
+pub(crate) async fn update_writes_nothing_over_an_expired_record(factory: impl StoreFactory) {
+    let (clock, store) = fixture(&factory).await;
+    let k = key();
+    let s = session(&unique("sub"), None, START);
+    save(&store, &k, &s, Duration::from_secs(60)).await;
+    clock.advance(60);
+    assert!(
+        !update(&store, &k, &s, TTL).await,
+        "an expired session was renewed"
+    );
+    assert_eq!(load(&store, &k).await, None);
 }
 
 pub(crate) async fn delete_removes_the_record(factory: impl StoreFactory) {
@@ -507,6 +576,15 @@ pub(crate) async fn save<S: SessionStore + ?Sized>(
     ttl: Duration,
 ) {
     store.save(k, s, ttl).await.expect("save");
+}
+
+pub(crate) async fn update<S: SessionStore + ?Sized>(
+    store: &S,
+    k: &SessionKey,
+    s: &Session,
+    ttl: Duration,
+) -> bool {
+    store.update(k, s, ttl).await.expect("update")
 }
 
 pub(crate) async fn load<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {

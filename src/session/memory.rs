@@ -199,25 +199,38 @@ impl MemoryStore {
         None
     }
 
-    fn save_now(&self, key: &SessionKey, session: &Session, ttl: Duration) {
+    /// Writes `session` under `key`; with `only_live`, only over a live record
+    /// (see [`SessionStore::update`]). Returns whether it wrote.
+    fn save_now(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        ttl: Duration,
+        only_live: bool,
+    ) -> bool {
         let now = self.clock.now();
         let expires_at = now.saturating_add(ttl_secs(ttl));
         if expires_at <= now {
             // A zero ttl: the session is over already.
             self.remove_where(key, |_| true);
-            return;
+            return false;
         }
         // Checked before taking the entry: `len()` read-locks every shard, ours included.
-        if self.is_full_for(key) {
+        if !only_live && self.is_full_for(key) {
             self.make_room(now);
         }
         match self.records.entry(*key) {
             Entry::Occupied(mut entry) => {
                 let rec = entry.get_mut();
+                if only_live && !rec.is_live(now) {
+                    return false;
+                }
                 self.reindex(key, &rec.session, session);
                 rec.session = Arc::new(session.clone());
                 rec.expires_at = expires_at;
+                true
             }
+            Entry::Vacant(_) if only_live => false,
             Entry::Vacant(entry) => {
                 self.index(key, session);
                 entry.insert(Record {
@@ -225,6 +238,7 @@ impl MemoryStore {
                     expires_at,
                     ended: None,
                 });
+                true
             }
         }
     }
@@ -441,9 +455,18 @@ impl SessionStore for MemoryStore {
         // Work happens when polled, not when the future is made: a future dropped
         // unpolled changes nothing.
         Box::pin(async move {
-            self.save_now(key, session, ttl);
+            self.save_now(key, session, ttl, false);
             Ok(())
         })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(async move { Ok(self.save_now(key, session, ttl, true)) })
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<(), SessionError>> {

@@ -138,6 +138,17 @@ pub trait SessionStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), SessionError>>;
 
+    /// Replaces the record under `key` only if a live one is there; returns
+    /// false, writing nothing, when there is none. For writes to a session a
+    /// request loaded earlier (a touch, refreshed tokens): a logout or a
+    /// back-channel logout between that load and this write is not undone.
+    fn update<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>>;
+
     /// Removes the record under `key` (absent is fine).
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<(), SessionError>>;
 

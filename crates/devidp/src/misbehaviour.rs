@@ -54,6 +54,8 @@ pub enum Misbehaviour {
     DiscoveryIssuerMismatch,
     /// Every refresh is refused with `invalid_grant`.
     RefreshFails,
+    /// A refresh is answered (properly) only after one second.
+    SlowRefresh,
 }
 
 impl Misbehaviour {
@@ -65,6 +67,7 @@ impl Misbehaviour {
                 | Self::TokenEndpointError
                 | Self::DiscoveryIssuerMismatch
                 | Self::RefreshFails
+                | Self::SlowRefresh
         )
     }
 }
@@ -187,7 +190,8 @@ pub(crate) fn sign_id_token(
         Misbehaviour::UserinfoSubMismatch
         | Misbehaviour::TokenEndpointError
         | Misbehaviour::DiscoveryIssuerMismatch
-        | Misbehaviour::RefreshFails => {}
+        | Misbehaviour::RefreshFails
+        | Misbehaviour::SlowRefresh => {}
     }
     keys.sign_typed("JWT", &claims)
 }

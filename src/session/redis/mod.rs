@@ -180,16 +180,20 @@ impl RedisStore {
         Ok(self.open(key, &record, &sealed))
     }
 
+    /// Writes `session` under `key`; with `only_live`, only over a live record
+    /// (see [`SessionStore::update`]). Returns whether it wrote.
     async fn save_now(
         &self,
         key: &SessionKey,
         session: &Session,
         ttl: Duration,
-    ) -> Result<(), SessionError> {
+        only_live: bool,
+    ) -> Result<bool, SessionError> {
         let ttl_secs = ttl_secs(ttl);
         if ttl_secs == 0 {
             // A zero ttl: the session is over already.
-            return self.delete_now(key).await;
+            self.delete_now(key).await?;
+            return Ok(false);
         }
         let now = self.clock.now();
         let record = self.names.record(key);
@@ -214,11 +218,12 @@ impl RedisStore {
             .arg(sid_tag.as_deref().unwrap_or(""))
             .arg(&sub_tag)
             .arg(self.names.prefix())
-            .arg(now);
-        let _: i64 = self
+            .arg(now)
+            .arg(if only_live { "1" } else { "0" });
+        let wrote: i64 = self
             .within("save", invocation.invoke_async(&mut self.conn.clone()))
             .await?;
-        Ok(())
+        Ok(wrote == 1)
     }
 
     async fn delete_now(&self, key: &SessionKey) -> Result<(), SessionError> {
@@ -411,7 +416,16 @@ impl SessionStore for RedisStore {
         session: &'a Session,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), SessionError>> {
-        Box::pin(self.save_now(key, session, ttl))
+        Box::pin(async move { self.save_now(key, session, ttl, false).await.map(drop) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        session: &'a Session,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(self.save_now(key, session, ttl, true))
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<(), SessionError>> {

@@ -15,11 +15,19 @@ use ::redis::Script;
 ///
 /// KEYS: record, expiry zset, sid index (ignored when ARGV[5] is ""), sub index.
 /// ARGV: sealed, expires_at, ttl ms, member (key hex), sid tag or "", sub tag,
-/// key prefix (`{tag}:`), now.
+/// key prefix (`{tag}:`), now, "1" to write only over a live record.
+/// Returns 1 when it wrote, 0 when `only_live` found no live record.
 const SAVE: &str = r#"
 local record, expiry, sid_index, sub_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sealed, expires_at, ttl, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local sid, sub, prefix, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local sid, sub, prefix, now, only_live = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+
+if only_live == '1' then
+  local x = redis.call('HGET', record, 'x')
+  if not x or tonumber(x) <= tonumber(now) then
+    return 0
+  end
+end
 
 local old = redis.call('HMGET', record, 'i', 'u')
 if old[1] and old[1] ~= '' and old[1] ~= sid then

@@ -36,7 +36,11 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
         Ok(c) => c,
         Err(e) => return e.response(),
     };
-    match params.get("grant_type") {
+    let grant = params.get("grant_type");
+    if grant == Some("refresh_token") && shared.misbehaviour().fire(Misbehaviour::SlowRefresh) {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    match grant {
         Some("authorization_code") => counted(
             shared,
             Counters::code_exchanges,
