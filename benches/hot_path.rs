@@ -218,6 +218,7 @@ fn alice() -> Identity {
         name: Some("Alice Example".to_owned()),
         preferred_username: Some("alice".to_owned()),
         roles: vec!["staff".to_owned(), "admin".to_owned(), "billing".to_owned()],
+        ..Identity::default()
     }
 }
 
@@ -238,6 +239,7 @@ fn header_rewrite(c: &mut Criterion) {
     });
     let request_id = HeaderValue::from_static("0f5e3c1a9b7d4e2f8a6c0b1d3e5f7a9c");
     let peer_text = HeaderValue::from_static("192.0.2.7");
+    let host = HeaderValue::from_static("app.example.com");
     let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("a CIDR")];
     group.bench_function("forward_hop_by_hop_cookies_forwarded", |b| {
         b.iter_batched_ref(
@@ -248,7 +250,7 @@ fn header_rewrite(c: &mut Criterion) {
                     peer_text: &peer_text,
                     worker: 0,
                     is_tls: true,
-                    host: "app.example.com",
+                    host: &host,
                     request_id: &request_id,
                     route: "route1",
                     permit: None,
@@ -345,7 +347,13 @@ fn bearer(c: &mut Criterion) {
     // A token seen before: portcullis's verified-token cache (a dashmap keyed
     // by the token itself: SipHash of it, one comparison, an identity clone).
     let verified = portcullis::auth::bearer::Cache::new(10_000, 16 << 20);
-    verified.store(&token, "https://api.example.com", verify(), i64::MAX, 0);
+    verified.store(
+        &token,
+        "https://api.example.com",
+        std::sync::Arc::new(verify()),
+        i64::MAX,
+        0,
+    );
     group.bench_function("verified_cache_hit", |b| {
         b.iter(|| {
             verified

@@ -95,6 +95,7 @@ fn realistic_session(n: usize, now: i64, with_access_token: bool) -> Session {
             name: Some(format!("Example User {n}")),
             preferred_username: Some(format!("user{n}")),
             roles: vec!["viewer".into(), "editor".into(), "billing-admin".into()],
+            ..Identity::default()
         },
         sid: Some(random_b64(24)),
         id_token: jwt_shaped(900),

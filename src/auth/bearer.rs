@@ -2,6 +2,7 @@
 //! provider's JWKS with the same verifier as ID tokens.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use http::{header, HeaderMap};
 
@@ -87,7 +88,8 @@ pub struct Cache {
 /// What a cached token was verified as.
 struct Verified {
     audience: Box<str>,
-    identity: Identity,
+    /// Shared with every request the token makes, not copied.
+    identity: Arc<Identity>,
     exp: i64,
 }
 
@@ -104,7 +106,7 @@ impl Cache {
 
     /// The identity cached for `token` at `audience`, if still before its `exp`
     /// (what a request pays on a hit).
-    pub fn lookup(&self, token: &str, audience: &str, now: i64) -> Option<Identity> {
+    pub fn lookup(&self, token: &str, audience: &str, now: i64) -> Option<Arc<Identity>> {
         let hit = self.entries.get(token).map(|e| {
             let fits = *e.audience == *audience;
             (fits.then(|| e.identity.clone()), e.exp)
@@ -123,7 +125,7 @@ impl Cache {
     }
 
     /// Caches `identity` for `token` at `audience` until `exp`.
-    pub fn store(&self, token: &str, audience: &str, identity: Identity, exp: i64, now: i64) {
+    pub fn store(&self, token: &str, audience: &str, identity: Arc<Identity>, exp: i64, now: i64) {
         if exp <= now {
             return; // accepted within the clock leeway, but no longer worth keeping
         }
@@ -187,7 +189,7 @@ pub async fn verify_cached(
     issuer: &str,
     jwks: &Jwks,
     aud: &Audience<'_>,
-) -> Result<Identity, BearerError> {
+) -> Result<Arc<Identity>, BearerError> {
     if token.len() > jwt::MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge(token.len()).into());
     }
@@ -195,6 +197,7 @@ pub async fn verify_cached(
         return Ok(identity);
     }
     let (identity, exp) = verify_with_exp(token, issuer, jwks, aud).await?;
+    let identity = Arc::new(identity);
     cache.store(token, aud.audience, identity.clone(), exp, aud.now);
     Ok(identity)
 }
@@ -260,11 +263,11 @@ async fn verify_with_exp(
 mod tests {
     use super::*;
 
-    fn who(sub: &str) -> Identity {
-        Identity {
+    fn who(sub: &str) -> Arc<Identity> {
+        Arc::new(Identity {
             sub: sub.to_owned(),
             ..Identity::default()
-        }
+        })
     }
 
     #[test]
@@ -276,7 +279,7 @@ mod tests {
         cache.store(token, "api", who("alice"), 100, 0);
 
         assert_eq!(
-            cache.lookup(token, "api", 1).map(|i| i.sub),
+            cache.lookup(token, "api", 1).map(|i| i.sub.clone()),
             Some("alice".to_owned())
         );
         assert!(

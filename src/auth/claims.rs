@@ -13,6 +13,7 @@ pub fn identity(claims: &Map<String, Value>, roles_claim: &[String]) -> Identity
         name: text(claims, "name"),
         preferred_username: text(claims, "preferred_username"),
         roles: roles(claims, roles_claim),
+        ..Identity::default()
     }
 }
 

@@ -664,7 +664,7 @@ impl Provider {
         &self,
         token: &str,
         aud: &Audience<'_>,
-    ) -> Result<Identity, BearerError> {
+    ) -> Result<Arc<Identity>, BearerError> {
         let ready = self.ready().map_err(|_| BearerError::NotReady)?;
         bearer::verify_cached(
             &self.bearer_cache,

@@ -8,6 +8,9 @@
 //! `X-Forwarded-User`), so every spelling is removed, as linkerd removes
 //! `l5d-client-id`.
 
+use std::fmt;
+use std::sync::OnceLock;
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Identity;
@@ -102,22 +105,86 @@ fn canonical_byte(b: u8) -> u8 {
 /// cannot be a header as it is (non-ASCII names, control characters) is
 /// percent-encoded, so no claim can split a header or inject another; commas
 /// inside a role are encoded so `X-Forwarded-Groups` splits unambiguously.
+///
+/// The values are encoded on an identity's first request and kept with it
+/// ([`Identity::header_values`]): a session's identity lives in the store, so
+/// its later requests only copy reference-counted values.
 pub fn set(headers: &mut HeaderMap, identity: &Identity) {
-    headers.insert(X_FORWARDED_USER.clone(), safe_value(&identity.sub));
-    if let Some(email) = &identity.email {
-        headers.insert(X_FORWARDED_EMAIL.clone(), safe_value(email));
+    let values = identity.header_values.get(identity);
+    headers.insert(X_FORWARDED_USER.clone(), values.user.clone());
+    if let Some(email) = &values.email {
+        headers.insert(X_FORWARDED_EMAIL.clone(), email.clone());
     }
-    if let Some(username) = &identity.preferred_username {
-        headers.insert(X_FORWARDED_PREFERRED_USERNAME.clone(), safe_value(username));
+    if let Some(username) = &values.username {
+        headers.insert(X_FORWARDED_PREFERRED_USERNAME.clone(), username.clone());
     }
-    let mut groups = String::new();
-    for (i, role) in identity.roles.iter().enumerate() {
-        if i > 0 {
-            groups.push(',');
+    headers.insert(X_FORWARDED_GROUPS.clone(), values.groups.clone());
+}
+
+/// The identity headers' values for one identity, encoded.
+#[derive(Debug)]
+struct Values {
+    user: HeaderValue,
+    email: Option<HeaderValue>,
+    username: Option<HeaderValue>,
+    groups: HeaderValue,
+}
+
+impl Values {
+    fn of(identity: &Identity) -> Self {
+        let mut groups = String::new();
+        for (i, role) in identity.roles.iter().enumerate() {
+            if i > 0 {
+                groups.push(',');
+            }
+            encode_into(&mut groups, role, true);
         }
-        encode_into(&mut groups, role, true);
+        Values {
+            user: safe_value(&identity.sub),
+            email: identity.email.as_deref().map(safe_value),
+            username: identity.preferred_username.as_deref().map(safe_value),
+            groups: into_value(groups),
+        }
     }
-    headers.insert(X_FORWARDED_GROUPS.clone(), into_value(groups));
+}
+
+/// An identity's header values, encoded on first use and then kept.
+///
+/// It is no part of the identity it belongs to: every two are equal, it is
+/// never serialized, and a clone starts empty, so a copy whose claims are
+/// changed can never carry the values of the claims it was copied from.
+#[derive(Default)]
+pub struct Memo(OnceLock<Box<Values>>);
+
+impl Memo {
+    /// The values of `identity`, whose memo this is.
+    fn get(&self, identity: &Identity) -> &Values {
+        self.0.get_or_init(|| Box::new(Values::of(identity)))
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(encoded)"
+        } else {
+            "Memo(empty)"
+        })
+    }
 }
 
 fn safe_value(text: &str) -> HeaderValue {
@@ -208,6 +275,48 @@ mod tests {
         assert_eq!(headers["x-forwarded-preferred-username"], "100%25");
         assert_eq!(headers["x-forwarded-groups"], "admin%2Croot,user");
         assert_eq!(headers.get_all("x-forwarded-user").iter().count(), 1);
+    }
+
+    #[test]
+    fn a_copy_sets_its_own_claims_not_those_encoded_for_the_original() {
+        let alice = Identity {
+            sub: "alice".into(),
+            roles: vec!["admin".into()],
+            ..Identity::default()
+        };
+        set(&mut HeaderMap::new(), &alice); // encodes and keeps alice's values
+        let mut bob = alice.clone();
+        bob.sub = "bob".into();
+        bob.roles = vec!["viewer".into()];
+        bob.email = Some("bob@example.com".into());
+
+        let mut headers = HeaderMap::new();
+        set(&mut headers, &bob);
+        assert_eq!(headers["x-forwarded-user"], "bob");
+        assert_eq!(headers["x-forwarded-groups"], "viewer");
+        assert_eq!(headers["x-forwarded-email"], "bob@example.com");
+
+        let mut again = HeaderMap::new();
+        set(&mut again, &alice);
+        assert_eq!(again["x-forwarded-user"], "alice");
+        assert_eq!(again["x-forwarded-groups"], "admin");
+        assert!(again.get("x-forwarded-email").is_none());
+    }
+
+    #[test]
+    fn kept_values_are_no_part_of_the_identity() {
+        let alice = Identity {
+            sub: "alice".into(),
+            roles: vec!["admin".into()],
+            ..Identity::default()
+        };
+        let fresh = alice.clone();
+        set(&mut HeaderMap::new(), &alice);
+        assert_eq!(alice, fresh, "encoded values changed equality");
+        let json = serde_json::to_value(&alice).expect("an identity serializes");
+        assert!(json.get("header_values").is_none(), "{json}");
+        let back: Identity = serde_json::from_value(json).expect("and reads back");
+        assert_eq!(back, fresh);
     }
 
     #[test]

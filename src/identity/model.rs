@@ -15,4 +15,9 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Roles from `oidc.roles_claim` (SPEC §4.2).
     pub roles: Vec<String>,
+    /// The identity headers' values, encoded on the first request that sets
+    /// them (`identity::headers::set`). Not a claim: never compared,
+    /// serialized or cloned.
+    #[serde(skip)]
+    pub header_values: super::headers::Memo,
 }

@@ -66,7 +66,7 @@ pub struct ForwardContext<'a> {
     pub worker: usize,
     pub is_tls: bool,
     /// The host the client asked for (`Host`, or `:authority` on HTTP/2), as sent.
-    pub host: &'a str,
+    pub host: &'a HeaderValue,
     pub request_id: &'a HeaderValue,
     pub route: &'a str,
     /// The authorization that lets identity headers be set; `None` on public routes.
@@ -118,6 +118,8 @@ pub struct Upstream {
     clients: Vec<UpstreamClient>,
     scheme: Scheme,
     authority: Authority,
+    /// `authority` as the `Host` value, unless `pass_host_header`.
+    authority_host: HeaderValue,
     /// The upstream URL's path without its trailing `/`: a prefix for every path.
     base_path: String,
     response_timeout: Duration,
@@ -153,6 +155,8 @@ impl Upstream {
         let authority: Authority = authority_text
             .parse()
             .map_err(|e| UpstreamError::Build(format!("authority of {url}: {e}")))?;
+        let authority_host = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| UpstreamError::Build(format!("authority of {url}: {e}")))?;
         let base_path = url.path().trim_end_matches('/').to_owned();
 
         let mut http = HttpConnector::new();
@@ -182,6 +186,7 @@ impl Upstream {
             clients,
             scheme,
             authority,
+            authority_host,
             base_path,
             response_timeout: up.response_timeout,
             pass_host_header: up.pass_host_header,
@@ -343,15 +348,11 @@ impl Upstream {
         }
         headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
         let host = if self.pass_host_header {
-            HeaderValue::from_str(ctx.host).ok()
+            ctx.host
         } else {
-            None
+            &self.authority_host
         };
-        let host = host.unwrap_or_else(|| {
-            HeaderValue::from_str(self.authority.as_str())
-                .expect("an Authority is a valid header value")
-        });
-        headers.insert(header::HOST, host);
+        headers.insert(header::HOST, host.clone());
         if let Some(protocol) = upgrade {
             headers.insert(header::UPGRADE, protocol.clone());
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -448,7 +449,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
     let mut chain = ctx.peer_text.clone();
     let mut client_ip = ctx.peer_text.clone();
     let mut proto = HeaderValue::from_static(our_proto);
-    let mut host = HeaderValue::from_str(ctx.host).ok();
+    let mut host = ctx.host.clone();
     if is_trusted {
         if let Some(prior) = joined(headers, &X_FORWARDED_FOR) {
             if let Some(ip) = first_untrusted_from_right(&prior, trusted) {
@@ -463,7 +464,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
             }
         }
         if let Some(sent) = headers.get(&X_FORWARDED_HOST) {
-            host = Some(sent.clone());
+            host = sent.clone();
         }
     }
 
@@ -472,10 +473,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
     headers.insert(X_FORWARDED_FOR.clone(), chain);
     headers.insert(X_REAL_IP.clone(), client_ip);
     headers.insert(X_FORWARDED_PROTO.clone(), proto);
-    match host {
-        Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
+    headers.insert(X_FORWARDED_HOST.clone(), host);
 }
 
 /// Removes, in one walk over the names, the method overrides (always) and what
@@ -746,7 +744,7 @@ mod tests {
             peer_text: &peer_text,
             worker: 0,
             is_tls: false,
-            host: "app.example.com",
+            host: &HeaderValue::from_static("app.example.com"),
             request_id: &id,
             route: "r",
             permit: None,
@@ -778,7 +776,7 @@ mod tests {
             peer_text: &peer_text,
             worker: 0,
             is_tls: false,
-            host: "internal:4180",
+            host: &HeaderValue::from_static("internal:4180"),
             request_id: &id,
             route: "r",
             permit: None,

@@ -358,8 +358,8 @@ pub fn identity_assertion(
 pub enum Who {
     /// A browser's session: the stored record, shared with the store.
     Session(authenticate::Authenticated),
-    /// The request's own bearer token.
-    Bearer(Identity),
+    /// The request's own bearer token: the identity its cache entry holds.
+    Bearer(Arc<Identity>),
 }
 
 impl Who {
@@ -395,7 +395,7 @@ pub async fn authenticate_for(
         Some(auth) => Ok(Some(Who::Session(auth))),
         None => Err(no_session()),
     };
-    let by_bearer = |identity: Identity| Some(Who::Bearer(identity));
+    let by_bearer = |identity: Arc<Identity>| Some(Who::Bearer(identity));
     match auth {
         AuthMode::Public => Ok(None),
         AuthMode::Deny => Err(Reject::Denied),
@@ -415,7 +415,7 @@ async fn bearer_identity(
     state: &State,
     rt: &Runtime,
     headers: &http::HeaderMap,
-) -> Result<Identity, Reject> {
+) -> Result<Arc<Identity>, Reject> {
     let token = bearer::token(headers)?.ok_or(Reject::NoToken)?;
     let oidc = &rt.config.oidc;
     let audience = bearer::Audience {
@@ -444,10 +444,10 @@ fn session_end_watch(state: &State, rt: &Runtime, key: SessionKey) -> forward::S
     }
 }
 
-/// The host a request is for: `full` as sent (for `Host` upstream) and `name`
-/// lowercased without port (for matching).
+/// The host a request is for: `full` as sent (for `Host` upstream; shared with
+/// the request, not copied) and `name` lowercased without port (for matching).
 struct RequestHost {
-    full: String,
+    full: http::HeaderValue,
     name: String,
 }
 
@@ -456,14 +456,14 @@ struct RequestHost {
 fn request_host<B>(req: &Request<B>) -> Result<RequestHost, Reject> {
     let mut values = req.headers().get_all(header::HOST).iter();
     let full = match (values.next(), values.next(), req.uri().authority()) {
-        (Some(v), None, _) => v.to_str().map_err(|_| Reject::BadHost)?,
-        (None, None, Some(authority)) => authority.as_str(),
+        (Some(v), None, _) => v.clone(),
+        (None, None, Some(authority)) => {
+            http::HeaderValue::from_str(authority.as_str()).map_err(|_| Reject::BadHost)?
+        }
         _ => return Err(Reject::BadHost),
     };
-    Ok(RequestHost {
-        full: full.to_owned(),
-        name: host_name(full)?,
-    })
+    let name = host_name(full.to_str().map_err(|_| Reject::BadHost)?)?;
+    Ok(RequestHost { full, name })
 }
 
 /// The host of an authority (`Host` value), lowercased, without port. A name

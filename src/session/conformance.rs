@@ -548,6 +548,7 @@ pub(crate) fn session(sub: &str, sid: Option<&str>, now: i64) -> Session {
             name: Some("Alice Example".into()),
             preferred_username: Some("alice".into()),
             roles: vec!["admin".into(), "editor".into(), "viewer".into()],
+            ..Identity::default()
         },
         sid: sid.map(str::to_owned),
         id_token: format!("header.{}.signature", key().hex()),

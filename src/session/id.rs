@@ -28,7 +28,15 @@ impl SessionId {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        (is_shaped && URL_SAFE_NO_PAD.decode(value).is_ok()).then(|| SessionId(value.to_owned()))
+        if !is_shaped {
+            return None;
+        }
+        // Decoded onto the stack: a canonical encoding of exactly 32 bytes.
+        let mut bytes = [0u8; 36];
+        let decoded = URL_SAFE_NO_PAD.decode_slice(value, &mut bytes);
+        decoded
+            .is_ok_and(|len| len == 32)
+            .then(|| SessionId(value.to_owned()))
     }
 
     /// The cookie value.
@@ -104,6 +112,8 @@ mod tests {
             &format!("{}=", good.as_str()),
             &format!("{}x", good.as_str()),
             &good.as_str().replace(|_| true, "!"),
+            // 43 characters hold 258 bits: the last one's low two must be zero.
+            &format!("{}B", &good.as_str()[..42]),
         ] {
             assert!(SessionId::parse(bad).is_none(), "{bad:?}");
         }
