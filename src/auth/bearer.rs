@@ -41,6 +41,9 @@ impl BearerError {
             BearerError::Token(JwtError::Audience(_)) => "the token is for another audience",
             BearerError::Token(JwtError::Issuer(_)) => "the token is from another issuer",
             BearerError::Token(JwtError::Signature) => "bad signature",
+            BearerError::Token(JwtError::DuplicateMember { .. }) => {
+                "the token has duplicate claim names"
+            }
             BearerError::Token(_)
             | BearerError::Type(_)
             | BearerError::NoSubject

@@ -23,6 +23,12 @@ pub fn identity(claims: &Map<String, Value>, roles_claim: &[String]) -> Identity
 /// such as `https://app.example.com/roles` contain dots and slashes), otherwise
 /// a dotted path into nested objects (`realm_access.roles`). A value is an array
 /// of strings or one space- or comma-separated string.
+///
+/// # Security
+/// In an array, each string element is one role exactly as written: `"admin "`
+/// or `"Admin"` is not `admin`. Trimming or folding here would grant a role the
+/// provider never issued to a token the app (or another verifier reading the
+/// same claim) sees differently. Non-string elements grant nothing.
 pub fn roles(claims: &Map<String, Value>, roles_claim: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for place in roles_claim {
@@ -50,7 +56,6 @@ fn role_values(value: Option<&Value>) -> Vec<String> {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)
-            .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
@@ -117,6 +122,24 @@ mod tests {
         assert_eq!(
             roles(&c, &["roles".into(), "groups".into()]),
             ["admin", "user", "ops", "dev"]
+        );
+    }
+
+    #[test]
+    fn array_elements_are_roles_exactly_as_written() {
+        let c = claims(json!({"roles": [
+            "admin ", " admin", "Admin", "ADMIN", "admin\u{0}", "\tadmin", ["admin"],
+            {"admin": true}, 1, true, null, "", "ops"
+        ]}));
+        let found = roles(&c, &["roles".into()]);
+        assert!(!found.iter().any(|r| r == "admin"), "{found:?}");
+        assert!(
+            found.iter().any(|r| r == "ops"),
+            "positive control: {found:?}"
+        );
+        assert!(
+            found.iter().any(|r| r == "admin "),
+            "kept as written: {found:?}"
         );
     }
 

@@ -3,11 +3,16 @@
 //! Order matters: the algorithm comes from the provider's key, never from the
 //! token (a token cannot choose `none` or HMAC); the signature is checked before
 //! any claim is believed; time claims are checked against the injected clock.
+//! Before any of that, a header or payload that names a member twice is refused
+//! (RFC 7519 §4): we and the app must not read two different tokens.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use super::jwks::{Jwks, JwksError};
+use super::strict_json::{self, DuplicateMember};
 
 /// Tokens larger than this are refused before any parsing (a provider's tokens
 /// are a few KiB; a huge one is an attack on the parser or the cache).
@@ -23,6 +28,16 @@ pub enum JwtError {
     /// (`alg: none` lands here: no such algorithm exists for us).
     #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header or payload JSON names a member twice, at any depth (RFC 7519
+    /// §4). We would read the last, another parser the first: refused before
+    /// anything in the token is believed.
+    #[error("token {part} has duplicate member name {name:?}")]
+    DuplicateMember {
+        /// `"header"` or `"payload"`.
+        part: &'static str,
+        /// The repeated name, unescaped and cut for logs.
+        name: String,
+    },
     /// The header lists `crit` extensions, none of which we implement (RFC 7515 §4.1.11).
     #[error("token header has critical extensions {0:?}")]
     CriticalHeader(Vec<String>),
@@ -79,6 +94,7 @@ pub async fn verify(token: &str, jwks: &Jwks, expect: &Expect<'_>) -> Result<Ver
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::TooLarge(token.len()));
     }
+    refuse_duplicate_members(token)?;
     let header = decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
     if let Some(crit) = header.crit.clone().filter(|c| !c.is_empty()) {
         return Err(JwtError::CriticalHeader(crit));
@@ -112,6 +128,39 @@ pub async fn verify(token: &str, jwks: &Jwks, expect: &Expect<'_>) -> Result<Ver
         typ: header.typ,
         claims: data.claims,
     })
+}
+
+/// Refuses a token whose header or payload names a member twice.
+///
+/// Runs on the same segments jsonwebtoken decodes next (the first two of
+/// exactly three, URL-safe base64 without padding, as it reads them). A token
+/// this cannot split or decode is refused here as malformed rather than left
+/// to jsonwebtoken: a lenient path around the check would be a way past it.
+fn refuse_duplicate_members(token: &str) -> Result<(), JwtError> {
+    let mut segments = token.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(JwtError::Malformed("not three segments".to_owned()));
+    };
+    for (part, segment) in [("header", header), ("payload", payload)] {
+        let json = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|e| JwtError::Malformed(format!("{part}: {e}")))?;
+        match strict_json::refuse_duplicate_members(&json) {
+            Ok(()) => {}
+            Err(DuplicateMember::Found { name }) => {
+                return Err(JwtError::DuplicateMember { part, name })
+            }
+            Err(DuplicateMember::NotJson(e)) => {
+                return Err(JwtError::Malformed(format!("{part}: {e}")))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `iss` must be one string equal to the provider's issuer (OIDC Core §3.1.3.7
@@ -185,5 +234,54 @@ pub fn audiences(claims: &Map<String, Value>) -> Vec<&str> {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    #[test]
+    fn a_member_named_twice_in_either_part_is_refused_before_parsing() {
+        let header = r#"{"alg":"RS256","kid":"k"}"#;
+        let payload = r#"{"sub":"alice","realm_access":{"roles":["admin"]}}"#;
+        assert!(refuse_duplicate_members(&token(header, payload)).is_ok());
+
+        let dup_header = r#"{"alg":"RS256","kid":"k","alg":"none"}"#;
+        assert!(matches!(
+            refuse_duplicate_members(&token(dup_header, payload)),
+            Err(JwtError::DuplicateMember { part: "header", name }) if name == "alg"
+        ));
+        let dup_payload = r#"{"sub":"alice","realm_access":{"roles":[],"r\u006fles":["admin"]}}"#;
+        assert!(matches!(
+            refuse_duplicate_members(&token(header, dup_payload)),
+            Err(JwtError::DuplicateMember { part: "payload", name }) if name == "roles"
+        ));
+    }
+
+    #[test]
+    fn a_token_the_check_cannot_read_is_malformed_not_waved_through() {
+        let good = token(r#"{"alg":"RS256"}"#, r#"{"sub":"alice"}"#);
+        for bad in [
+            format!("{good}.extra"),
+            good.rsplit_once('.')
+                .map(|(input, _)| input.to_owned())
+                .unwrap_or_default(),
+            format!("{good}=").replacen('.', "=.", 1),
+            token("{", r#"{"sub":"alice"}"#),
+        ] {
+            assert!(
+                matches!(refuse_duplicate_members(&bad), Err(JwtError::Malformed(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -11,3 +11,4 @@ pub mod jwks;
 pub mod jwt;
 pub mod oidc;
 pub mod redirect;
+pub mod strict_json;

@@ -69,6 +69,10 @@ pub enum OidcError {
     /// `nonce` missing or not the one sent with this login.
     #[error("ID token nonce does not match the login")]
     Nonce,
+    /// `aud` names an audience that is neither this client nor one of
+    /// `oidc.trusted_audiences` (OIDC Core §3.1.3.7 step 3).
+    #[error("token names untrusted audience {0:?}")]
+    UntrustedAudience(String),
     /// `azp` missing with several audiences, or not our client.
     #[error("ID token azp {0:?} is not this client")]
     Azp(Option<String>),
@@ -199,6 +203,9 @@ pub struct Provider {
     scopes: String,
     auth_params: Vec<(String, String)>,
     roles_claim: Vec<String>,
+    /// `oidc.trusted_audiences`: what an ID or logout token's `aud` may hold
+    /// besides `client_id`.
+    trusted_audiences: Vec<String>,
     redirect_uri: String,
     leeway: i64,
     /// `oidc.jwks_refetch_interval`.
@@ -239,6 +246,7 @@ impl Provider {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             roles_claim: oidc.roles_claim.clone(),
+            trusted_audiences: oidc.trusted_audiences.clone(),
             redirect_uri,
             leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
             jwks_refetch_interval: oidc.jwks_refetch_interval,
@@ -266,6 +274,7 @@ impl Provider {
             && self.scopes == other.scopes
             && self.auth_params == other.auth_params
             && self.roles_claim == other.roles_claim
+            && self.trusted_audiences == other.trusted_audiences
             && self.redirect_uri == other.redirect_uri
             && self.leeway == other.leeway
             && self.jwks_refetch_interval == other.jwks_refetch_interval
@@ -554,6 +563,7 @@ impl Provider {
         if jwt::int_claim(&claims, "iat")?.is_none() {
             return Err(JwtError::MissingClaim("iat").into());
         }
+        check_audiences(&claims, &self.client_id, &self.trusted_audiences)?;
         check_azp(&claims, &self.client_id)?;
         if let Some(expected) = nonce {
             let found = str_claim(&claims, "nonce")?.ok_or(OidcError::Nonce)?;
@@ -584,6 +594,10 @@ impl Provider {
         if !resp.status.is_success() {
             return Err(OidcError::Userinfo(format!("answered {}", resp.status)));
         }
+        // Userinfo claims join the ID token's: a member named twice is the
+        // same parser differential as in a token.
+        super::strict_json::refuse_duplicate_members(&resp.body)
+            .map_err(|e| OidcError::Userinfo(e.to_string()))?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&resp.body).map_err(|e| OidcError::Userinfo(e.to_string()))?;
         Ok(Some(claims))
@@ -693,6 +707,8 @@ impl Provider {
             max_age: None,
         };
         let verified = jwt::verify(token, &ready.jwks, &expect).await?;
+        // Back-Channel Logout §2.6 step 3: `aud` is validated as in an ID token.
+        check_audiences(&verified.claims, &self.client_id, &self.trusted_audiences)?;
         let refuse = |why: &str| OidcError::LogoutToken(why.to_owned());
         if let Some(typ) = &verified.typ {
             if !typ.eq_ignore_ascii_case("logout+jwt") && !typ.eq_ignore_ascii_case("JWT") {
@@ -798,6 +814,29 @@ fn same_issuer(found: &str, configured: &str) -> bool {
     found == configured || found.trim_end_matches('/') == configured.trim_end_matches('/')
 }
 
+/// OIDC Core §3.1.3.7 step 3: the token must be refused if `aud` holds an
+/// audience this client does not trust. Another relying party named beside us
+/// could replay the same token at us (or we at it); only `client_id` and the
+/// operator's `oidc.trusted_audiences` may appear. (`jwt::verify` has already
+/// checked that `client_id` is among them.)
+fn check_audiences(
+    claims: &Map<String, Value>,
+    client_id: &str,
+    trusted: &[String],
+) -> Result<(), OidcError> {
+    if let Some(Value::Array(items)) = claims.get("aud") {
+        for item in items {
+            let Some(aud) = item.as_str() else {
+                return Err(JwtError::ClaimType("aud").into());
+            };
+            if aud != client_id && !trusted.iter().any(|t| t == aud) {
+                return Err(OidcError::UntrustedAudience(aud.to_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// OIDC Core §3.1.3.7 items 4 and 5: with several audiences `azp` is required, and
 /// when present it must be this client.
 fn check_azp(claims: &Map<String, Value>, client_id: &str) -> Result<(), OidcError> {
@@ -884,6 +923,24 @@ mod tests {
         assert!(check_azp(&claims(json!({"aud": ["me", "other"], "azp": "me"})), "me").is_ok());
         assert!(check_azp(&claims(json!({"aud": ["me", "other"]})), "me").is_err());
         assert!(check_azp(&claims(json!({"aud": "me", "azp": "other"})), "me").is_err());
+    }
+
+    #[test]
+    fn every_audience_must_be_this_client_or_trusted() {
+        let trusted = vec!["https://api.example.com".to_owned()];
+        let ok = |aud: Value| check_audiences(&claims(json!({ "aud": aud })), "me", &trusted);
+        assert!(ok(json!("me")).is_ok());
+        assert!(ok(json!(["me"])).is_ok());
+        assert!(ok(json!(["me", "https://api.example.com"])).is_ok());
+        for bad in [
+            json!(["me", "https://evil.example"]),
+            json!(["me", "https://api.example.com", "other"]),
+            json!(["me", "ME"]),
+            json!(["me", "me "]),
+            json!(["me", 7]),
+        ] {
+            assert!(ok(bad.clone()).is_err(), "{bad} must be refused");
+        }
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! So anything with a backslash, a control character or whitespace is refused
 //! outright, before any parsing, and a relative target must start with exactly
 //! one `/` followed by something other than `/` or `\`.
+//!
+//! An allowlist entry names a port as well as a host: `app.example.com` admits
+//! only the scheme's default port and `app.example.com:8443` only 8443, because
+//! another port on a trusted name is often another service (a dev server, an
+//! admin console) that the operator never meant to trust.
 
 use url::Url;
 
@@ -66,11 +71,48 @@ fn absolute(rd: &str, public_url: &Url, allowed_hosts: &[String]) -> Option<Stri
     let is_public_origin = url.origin() == public_url.origin();
     let is_allowed = allowed_hosts
         .iter()
-        .any(|allowed| host_matches(allowed, &host));
+        .any(|allowed| entry_admits(allowed, &host, &url));
     (is_public_origin || is_allowed).then(|| url.to_string())
 }
 
-/// `allowed` is exact or `*.example.com` (one label).
+/// Returns true if and only if the allowlist entry `allowed` (`host[:port]`, as
+/// config normalizes it) admits `host` on the port `url` would connect to.
+fn entry_admits(allowed: &str, host: &str, url: &Url) -> bool {
+    let Some((pattern, port)) = split_entry(allowed) else {
+        return false;
+    };
+    // A portless entry means "this host as users normally reach it", which is
+    // the scheme's default port, never "any port".
+    let Some(wanted) = port.or_else(|| default_port(url.scheme())) else {
+        return false;
+    };
+    host_matches(pattern, host) && url.port_or_known_default() == Some(wanted)
+}
+
+/// `host` or `host:PORT` into the host pattern and the port, or `None` for an
+/// entry config would have refused (so a bad entry admits nothing).
+fn split_entry(allowed: &str) -> Option<(&str, Option<u16>)> {
+    let Some((pattern, port)) = allowed.rsplit_once(':') else {
+        return Some((allowed, None));
+    };
+    // `u16::from_str` takes a leading `+`; an entry is plain digits only.
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+    Some((pattern, Some(port)))
+}
+
+/// The port a browser uses for `scheme` when the URL names none.
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    }
+}
+
+/// `allowed` is exact or `*.example.com` (one label); no port.
 fn host_matches(allowed: &str, host: &str) -> bool {
     match allowed.strip_prefix('*') {
         Some(suffix) => host
@@ -161,6 +203,165 @@ mod tests {
         for rd in corpus {
             assert_eq!(check(rd), None, "{rd:?} must be refused");
         }
+    }
+
+    /// `(allowlist entry, rd)` pairs for the port rule, public origin
+    /// `https://app.example.com`.
+    const PORT_ACCEPTED: &[(&str, &str)] = &[
+        ("trusted.example.com", "https://trusted.example.com/x"),
+        // The explicit default port is the default port.
+        ("trusted.example.com", "https://trusted.example.com:443/x"),
+        (
+            "trusted.example.com:8443",
+            "https://trusted.example.com:8443/x",
+        ),
+        // An entry's port is compared with the port the URL connects to, so
+        // `:443` admits the portless https URL too.
+        ("trusted.example.com:443", "https://trusted.example.com/x"),
+        ("*.example.com", "https://team.example.com/x"),
+        ("*.example.com", "https://team.example.com:443/x"),
+        ("*.example.com:8443", "https://team.example.com:8443/x"),
+        (
+            "trusted.example.com:65535",
+            "https://trusted.example.com:65535/",
+        ),
+        ("trusted.example.com:1", "https://trusted.example.com:1/"),
+    ];
+
+    const PORT_REFUSED: &[(&str, &str)] = &[
+        // oauth2-proxy's "Invalid Port on Allowed Domain".
+        ("trusted.example.com", "https://trusted.example.com:8443/x"),
+        ("trusted.example.com", "https://trusted.example.com:80/x"),
+        ("trusted.example.com", "https://trusted.example.com:0/x"),
+        ("trusted.example.com", "https://trusted.example.com:65535/x"),
+        ("trusted.example.com:8443", "https://trusted.example.com/x"),
+        (
+            "trusted.example.com:8443",
+            "https://trusted.example.com:443/x",
+        ),
+        (
+            "trusted.example.com:8443",
+            "https://trusted.example.com:9443/x",
+        ),
+        (
+            "trusted.example.com:8443",
+            "https://trusted.example.com:18443/x",
+        ),
+        (
+            "trusted.example.com:8443",
+            "https://other.example.com:8443/x",
+        ),
+        ("*.example.com", "https://team.example.com:8443/x"),
+        ("*.example.com:8443", "https://team.example.com/x"),
+        ("*.example.com:8443", "https://team.example.com:9443/x"),
+        ("*.example.com:8443", "https://a.team.example.com:8443/x"),
+        // Out of range: the URL does not parse.
+        ("trusted.example.com", "https://trusted.example.com:65536/x"),
+        (
+            "trusted.example.com:65535",
+            "https://trusted.example.com:65536/x",
+        ),
+        // Entries config refuses admit nothing here either.
+        ("trusted.example.com:0", "https://trusted.example.com:0/x"),
+        (
+            "trusted.example.com:*",
+            "https://trusted.example.com:8443/x",
+        ),
+        ("trusted.example.com:*", "https://trusted.example.com/x"),
+        ("trusted.example.com:", "https://trusted.example.com/x"),
+        (
+            "trusted.example.com:+8443",
+            "https://trusted.example.com:8443/x",
+        ),
+        ("trusted.example.com:99999", "https://trusted.example.com/x"),
+        // Userinfo before the port: refused whatever the port says.
+        (
+            "trusted.example.com:8443",
+            "https://user@trusted.example.com:8443/x",
+        ),
+        (
+            "trusted.example.com:8443",
+            "https://u:p@trusted.example.com:8443/x",
+        ),
+        (
+            "trusted.example.com",
+            "https://trusted.example.com:8443@evil.com/x",
+        ),
+        (
+            "trusted.example.com:8443",
+            "https://trusted.example.com:8443@evil.com/x",
+        ),
+        ("evil.com", "https://trusted.example.com:443@evil.com/x"),
+    ];
+
+    fn check_with(entry: &str, rd: &str, public: &Url) -> Option<String> {
+        checked(rd, public, &[entry.to_owned()])
+    }
+
+    #[test]
+    fn allowlist_entries_admit_only_their_port() {
+        let mut wrong = Vec::new();
+        for (entry, rd) in PORT_ACCEPTED {
+            if check_with(entry, rd, &public()).is_none() {
+                wrong.push(format!("refused: {entry:?} {rd:?}"));
+            }
+        }
+        for (entry, rd) in PORT_REFUSED {
+            if let Some(target) = check_with(entry, rd, &public()) {
+                wrong.push(format!("accepted: {entry:?} {rd:?} -> {target:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_portless_entry_admits_the_default_port_of_each_scheme() {
+        // Only an http public origin lets http targets through at all.
+        let public = Url::parse("http://app.example.com").expect("url");
+        let entry = "trusted.example.com";
+        for rd in [
+            "http://trusted.example.com/x",
+            "http://trusted.example.com:80/x",
+            "https://trusted.example.com/x",
+            "https://trusted.example.com:443/x",
+        ] {
+            assert!(check_with(entry, rd, &public).is_some(), "{rd} refused");
+        }
+        // 443 is https's default, not http's, and the other way round.
+        for rd in [
+            "http://trusted.example.com:443/x",
+            "https://trusted.example.com:80/x",
+            "http://trusted.example.com:8080/x",
+        ] {
+            assert_eq!(check_with(entry, rd, &public), None, "{rd} accepted");
+        }
+        let entry = "trusted.example.com:8080";
+        assert!(check_with(entry, "http://trusted.example.com:8080/", &public).is_some());
+        assert_eq!(
+            check_with(entry, "http://trusted.example.com/", &public),
+            None
+        );
+    }
+
+    #[test]
+    fn the_public_origin_is_admitted_by_origin_not_by_the_allowlist() {
+        let public = Url::parse("https://app.example.com:8443").expect("url");
+        assert!(checked("https://app.example.com:8443/x", &public, &[]).is_some());
+        assert_eq!(checked("https://app.example.com/x", &public, &[]), None);
+        assert_eq!(
+            checked("https://app.example.com:9443/x", &public, &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn the_explicit_default_port_is_normalized_away() {
+        let target = check_with(
+            "trusted.example.com",
+            "https://trusted.example.com:443/x",
+            &public(),
+        );
+        assert_eq!(target.as_deref(), Some("https://trusted.example.com/x"));
     }
 
     #[test]

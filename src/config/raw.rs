@@ -30,6 +30,7 @@ pub(super) struct RawServer {
     pub trusted_proxies: Option<Vec<String>>,
     pub tls: Option<RawTls>,
     pub allowed_redirect_hosts: Option<Vec<String>>,
+    pub allowed_origins: Option<Vec<String>>,
     pub post_logout_url: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub header_read_timeout: Option<DurationText>,
@@ -59,6 +60,7 @@ pub(super) struct RawUpstream {
     pub url: Option<String>,
     pub pass_access_token: Option<Flag>,
     pub pass_host_header: Option<Flag>,
+    pub forward_client_authorization: Option<Flag>,
     pub connect_timeout: Option<DurationText>,
     pub response_timeout: Option<DurationText>,
     pub ca_file: Option<PathBuf>,
@@ -77,6 +79,7 @@ pub(super) struct RawOidc {
     pub auth_params: Option<BTreeMap<String, String>>,
     pub roles_claim: Option<OneOrMany>,
     pub audience: Option<String>,
+    pub trusted_audiences: Option<Vec<String>>,
     pub clock_leeway: Option<DurationText>,
     pub jwks_refetch_interval: Option<DurationText>,
 }

@@ -54,7 +54,7 @@ pub(super) fn is_hostname(name: &str) -> bool {
         })
 }
 
-/// A host pattern (`route.host`, `server.allowed_redirect_hosts`): a hostname, or
+/// A host pattern (`route.host`, and the host of [`redirect_host`]): a hostname, or
 /// `*.` and a hostname for exactly one label more. Lowercased; no port.
 pub(super) fn host_pattern(text: &str) -> Result<String, String> {
     let lower = text.trim().to_ascii_lowercase();
@@ -67,6 +67,42 @@ pub(super) fn host_pattern(text: &str) -> Result<String, String> {
         Err(format!(
             "invalid host {text:?}, expected a hostname such as \"app.example.com\" or \"*.example.com\""
         ))
+    }
+}
+
+/// A `server.allowed_redirect_hosts` entry: a [`host_pattern`] and an optional
+/// `:PORT` (1–65535, digits only), normalized to lowercase `host[:port]`.
+///
+/// There is no "any port" form: `host` admits the scheme's default port and
+/// `host:8443` only 8443, so a wildcard or empty port is refused rather than
+/// read as one of those.
+pub(super) fn redirect_host(text: &str) -> Result<String, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (host, port) = match lower.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (lower.as_str(), None),
+    };
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if !is_hostname(name) {
+        return Err(format!(
+            "invalid redirect host {text:?}, expected a hostname such as \"app.example.com\" \
+             or \"*.example.com\", optionally with a port such as \":8443\""
+        ));
+    }
+    let Some(port) = port else {
+        return Ok(lower);
+    };
+    let number = Some(port)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|&n| n != 0);
+    match number {
+        // Written back as a number, so `:08443` and `:8443` are one entry.
+        Some(n) => Ok(format!("{host}:{n}")),
+        None => Err(format!(
+            "invalid port in redirect host {text:?}, expected a number from 1 to 65535 \
+             (without a port only the scheme's default port is allowed; there is no \"any port\")"
+        )),
     }
 }
 

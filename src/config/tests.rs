@@ -1015,6 +1015,26 @@ const REFUSED: &[Case] = &[
     ),
     case(
         "server",
+        r#"allowed_redirect_hosts = ["trusted.example.com:*"]"#,
+        "server.allowed_redirect_hosts[0]",
+    ),
+    case(
+        "server",
+        r#"allowed_redirect_hosts = ["trusted.example.com:0"]"#,
+        "server.allowed_redirect_hosts[0]",
+    ),
+    case(
+        "server",
+        r#"allowed_redirect_hosts = ["trusted.example.com:99999"]"#,
+        "server.allowed_redirect_hosts[0]",
+    ),
+    case(
+        "server",
+        r#"allowed_redirect_hosts = ["trusted.example.com:abc"]"#,
+        "server.allowed_redirect_hosts[0]",
+    ),
+    case(
+        "server",
         r#"post_logout_url = "//evil.example""#,
         "server.post_logout_url",
     ),
@@ -1418,6 +1438,11 @@ const ACCEPTED: &[Case] = &[
         "",
     ),
     case("server", r#"post_logout_url = "/signed-out""#, ""),
+    case(
+        "server",
+        r#"allowed_redirect_hosts = ["trusted.example.com:8443", "*.apps.example.com"]"#,
+        "",
+    ),
     case("upstream", r#"ca_file = "{file}""#, ""),
     env_case(
         &[(
@@ -1576,4 +1601,87 @@ fn odd_keys_are_quoted_in_problems() {
     assert!(keys.contains("\"\""), "{keys:?}");
     assert!(keys.contains("\"a\\nb\""), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("\"x\\ty\"")), "{keys:?}");
+}
+
+/// Compiles [`MINIMAL`] with `lines` added to `[server]`.
+fn load_server_lines(lines: &str) -> Result<Config, ConfigError> {
+    let dir = Dir::new();
+    let text = with_lines(&dir, "server", lines);
+    load_with_env(&dir.write("portcullis.toml", &text), &[])
+}
+
+/// See: issue 18. A redirect host may name a port (a portless entry admits only
+/// the scheme's default port); entries are stored lowercase, the port as a
+/// plain number.
+#[test]
+fn redirect_hosts_take_an_optional_port_and_are_normalized() {
+    let config = load_server_lines(
+        r#"allowed_redirect_hosts = ["Trusted.Example.com:08443", "*.apps.example.com", "*.Ports.example.com:65535", "one.example.com:1"]"#,
+    )
+    .unwrap_or_else(|err| panic!("expected a valid configuration, got:\n{err}"));
+    assert_eq!(
+        config.server.allowed_redirect_hosts,
+        [
+            "trusted.example.com:8443",
+            "*.apps.example.com",
+            "*.ports.example.com:65535",
+            "one.example.com:1",
+        ]
+    );
+}
+
+/// See: issue 18. There is no "any port" and no port outside 1–65535; each
+/// bad entry is reported under its own index, quoting the value and saying
+/// what a port must be.
+#[test]
+fn redirect_host_ports_outside_1_to_65535_are_refused_naming_the_entry() {
+    let bad = [
+        "trusted.example.com:*",
+        "trusted.example.com:0",
+        "trusted.example.com:99999",
+        "trusted.example.com:65536",
+        "trusted.example.com:abc",
+        "trusted.example.com:",
+        "trusted.example.com:+8443",
+        "trusted.example.com:-1",
+        "*.example.com:*",
+    ];
+    let quoted: Vec<String> = bad.iter().map(|b| format!("{b:?}")).collect();
+    let found = problems(load_server_lines(&format!(
+        "allowed_redirect_hosts = [\"ok.example.com:8443\", {}]",
+        quoted.join(", ")
+    )));
+    assert_eq!(found.len(), bad.len(), "{found:?}");
+    for (i, entry) in bad.iter().enumerate() {
+        let key = format!("server.allowed_redirect_hosts[{}]", i + 1);
+        let problem = found
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem under {key} for {entry:?}: {found:?}"));
+        assert!(
+            problem.message.contains(&format!("{entry:?}")),
+            "{problem:?}"
+        );
+        assert!(problem.message.contains("1 to 65535"), "{problem:?}");
+    }
+}
+
+/// Only hostnames, as before: an IP literal in brackets is not a redirect host,
+/// and `route.host` stays port-free.
+#[test]
+fn redirect_hosts_are_hostnames_and_route_hosts_take_no_port() {
+    let found = problems(load_server_lines(
+        r#"allowed_redirect_hosts = ["[::1]:8443", "evil.com/x:8443"]"#,
+    ));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from([
+            "server.allowed_redirect_hosts[0]".to_owned(),
+            "server.allowed_redirect_hosts[1]".to_owned(),
+        ])
+    );
+    let dir = Dir::new();
+    let text = with_lines(&dir, "route", "[[route]]\nhost = \"app.example.com:8443\"");
+    let found = problems(load_with_env(&dir.write("p.toml", &text), &[]));
+    assert!(found.iter().any(|p| p.key.contains("host")), "{found:?}");
 }

@@ -48,6 +48,10 @@ pub struct Server {
     /// `server.allowed_redirect_hosts`: hosts (exact or `*.example.com`) a post-login
     /// `rd` may name besides the public origin (SPEC §4.1).
     pub allowed_redirect_hosts: Vec<String>,
+    /// `server.allowed_origins`: origins (`scheme://host[:port]`, serialized as
+    /// browsers send `Origin`) besides the public origin whose pages may open a
+    /// WebSocket on a session route (SPEC §7). Never `null`.
+    pub allowed_origins: Vec<String>,
     /// `server.post_logout_url`, default `/`.
     pub post_logout_url: String,
     /// `server.templates_dir`: a directory whose `error.html` replaces the
@@ -118,6 +122,10 @@ pub struct Upstream {
     /// `upstream.pass_host_header`, default true: forward the client's `Host`
     /// (as nginx `proxy_set_header Host $host`); false sends the upstream's own.
     pub pass_host_header: bool,
+    /// `upstream.forward_client_authorization`, default false: forward the
+    /// client's own `Authorization` on routes authenticated by a session (for
+    /// apps that do their own Basic auth behind the proxy; SPEC §7).
+    pub forward_client_authorization: bool,
     /// `upstream.connect_timeout`, default `5s`: failing to connect in time is 502.
     #[serde(serialize_with = "serialize_duration")]
     pub connect_timeout: Duration,
@@ -151,6 +159,9 @@ pub struct Oidc {
     pub roles_claim: Vec<String>,
     /// `oidc.audience`: expected `aud` of bearer tokens; `None` = `client_id`.
     pub audience: Option<String>,
+    /// `oidc.trusted_audiences`: audiences besides `client_id` an ID token or
+    /// logout token may also name (OIDC Core §3.1.3.7 step 3); default none.
+    pub trusted_audiences: Vec<String>,
     /// `oidc.clock_leeway`, default `60s`.
     #[serde(serialize_with = "serialize_duration")]
     pub clock_leeway: Duration,

@@ -5,4 +5,5 @@
 
 pub mod authorize;
 pub mod normalize;
+pub mod origin;
 pub mod route;

@@ -16,7 +16,8 @@
 //! - escapes of unreserved characters are decoded (`/%61dmin` is `/admin`) and
 //!   every other escape is kept with uppercase hex (RFC 3986 §6.2.2);
 //! - escapes that some stack would turn into a delimiter are refused: `%2F`,
-//!   `%5C`, `%3B`, NUL and other controls, `%25` before two hex digits (an app
+//!   `%5C`, `%3B`, `%23` and `%3F` (a decoded `#` or `?` ends the path for a
+//!   stack that decodes before it parses), NUL and other controls, `%25` before two hex digits (an app
 //!   that decodes twice), and percent-encoded bytes that are not UTF-8 (overlong
 //!   `%C0%AF` is `/` to a lenient decoder);
 //! - runs of `/` are merged and dot segments are resolved after decoding
@@ -139,6 +140,12 @@ pub enum PathError {
     /// `%3B`: an app that decodes before cutting `;params` cuts where rules did not.
     #[error("encoded semicolon {escape:?} in path")]
     EncodedSemicolon { escape: String },
+    /// `%23` or `%3F`: a stack that decodes the path and then parses it again
+    /// ends the path at the decoded `#` or `?`, so `/public/x%23/../admin` is
+    /// `/public/x` to it while rules saw `/admin` (oauth2-proxy
+    /// GHSA-pxq7-h93f-9jrg, Traefik GHSA-fvhj-4qfh-q2hm, Envoy CVE-2021-32779).
+    #[error("encoded path delimiter {escape:?} in path")]
+    EncodedDelimiter { escape: String },
     /// `%00`: C and Java stacks may end the path there.
     #[error("encoded nul {escape:?} in path")]
     EncodedNul { escape: String },
@@ -424,6 +431,7 @@ fn write_escapes(segment: &[u8], at: usize, out: &mut String) -> Result<usize, P
         b'/' => Err(PathError::EncodedSlash { escape: escape() }),
         b'\\' => Err(PathError::EncodedBackslash { escape: escape() }),
         b';' => Err(PathError::EncodedSemicolon { escape: escape() }),
+        b'#' | b'?' => Err(PathError::EncodedDelimiter { escape: escape() }),
         0 => Err(PathError::EncodedNul { escape: escape() }),
         0x01..=0x1F | 0x7F => Err(PathError::EncodedControl { escape: escape() }),
         _ if is_unreserved(byte) => {

@@ -89,6 +89,8 @@ async fn forward_auth(
 
     let who =
         super::authenticate_for(state, rt, ex, rule.auth, headers, &target, may_redirect).await?;
+    // The front proxy passes the browser's `Origin` and `Sec-WebSocket-*` on.
+    super::check_websocket_origin(rt, who.as_ref(), headers)?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CACHE_CONTROL, "no-store")
@@ -190,7 +192,12 @@ fn described_request(
         match text {
             Some(m) => {
                 let method = Method::from_bytes(m.as_bytes()).map_err(|_| ambiguous("method"))?;
-                super::check_method(&method)?;
+                // A front proxy that forwards TRACE gets 403 here (nginx's
+                // `auth_request` turns any status but 2xx, 401 and 403 into 500).
+                super::check_method(&method).map_err(|reject| match reject {
+                    Reject::MethodRefused => Reject::Denied,
+                    other => other,
+                })?;
                 Ok(method)
             }
             None => Ok(own_method.clone()),
@@ -290,23 +297,39 @@ fn login(
 }
 
 /// `GET /callback`: the provider sends the browser back with a code (or an error).
+///
+/// # Security
+/// A login state is one-time whatever the outcome: as soon as the callback
+/// names the pending login, that login is ended (its `state` recorded as used
+/// and its cookie cleared) before anything the provider sent is looked at. An
+/// `error=` callback, an expired login or a foreign `iss` therefore leave no
+/// `state` that a later callback with a code could still use.
 async fn callback(
     state: &State,
     rt: &Runtime,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Response<Body>, Reject> {
-    let state_param =
-        query_param(query, "state").ok_or(Reject::Login(LoginFailure::MissingState))?;
+    let state_param = query_param(query, "state").ok_or(Reject::Login {
+        failure: LoginFailure::MissingState,
+        clear: None,
+    })?;
     let cookie_name = rt.cookies.login_name(&state_param);
     let pending = open_pending(state, rt, headers, &cookie_name)?;
     let clear_login = rt.cookies.clear_login(&cookie_name);
-    let fail = |failure: LoginFailure| Reject::Login(failure);
+    let fail = |failure: LoginFailure| Reject::Login {
+        failure,
+        clear: Some(clear_login.clone()),
+    };
 
     if !bool::from(pending.login.state.as_bytes().ct_eq(state_param.as_bytes())) {
         return Err(fail(LoginFailure::StateMismatch));
     }
     let now = state.clock.now();
+    consume_state(state, &state_param, now).map_err(|failure| match failure {
+        Some(failure) => fail(failure),
+        None => Reject::ProviderUnavailable,
+    })?;
     if now - pending.created_at > authenticate_login_ttl() {
         return Err(fail(LoginFailure::Expired { rd: pending.rd }));
     }
@@ -322,21 +345,6 @@ async fn callback(
         if iss != expected {
             return Err(fail(LoginFailure::IssuerMismatch { rd: pending.rd }));
         }
-    }
-    // A login state is good for one callback, even if its cookie is replayed.
-    // Bounded: a flood of logins must not grow memory without limit.
-    if state.used_states.len() >= MAX_USED_STATES {
-        state.sweep_caches();
-        if state.used_states.len() >= MAX_USED_STATES {
-            return Err(Reject::ProviderUnavailable);
-        }
-    }
-    if state
-        .used_states
-        .insert(state_param.clone(), now + authenticate_login_ttl())
-        .is_some()
-    {
-        return Err(fail(LoginFailure::Replayed));
     }
     let code = query_param(query, "code").ok_or(fail(LoginFailure::MissingCode))?;
     let tokens = match rt.provider.complete_login(&code, &pending.login).await {
@@ -393,6 +401,31 @@ async fn callback(
     ))
 }
 
+/// Records `state_param` as used: a login state is good for one callback,
+/// even if its cookie is replayed. Bounded: a flood of logins must not grow
+/// memory without limit.
+///
+/// # Errors
+/// `Some(LoginFailure::Replayed)` when it was used before; `None` when the
+/// bound is reached even after sweeping (503: no login can be checked safely).
+fn consume_state(state: &State, state_param: &str, now: i64) -> Result<(), Option<LoginFailure>> {
+    if state.used_states.len() >= MAX_USED_STATES {
+        state.sweep_caches();
+        if state.used_states.len() >= MAX_USED_STATES {
+            return Err(None);
+        }
+    }
+    let until = now + authenticate_login_ttl();
+    if state
+        .used_states
+        .insert(state_param.to_owned(), until)
+        .is_some()
+    {
+        return Err(Some(LoginFailure::Replayed));
+    }
+    Ok(())
+}
+
 fn authenticate_login_ttl() -> i64 {
     i64::try_from(crate::session::cookie::LOGIN_TTL.as_secs()).unwrap_or(600)
 }
@@ -403,7 +436,10 @@ fn open_pending(
     headers: &HeaderMap,
     cookie_name: &str,
 ) -> Result<PendingLogin, Reject> {
-    let unknown = || Reject::Login(LoginFailure::UnknownState);
+    let unknown = || Reject::Login {
+        failure: LoginFailure::UnknownState,
+        clear: None,
+    };
     let sealed = rt.cookies.one(headers, cookie_name).ok_or_else(unknown)?;
     let plain = state
         .login_sealer

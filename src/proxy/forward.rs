@@ -126,6 +126,8 @@ pub struct Upstream {
     pass_host_header: bool,
     trusted_proxies: Vec<IpNet>,
     pass_access_token: bool,
+    /// `upstream.forward_client_authorization`.
+    forward_client_authorization: bool,
     /// `server.max_body_bytes`.
     max_body_bytes: Option<u64>,
     /// The session cookie's base name: its cookies are never forwarded.
@@ -192,6 +194,7 @@ impl Upstream {
             pass_host_header: up.pass_host_header,
             trusted_proxies: config.server.trusted_proxies.clone(),
             pass_access_token: up.pass_access_token,
+            forward_client_authorization: up.forward_client_authorization,
             max_body_bytes: config.server.max_body_bytes,
             cookie_name: config.session.cookie_name.clone(),
             metrics,
@@ -281,6 +284,7 @@ impl Upstream {
             }
             (false, _) => remove_hop_by_hop(resp.headers_mut()),
         }
+        strip_upstream_claims(resp.headers_mut(), &self.cookie_name);
         Ok(resp.map(|body| super::body::streamed(body, None)))
     }
 
@@ -327,8 +331,7 @@ impl Upstream {
         headers.remove(header::EXPECT);
         identity::headers::strip(headers);
         strip_own_cookies(headers, &self.cookie_name);
-        if self.pass_access_token && !ctx.via_bearer {
-            // The app trusts `Authorization` to be the proxy's: a client's own never passes.
+        if self.drops_client_authorization(ctx) {
             headers.remove(header::AUTHORIZATION);
         }
         set_forwarded(headers, ctx, &self.trusted_proxies);
@@ -358,6 +361,83 @@ impl Upstream {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
     }
+}
+
+impl Upstream {
+    /// Returns true if and only if the client's own `Authorization` must not
+    /// reach the app (SPEC §7).
+    ///
+    /// # Security
+    /// On a route authenticated by a session the app would otherwise see a
+    /// credential the client chose (`Bearer <anything>`, `Basic ...`) beside the
+    /// identity the proxy vouches for, and an app that also accepts API tokens
+    /// may believe it. With `pass_access_token` the header is the proxy's own
+    /// on every route. A bearer route keeps the token the proxy verified.
+    fn drops_client_authorization(&self, ctx: &ForwardContext<'_>) -> bool {
+        let by_session = ctx.permit.is_some() && !ctx.via_bearer;
+        (by_session && !self.forward_client_authorization)
+            || (self.pass_access_token && !ctx.via_bearer)
+    }
+}
+
+/// Removes from an upstream's response what only the proxy may say: a
+/// `Set-Cookie` for one of the proxy's cookies (session fixation through the
+/// app, or through anything that can inject a response header into it), and
+/// the identity headers, which a front proxy or log pipeline reading this
+/// response must never take from the app.
+pub fn strip_upstream_claims(headers: &mut HeaderMap, cookie_name: &str) {
+    identity::headers::strip(headers);
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|value| {
+            let planted = set_cookie_name(value.as_bytes());
+            let is_ours = is_own_cookie_spelling(&planted, cookie_name);
+            if is_ours {
+                tracing::warn!(cookie = %planted, "dropped the upstream's Set-Cookie for a cookie of the proxy");
+            }
+            !is_ours
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
+/// The name a browser files a `Set-Cookie` under, as it will send it back in
+/// `Cookie` (RFC 6265bis §5.7): the text before the first `;`, split at the
+/// first `=`, both sides trimmed of spaces and tabs. A cookie with an empty
+/// name (`=portcullis=x`, or no `=` at all) is sent back as its bare value,
+/// which a server reads as `portcullis=x`: its name is what precedes the
+/// value's own `=`.
+fn set_cookie_name(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    let pair = text.split(';').next().unwrap_or_default();
+    let blank: &[char] = &[' ', '\t'];
+    let (name, value) = match pair.split_once('=') {
+        Some((name, value)) => (name.trim_matches(blank), value.trim_matches(blank)),
+        None => ("", pair.trim_matches(blank)),
+    };
+    let sent_as = if name.is_empty() { value } else { name };
+    sent_as
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim_matches(blank)
+        .to_owned()
+}
+
+/// Returns true if and only if `name` is one of the proxy's cookies for `base`
+/// in any spelling some stack could take for it: any case (browsers match the
+/// `__Host-` and `__Secure-` prefixes case-insensitively; some servers fold
+/// cookie names), with or without those prefixes.
+fn is_own_cookie_spelling(name: &str, base: &str) -> bool {
+    !name.is_empty() && is_own_cookie(&name.to_ascii_lowercase(), &base.to_ascii_lowercase())
 }
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -570,6 +650,8 @@ pub fn is_own_cookie(name: &str, base: &str) -> bool {
     fn unprefixed(s: &str) -> &str {
         s.strip_prefix("__Host-")
             .or_else(|| s.strip_prefix("__Secure-"))
+            .or_else(|| s.strip_prefix("__host-"))
+            .or_else(|| s.strip_prefix("__secure-"))
             .unwrap_or(s)
     }
     let (bare, base) = (unprefixed(name), unprefixed(base));
@@ -815,6 +897,71 @@ mod tests {
         )]);
         strip_own_cookies(&mut prefixed, "__Host-sid");
         assert_eq!(prefixed["cookie"], "sid2=keep; app=1");
+    }
+
+    #[test]
+    fn a_set_cookie_is_filed_under_the_name_the_browser_sends_back() {
+        for (set_cookie, sent_as) in [
+            ("portcullis=x; Path=/", "portcullis"),
+            (" \tportcullis \t= x", "portcullis"),
+            ("=portcullis=x", "portcullis"),
+            (" = portcullis=x; Path=/", "portcullis"),
+            ("portcullis", "portcullis"),
+            ("portcullis; Path=/", "portcullis"),
+            ("__Host-portcullis=x; Secure", "__Host-portcullis"),
+            ("app=portcullis=x", "app"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                set_cookie_name(set_cookie.as_bytes()),
+                sent_as,
+                "{set_cookie:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_upstream_cannot_set_the_proxys_cookies_or_claim_identity() {
+        let mut h = headers(&[
+            ("set-cookie", "portcullis=planted; Path=/"),
+            ("set-cookie", "__Host-portcullis=planted; Path=/; Secure"),
+            ("set-cookie", "__HOST-Portcullis=planted; Path=/; Secure"),
+            ("set-cookie", "__Secure-portcullis=planted"),
+            ("set-cookie", "PORTCULLIS=planted"),
+            ("set-cookie", "=portcullis=planted"),
+            ("set-cookie", "portcullis"),
+            ("set-cookie", "portcullis_login_abc=planted"),
+            ("set-cookie", "app=1; Path=/"),
+            ("set-cookie", "portcullisx=kept"),
+            ("set-cookie", "other=portcullis=kept"),
+            ("x-auth-request-user", "admin"),
+            ("x-forwarded-user", "admin"),
+            ("X_Forwarded_Groups", "admin"),
+            ("x-portcullis-identity", "forged"),
+            ("content-type", "text/html"),
+        ]);
+        strip_upstream_claims(&mut h, "portcullis");
+        let cookies: Vec<&str> = h
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(
+            cookies,
+            ["app=1; Path=/", "portcullisx=kept", "other=portcullis=kept"]
+        );
+        assert_eq!(h.len(), 4, "left: {h:?}");
+        assert_eq!(h["content-type"], "text/html");
+        // A configured name with its own prefix: every spelling of it too.
+        let mut prefixed = headers(&[
+            ("set-cookie", "__Host-sid=planted"),
+            ("set-cookie", "sid=planted"),
+            ("set-cookie", "__host-sid_login_x=planted"),
+            ("set-cookie", "sidecar=kept"),
+        ]);
+        strip_upstream_claims(&mut prefixed, "__Host-sid");
+        assert_eq!(prefixed.get_all("set-cookie").iter().count(), 1);
+        assert_eq!(prefixed["set-cookie"], "sidecar=kept");
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::config::{AuthMode, Config};
 use crate::identity::Identity;
 use crate::policy::authorize::{self, Denial};
 use crate::policy::normalize::{self, PathError, Target};
+use crate::policy::origin::{self, OriginError, Origins};
 use crate::policy::route::RouteTable;
 use crate::session::cookie::Cookies;
 use crate::session::seal::Sealer;
@@ -78,6 +79,8 @@ impl State {
 pub struct Runtime {
     pub config: Arc<Config>,
     pub routes: RouteTable,
+    /// Who may open a WebSocket on a session route (SPEC §7).
+    pub origins: Origins,
     pub upstream: Upstream,
     pub cookies: Cookies,
     pub provider: Arc<Provider>,
@@ -96,6 +99,7 @@ impl Runtime {
         metrics: Arc<Metrics>,
     ) -> Result<Self, UpstreamError> {
         let routes = RouteTable::new(&config);
+        let origins = Origins::new(&config.server.public_url, &config.server.allowed_origins);
         let upstream = Upstream::new(&config, metrics)?;
         let cookies = Cookies::new(&config);
         // Checked readable by the config loader; a file that vanished since
@@ -109,6 +113,7 @@ impl Runtime {
             error_template,
             config: Arc::new(config),
             routes,
+            origins,
             upstream,
             cookies,
             provider,
@@ -185,6 +190,9 @@ pub enum Reject {
     /// The rule is `auth = "deny"`: 403.
     #[error("the route denies every request")]
     Denied,
+    /// A WebSocket handshake on a session route from a page of another site: 403.
+    #[error(transparent)]
+    CrossOrigin(#[from] OriginError),
     /// Authenticated, but the rule refuses this identity: 403.
     #[error("{denial}")]
     Forbidden { denial: Denial, via_bearer: bool },
@@ -206,9 +214,16 @@ pub enum Reject {
     /// An endpoint of the proxy with the wrong method: 405.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// `TRACE`, `TRACK` or `CONNECT`, on any route (see [`check_method`]): 405.
+    #[error("method refused on every route")]
+    MethodRefused,
     /// The login callback failed: 400 (403 when the user or provider refused).
-    #[error("login failed: {0}")]
-    Login(LoginFailure),
+    /// `clear` removes the login-state cookie the callback ended, if any.
+    #[error("login failed: {failure}")]
+    Login {
+        failure: LoginFailure,
+        clear: Option<http::HeaderValue>,
+    },
     /// A forward-auth request describes the original request ambiguously
     /// (several sources, repeated headers): 400.
     #[error("forward-auth request is ambiguous: {0}")]
@@ -234,12 +249,13 @@ impl Reject {
             Reject::BadTarget(_) | Reject::BadHost | Reject::BadMethod | Reject::ForwardAuth(_) => {
                 "bad_request"
             }
-            Reject::Denied | Reject::Forbidden { .. } => "forbidden",
+            Reject::Denied | Reject::Forbidden { .. } | Reject::CrossOrigin(_) => "forbidden",
             Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
             Reject::LoginRequired(_) => "redirect",
             Reject::InvalidToken(_) => "invalid_token",
             Reject::NotFound | Reject::MethodNotAllowed => "not_found",
-            Reject::Login(_) | Reject::Backchannel(_) => "refused",
+            Reject::MethodRefused => "bad_request",
+            Reject::Login { .. } | Reject::Backchannel(_) => "refused",
             Reject::StoreUnavailable(_) | Reject::ProviderUnavailable => "unavailable",
             Reject::Upstream(UpstreamError::ClientBody(_) | UpstreamError::BodyTooLarge { .. }) => {
                 "bad_request"
@@ -285,6 +301,7 @@ async fn run(
     ex.route = Some(rule.name.clone());
 
     let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &target, true).await?;
+    check_websocket_origin(rt, who.as_ref(), req.headers())?;
     let via_bearer = who.as_ref().is_some_and(Who::via_bearer);
     let permit = match &who {
         Some(who) => {
@@ -330,9 +347,42 @@ async fn run(
 /// Refuses a method with lowercase letters: HTTP methods are case-sensitive,
 /// so `get` is not `GET` to a rule with `methods = ["GET"]`, but frameworks that
 /// uppercase `REQUEST_METHOD` (Symfony, Laravel) would serve it as GET.
+///
+/// Refuses on every route, as nginx does, the methods no application behind
+/// an authenticating proxy should see: `TRACE` and IIS's `TRACK` echo the
+/// request, with the headers the proxy added, back to the page that sent it
+/// (cross-site tracing); `CONNECT` asks for a tunnel the proxy does not offer.
+///
+/// # Errors
+/// [`Reject::BadMethod`] (400) or [`Reject::MethodRefused`] (405).
 pub fn check_method(method: &http::Method) -> Result<(), Reject> {
     if method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
         return Err(Reject::BadMethod);
+    }
+    if is_refused_method(method) {
+        return Err(Reject::MethodRefused);
+    }
+    Ok(())
+}
+
+/// Returns true if and only if `method` is `TRACE`, `TRACK` or `CONNECT`.
+pub fn is_refused_method(method: &http::Method) -> bool {
+    matches!(method.as_str(), "TRACE" | "TRACK" | "CONNECT")
+}
+
+/// Refuses a WebSocket handshake authenticated by the session cookie when a
+/// browser sent it from a page of another site (SPEC §7). Bearer-authenticated
+/// and public handshakes carry no ambient credential, so they are not checked.
+///
+/// # Errors
+/// [`Reject::CrossOrigin`].
+pub fn check_websocket_origin(
+    rt: &Runtime,
+    who: Option<&Who>,
+    headers: &http::HeaderMap,
+) -> Result<(), Reject> {
+    if matches!(who, Some(Who::Session(_))) && origin::is_websocket_handshake(headers) {
+        rt.origins.check(headers)?;
     }
     Ok(())
 }

@@ -49,6 +49,11 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             "The forward-auth request describes the original request ambiguously.",
         ),
         Reject::Denied => Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page."),
+        Reject::CrossOrigin(_) => Shape::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "This connection was opened from another site and is refused.",
+        ),
         Reject::Forbidden { via_bearer, .. } => Shape {
             challenge: via_bearer.then(|| {
                 format!("{REALM}, error=\"insufficient_scope\", error_description=\"the token lacks a required role\"")
@@ -72,10 +77,16 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             ..Shape::new(StatusCode::UNAUTHORIZED, "invalid_token", "The bearer token is not valid.")
         },
         Reject::NotFound => Shape::new(StatusCode::NOT_FOUND, "not_found", "There is nothing here."),
-        Reject::MethodNotAllowed => {
+        Reject::MethodNotAllowed | Reject::MethodRefused => {
             Shape::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
         }
-        Reject::Login(failure) => login_failure(&failure),
+        Reject::Login { failure, clear } => {
+            let mut resp = page(login_failure(&failure), ex, template);
+            if let Some(clear) = clear {
+                resp.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            return resp;
+        }
         Reject::Backchannel(_) => Shape::new(StatusCode::BAD_REQUEST, "invalid_request", "The logout token is not valid."),
         Reject::StoreUnavailable(_) => Shape::new(
             StatusCode::SERVICE_UNAVAILABLE,

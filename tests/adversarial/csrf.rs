@@ -221,3 +221,144 @@ async fn login_state_cookies_stay_within_a_byte_budget() {
         Some("/kept?q=1")
     );
 }
+
+/// A login state is one-time whatever the outcome: a callback with `error=`
+/// (or with a foreign `iss`) that names the pending state ends it, so the
+/// state cannot be spent afterwards with a code, not even by a replayed
+/// login-state cookie.
+// See: issue 18 (an error callback does not consume the login state)
+#[tokio::test]
+async fn any_callback_naming_a_pending_state_ends_it() {
+    let stack = Stack::start().await;
+    for spoiler in [
+        "error=access_denied",
+        "error=login_required&error_description=again",
+        "error=server_error&iss=x",
+        "iss=https%3A%2F%2Fevil.example",
+    ] {
+        let (mut browser, page) = at_sign_in(&stack, "/x").await;
+        let callback = browser.submit_sign_in(&page, "alice").await;
+        let state = param(&callback, "state");
+        let with_login_cookie = browser.jar.clone();
+        let spoiled = stack.url(&format!("/_auth/callback?{spoiler}&state={state}"));
+        let page = browser.navigate(&spoiled).await;
+        assert!(page.status.is_client_error(), "{spoiler}: {}", page.status);
+        assert!(
+            browser.jar.len() < with_login_cookie.len(),
+            "{spoiler}: the login-state cookie was not cleared"
+        );
+        // The cookie as it was before, replayed with the provider's real code.
+        browser.jar = with_login_cookie;
+        let replay = browser.navigate(&callback).await;
+        assert_refused(&replay, &browser, spoiler);
+    }
+    // Positive control: the same flow without the spoiling callback signs in.
+    let (mut browser, page) = at_sign_in(&stack, "/x").await;
+    let callback = browser.submit_sign_in(&page, "alice").await;
+    assert_eq!(browser.navigate(&callback).await.status, StatusCode::FOUND);
+    assert!(browser.jar.contains_key("portcullis"));
+    assert_eq!(stack.echo.hits(), 0);
+}
+
+/// Sends `request` on a new connection and returns the status of the answer,
+/// without waiting for the connection to close (a 101 keeps it open).
+async fn status_of(addr: std::net::SocketAddr, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .expect("read");
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..read]);
+    }
+    crate::support::raw_status(&String::from_utf8_lossy(&head))
+}
+
+const WS_HEAD: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+/// Cross-site WebSocket hijacking: the session cookie rides on a handshake
+/// from any page, so on a session route the `Origin` a browser sends must be
+/// the public origin or one of `server.allowed_origins`.
+// See: issue 18 (cross-site WebSocket hijacking)
+#[tokio::test]
+async fn a_websocket_from_another_site_cannot_ride_the_session() {
+    let stack = Stack::start_with(crate::support::stack::StackOptions {
+        server: "allowed_origins = [\"https://admin.example.com\"]".to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let alice = stack.login("alice").await;
+    let cookie: String = alice
+        .jar
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let public = format!("http://{}", stack.addr);
+    let handshake = |path: &str, origin: Option<&str>, extra: &str| {
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n{origin}{extra}{WS_HEAD}\r\n",
+            stack.addr
+        )
+    };
+    let lookalike = format!("{public}.evil.com");
+    let other_port = format!("http://127.0.0.1:{}", stack.addr.port() + 1);
+    for origin in [
+        "https://evil.com",
+        "null",
+        lookalike.as_str(),
+        other_port.as_str(),
+        "https://admin.example.com.evil.com",
+        "http://admin.example.com",
+    ] {
+        let hits = stack.echo.hits();
+        let status = status_of(stack.addr, &handshake("/ws", Some(origin), "")).await;
+        assert_eq!(status, 403, "Origin {origin}");
+        assert_eq!(stack.echo.hits(), hits, "Origin {origin} reached the app");
+    }
+    let twice = handshake("/ws", Some(&public), "Origin: https://evil.com\r\n");
+    assert_eq!(status_of(stack.addr, &twice).await, 403, "two Origins");
+    // Positive controls: the public origin, an allowed origin, and no Origin
+    // at all (no browser sends that) open the socket.
+    for origin in [
+        Some(public.as_str()),
+        Some("https://admin.example.com"),
+        None,
+    ] {
+        let status = status_of(stack.addr, &handshake("/ws", origin, "")).await;
+        assert_eq!(status, 101, "Origin {origin:?}");
+    }
+    // A bearer-authenticated handshake carries no ambient credential: not checked.
+    let token = stack.idp.sign_jwt(
+        crate::bearer::header(&stack),
+        crate::bearer::claims(&stack, "bob", &["user"]),
+    );
+    let bearer = format!(
+        "GET /api/ws HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nOrigin: https://evil.com\r\n{WS_HEAD}\r\n",
+        stack.addr
+    );
+    assert_ne!(
+        status_of(stack.addr, &bearer).await,
+        403,
+        "bearer handshake"
+    );
+    // Forward-auth: the front proxy passes `Origin` and `Sec-WebSocket-*` on.
+    let check = |origin: &str| {
+        format!(
+            "GET /_auth/check HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nX-Original-URI: /ws\r\n\
+             Origin: {origin}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Connection: close\r\n\r\n",
+            stack.addr
+        )
+    };
+    assert_eq!(status_of(stack.addr, &check("https://evil.com")).await, 403);
+    assert_eq!(status_of(stack.addr, &check(&public)).await, 200);
+}

@@ -222,3 +222,86 @@ async fn forward_auth_never_passes_on_a_spoofed_identity() {
     let public = send(&mut Browser::default(), &front("/public/x"), &[]).await;
     assert_nothing_spoofed(&public, "nginx, public");
 }
+
+/// A browser with a session adds a credential of its own choosing; an app that
+/// also accepts API tokens would read it beside the identity the proxy
+/// vouches for (Envoy's oauth2 filter removes it by default).
+// See: issue 18 (the client's own Authorization reaches the app on session routes)
+#[tokio::test]
+async fn the_clients_own_authorization_never_reaches_the_app_on_session_routes() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let credentials = [
+        "Bearer anything",
+        "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+        "Basic YWRtaW46YWRtaW4=",
+        "Digest username=\"admin\"",
+        "Negotiate YIIB",
+        "bearer lowercase",
+    ];
+    for credential in credentials {
+        for path in ["/x", "/either/x", "/admin-not-a-rule"] {
+            // A bearer token on `login_or_bearer` is judged as one (401 here).
+            let is_bearer = credential.to_ascii_lowercase().starts_with("bearer ");
+            if path == "/either/x" && is_bearer {
+                continue;
+            }
+            let seen = send(
+                &mut alice,
+                &stack.url(path),
+                &[("authorization", credential)],
+            )
+            .await;
+            assert!(
+                seen.all("authorization").is_empty(),
+                "{path} with {credential:?}: the app saw {:?}",
+                seen.all("authorization")
+            );
+            assert_identity(&seen, path, "alice");
+        }
+    }
+    // Positive controls: a public route is not the proxy's to judge, and a
+    // bearer route forwards the token it verified.
+    let mut anonymous = Browser::default();
+    let public = send(
+        &mut anonymous,
+        &stack.url("/public/x"),
+        &[("authorization", "Basic eDp5")],
+    )
+    .await;
+    assert_eq!(public.all("authorization"), ["Basic eDp5"]);
+    let token = stack
+        .idp
+        .sign_jwt(header(&stack), claims(&stack, "bob", &["user"]));
+    let auth = format!("Bearer {token}");
+    let mut api = Browser::default();
+    let bearer = send(&mut api, &stack.url("/api/x"), &[("authorization", &auth)]).await;
+    assert_eq!(bearer.all("authorization"), [auth.as_str()]);
+    let either = send(
+        &mut api,
+        &stack.url("/either/x"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(either.all("authorization"), [auth.as_str()]);
+
+    // `upstream.forward_client_authorization = true`: for apps that do their
+    // own Basic auth behind the proxy, the client's header passes again.
+    stack
+        .reload_with(|text| {
+            text.replace(
+                "pass_access_token = false",
+                "pass_access_token = false\nforward_client_authorization = true",
+            )
+        })
+        .await
+        .expect("reload");
+    let seen = send(
+        &mut alice,
+        &stack.url("/x"),
+        &[("authorization", "Basic YWRtaW46YWRtaW4=")],
+    )
+    .await;
+    assert_eq!(seen.all("authorization"), ["Basic YWRtaW46YWRtaW4="]);
+    assert_identity(&seen, "forwarded", "alice");
+}

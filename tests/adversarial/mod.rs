@@ -13,8 +13,11 @@
 //! | `csrf` | state, PKCE, code injection and replay, mix-up |
 //! | `sessions` | fixation, tampering, replay after logout, back-channel logout and refresh failure |
 //! | `smuggling` | HTTP/1 framing: CL.TE, TE.CL, duplicate lengths, obs-fold, bare LF, oversized bodies |
+//! | `upstream_claims` | the upstream setting the proxy's cookies or sending identity headers |
+//! | `claims` | role strings trimmed or folded, ID and logout tokens with an untrusted extra audience |
 //! | `floods` | slow and idle connections, 10,000 concurrent connections, WebSocket abuse, HTTP/2 rapid reset and CONTINUATION floods |
 
+mod claims;
 mod csrf;
 mod floods;
 mod header_spoofing;
@@ -23,6 +26,7 @@ mod path_bypass;
 mod sessions;
 mod smuggling;
 mod tokens;
+mod upstream_claims;
 
 use crate::support::{base_config, Echo, Proxy};
 

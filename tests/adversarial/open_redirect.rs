@@ -236,3 +236,57 @@ async fn logout_ignores_redirect_targets_in_the_request() {
     assert_eq!(back.as_deref(), Some(stack.url("/").as_str()));
     assert!(!location.contains("evil"), "{location}");
 }
+
+// See: issue 18 (oauth2-proxy redirect validator "Invalid Port on Allowed Domain")
+/// An allowlist entry admits one port: a portless entry only the scheme's
+/// default port (written or not), `host:8443` only 8443. The public origin is
+/// plain http here, which does not refuse https targets, so each refusal below
+/// is the port rule's doing; the honoured targets beside them show that.
+#[tokio::test]
+async fn allowed_redirect_hosts_admit_only_the_port_they_name() {
+    let stack = Stack::start_with(StackOptions {
+        server: r#"allowed_redirect_hosts = ["trusted.example.com", "other.example.com:8443"]"#
+            .to_owned(),
+        extra: ROUTES.to_owned(),
+        ..StackOptions::default()
+    })
+    .await;
+    let mut wrong = Vec::new();
+    for (rd, expected) in [
+        (
+            "https://trusted.example.com/x",
+            "https://trusted.example.com/x",
+        ),
+        // The default port, written out, is the default port (and the URL
+        // parser drops it).
+        (
+            "https://trusted.example.com:443/x",
+            "https://trusted.example.com/x",
+        ),
+        (
+            "https://other.example.com:8443/x",
+            "https://other.example.com:8443/x",
+        ),
+        // The default port is the scheme's: 80 for http, not 443.
+        (
+            "http://trusted.example.com/x",
+            "http://trusted.example.com/x",
+        ),
+        ("http://trusted.example.com:443/x", "/"),
+        // Refused: another port on a portless entry, the default port on an
+        // entry that names 8443, another port on that entry.
+        ("https://trusted.example.com:8443/x", "/"),
+        ("https://trusted.example.com:80/x", "/"),
+        ("https://other.example.com/x", "/"),
+        ("https://other.example.com:443/x", "/"),
+        ("https://other.example.com:9443/x", "/"),
+        ("https://user@other.example.com:8443/x", "/"),
+        ("https://other.example.com:8443@evil.com/x", "/"),
+    ] {
+        let location = landing(&stack, rd).await;
+        if location != expected {
+            wrong.push(format!("{rd:?} -> {location:?}, expected {expected:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -83,6 +83,14 @@ const TARGETS: &[(&str, Outcome)] = &[
     ("/;x/admin", Bad),
     ("/admin%3B", Bad),
     ("/admin%3bx/y", Bad),
+    // Encoded `#` and `?`: an app that decodes, then parses, ends the path
+    // there (oauth2-proxy GHSA-pxq7-h93f-9jrg, Traefik GHSA-fvhj-4qfh-q2hm).
+    ("/admin%23", Bad),
+    ("/x%23/../admin", Bad),
+    ("/admin%23x/y", Bad),
+    ("/x%3F/../admin", Bad),
+    ("/admin%3f", Bad),
+    ("/x?y=%23%3F", Upstream("/x?y=%23%3F")),
     // NUL, controls, double encoding, malformed escapes.
     ("/admin%00", Bad),
     ("/admin%00.html", Bad),
@@ -374,4 +382,87 @@ async fn rewrite_headers_never_choose_the_rule() {
     }
     let headers = "Host: app.test\r\nX-Original-URL: /x\r\n";
     check(&proxy, &echo, b"/admin", headers, Denied).await;
+}
+
+/// A `path_regex` on a later segment, the shape of oauth2-proxy's
+/// GHSA-pxq7-h93f-9jrg (CVE-2026-41059): `/public/secret%23/ok` matched
+/// `^/public/.*/ok$`, and an app that decodes `%23` and stops at `#` served
+/// `/public/secret`.
+// See: issue 18 (encoded fragment in the path)
+#[tokio::test]
+async fn an_encoded_fragment_or_query_delimiter_never_reaches_a_path_regex() {
+    let echo = Echo::start().await;
+    let rules = r#"
+[[route]]
+name = "ok-pages"
+path_regex = "^/public/.*/ok$"
+auth = "public"
+
+[policy]
+default = "deny"
+"#;
+    let proxy = Proxy::start(&crate::support::base_config(&echo.url(), rules)).await;
+    let host = "Host: app.test\r\n";
+    check(
+        &proxy,
+        &echo,
+        b"/public/a/ok",
+        host,
+        Upstream("/public/a/ok"),
+    )
+    .await;
+    check(&proxy, &echo, b"/public/secret/x", host, Denied).await;
+    for target in [
+        "/public/secret%23/ok",
+        "/public/secret%23x/ok",
+        "/public/secret%3F/ok",
+        "/public/secret%3fa=1/ok",
+        "/public/a/..%23/ok",
+        "/public/secret;x=%23/ok",
+    ] {
+        check(&proxy, &echo, target.as_bytes(), host, Bad).await;
+    }
+}
+
+/// TRACE echoes the request, with what the proxy added, back to the page that
+/// sent it (cross-site tracing); TRACK is IIS's spelling; CONNECT asks for a
+/// tunnel. All three are 405 on every route, as nginx answers them.
+// See: issue 18 (TRACE forwarded)
+#[tokio::test]
+async fn trace_track_and_connect_are_405_on_every_route() {
+    let (echo, proxy) = super::deny_admin().await;
+    check(&proxy, &echo, b"/x", "Host: app.test\r\n", Upstream("/x")).await;
+    for method in ["TRACE", "TRACK", "CONNECT"] {
+        for target in [
+            "/x",
+            "/admin",
+            "/secret",
+            "/_auth/userinfo",
+            "/_auth/check",
+            "app.test:443",
+        ] {
+            let request = format!(
+                "{method} {target} HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            );
+            let hits = echo.hits();
+            let (status, body) = parse_response(&raw(proxy.addr, request.as_bytes()).await);
+            assert_eq!(status, 405, "{method} {target}: {body}");
+            assert_eq!(echo.hits(), hits, "{method} {target} reached the upstream");
+        }
+    }
+    // A forward-auth caller describing a TRACE gets 403 (nginx's
+    // `auth_request` accepts only 2xx, 401 and 403).
+    let request = "GET /_auth/check HTTP/1.1\r\nHost: app.test\r\nX-Original-URI: /x\r\n\
+                   X-Forwarded-Method: TRACE\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        parse_response(&raw(proxy.addr, request.as_bytes()).await).0,
+        403
+    );
+    let request = "GET /_auth/check HTTP/1.1\r\nHost: app.test\r\nX-Original-URI: /x\r\n\
+                   X-Forwarded-Method: GET\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        parse_response(&raw(proxy.addr, request.as_bytes()).await).0,
+        200,
+        "positive control: a GET described to /check is allowed on a public route"
+    );
 }

@@ -4,18 +4,21 @@
 //! bearer routes (RFC 8725 §2-3; the jku/x5u/jwk, kid traversal and algorithm
 //! confusion classes of the JWT advisories).
 //!
+//! Tokens whose header or payload names a member twice are refused on every
+//! path (RFC 7519 §4: a parser differential otherwise).
+//!
 //! Each refusal is paired with the nearest token that passes, so a check that
 //! refuses everything would fail here too.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use portcullis_devidp::Misbehaviour;
 use serde_json::{json, Value};
 
 use crate::bearer::{call, challenge, claims, header, stack};
 use crate::support::jws::{self, hs256};
-use crate::support::stack::Stack;
+use crate::support::stack::{Browser, Stack};
 use crate::support::{base_config, get, Echo, Proxy};
 
 /// Signs in as alice at a fresh browser; returns the final status and whether
@@ -332,4 +335,199 @@ async fn a_bearer_token_over_16_kib_is_refused() {
     assert_eq!(stack.echo.hits(), 0);
     let fits = call(&stack, "/api/x", &padded(10 * 1024)).await;
     assert_eq!(fits.status, StatusCode::OK, "a 14 KiB token is fine");
+}
+
+// === Duplicate member names (RFC 7519 §4) ===
+
+/// The `error_description` a bearer token with a repeated member gets.
+const DUPLICATE_DESCRIPTION: &str = "error_description=\"the token has duplicate claim names\"";
+
+/// `object`'s JSON text with `members` (raw JSON text, `"name":value,...`)
+/// added at the end: members a `serde_json` map could not hold twice.
+fn with_members(object: &Value, members: &str) -> String {
+    let text = object.to_string();
+    let body = text.strip_suffix('}').expect("a JSON object");
+    let sep = if body.ends_with('{') { "" } else { "," };
+    format!("{body}{sep}{members}}}")
+}
+
+// See: issue 18 (CVE/class: JWT duplicate member names, RFC 7519 §4)
+#[tokio::test]
+async fn bearer_tokens_naming_a_member_twice_get_401() {
+    let stack = Stack::start().await;
+    let mut base = claims(&stack, "alice", &[]);
+    let fields = base.as_object_mut().expect("claims object");
+    fields.remove("sub");
+    fields.remove("roles");
+    let mut header = header(&stack);
+    header.as_object_mut().expect("header object").remove("alg");
+    const ALG: &str = r#""alg":"RS256""#;
+    // (case, header members, payload members with the duplicate, the same
+    // without it): each control is signed through `sign_raw` too.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "sub twice",
+            ALG,
+            r#""sub":"alice","sub":"admin""#,
+            r#""sub":"alice""#,
+        ),
+        (
+            "roles twice",
+            ALG,
+            r#""sub":"alice","roles":["user"],"roles":["admin"]"#,
+            r#""sub":"alice","roles":["admin"]"#,
+        ),
+        (
+            "roles twice inside realm_access",
+            ALG,
+            r#""sub":"alice","realm_access":{"roles":["user"],"roles":["admin"]}"#,
+            r#""sub":"alice","realm_access":{"roles":["admin"]}"#,
+        ),
+        (
+            "a member twice in an object inside an array",
+            ALG,
+            r#""sub":"alice","groups":[{"id":"users"},{"id":"users","id":"admins"}]"#,
+            r#""sub":"alice","groups":[{"id":"users"},{"id":"admins"}]"#,
+        ),
+        (
+            "sub twice, the second spelled with a \\u escape",
+            ALG,
+            r#""sub":"alice","s\u0075b":"admin""#,
+            r#""s\u0075b":"admin""#,
+        ),
+    ];
+    let mut tokens = Vec::new();
+    for (what, header_members, bad, good) in cases {
+        let header = with_members(&header, header_members);
+        tokens.push((
+            *what,
+            stack.idp.sign_raw(&header, &with_members(&base, bad)),
+            stack.idp.sign_raw(&header, &with_members(&base, good)),
+        ));
+    }
+    let payload = with_members(&base, r#""sub":"alice""#);
+    tokens.push((
+        "alg twice in the header",
+        stack.idp.sign_raw(
+            &with_members(&header, r#""alg":"none","alg":"RS256""#),
+            &payload,
+        ),
+        stack.idp.sign_raw(&with_members(&header, ALG), &payload),
+    ));
+
+    for (what, bad, _) in &tokens {
+        let page = call(&stack, "/api/x", bad).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{what}");
+        let challenge = challenge(&page);
+        assert!(
+            challenge.contains("error=\"invalid_token\"")
+                && challenge.contains(DUPLICATE_DESCRIPTION),
+            "{what}: {challenge}"
+        );
+    }
+    assert_eq!(
+        stack.echo.hits(),
+        0,
+        "no token with a repeated member reached the app"
+    );
+    for (what, _, good) in &tokens {
+        let page = call(&stack, "/api/x", good).await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "control for {what}: {}",
+            page.body
+        );
+    }
+    assert_eq!(
+        stack.echo.hits(),
+        tokens.len(),
+        "every control reached the app"
+    );
+}
+
+// See: issue 18 (CVE/class: JWT duplicate member names, RFC 7519 §4)
+#[tokio::test]
+async fn an_id_token_naming_a_claim_twice_stops_the_login() {
+    let stack = Stack::start().await;
+    // `roles` is read only by the proxy; `sub` also by jsonwebtoken itself.
+    for defect in [Misbehaviour::DuplicateRoles, Misbehaviour::DuplicateSub] {
+        stack.idp.set_misbehaviour(defect);
+        let (status, has_session) = login(&stack).await;
+        assert!(
+            status.is_client_error(),
+            "{defect:?}: the login must fail, got {status}"
+        );
+        assert!(!has_session, "{defect:?}: no session cookie");
+        assert_eq!(stack.echo.hits(), 0, "the defective login reached the app");
+    }
+    stack.idp.clear_misbehaviour();
+    assert_eq!(
+        login(&stack).await,
+        (StatusCode::OK, true),
+        "the same flow without the second sub works"
+    );
+}
+
+// See: issue 18 (CVE/class: JWT duplicate member names, RFC 7519 §4)
+#[tokio::test]
+async fn a_logout_token_naming_a_member_twice_is_refused_and_ends_nothing() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let now = crate::bearer::now();
+    let header =
+        json!({"alg": "RS256", "typ": "logout+jwt", "kid": stack.idp.signing_kid()}).to_string();
+    let base =
+        json!({"iss": stack.idp.issuer(), "aud": "portcullis", "iat": now, "exp": now + 120});
+    const EVENT: &str = r#""http://schemas.openid.net/event/backchannel-logout":{}"#;
+    let events = format!(r#""events":{{{EVENT}}}"#);
+    let post = |token: String| {
+        let url = stack.url("/_auth/backchannel-logout");
+        async move {
+            Browser::default()
+                .request(
+                    Method::POST,
+                    &url,
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    &format!("logout_token={token}"),
+                )
+                .await
+                .status
+        }
+    };
+    let cases = [
+        (
+            "sub twice",
+            format!(r#""jti":"dup-1","sub":"bob","sub":"alice",{events}"#),
+        ),
+        (
+            "jti twice (the replay check keys on one of them)",
+            format!(r#""jti":"dup-2","jti":"dup-3","sub":"alice",{events}"#),
+        ),
+        (
+            "the logout event twice inside events",
+            format!(r#""jti":"dup-4","sub":"alice","events":{{{EVENT},{EVENT}}}"#),
+        ),
+    ];
+    for (what, members) in &cases {
+        let token = stack.idp.sign_raw(&header, &with_members(&base, members));
+        assert_eq!(post(token).await, StatusCode::BAD_REQUEST, "{what}");
+    }
+    assert_eq!(
+        alice.fetch(&stack.url("/x")).await.status,
+        StatusCode::OK,
+        "nothing ended"
+    );
+
+    // The same token text with one `sub` ends the session.
+    let token = stack.idp.sign_raw(
+        &header,
+        &with_members(&base, &format!(r#""jti":"dup-5","sub":"alice",{events}"#)),
+    );
+    assert_eq!(post(token).await, StatusCode::OK);
+    assert_eq!(
+        alice.fetch(&stack.url("/x")).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the control ended the session"
+    );
 }

@@ -82,6 +82,8 @@ impl Seen {
 /// - `/stream-out`: answers with two chunks, the second only after the test says so
 /// - `/stream-in`: reports each received chunk's size on a channel as it arrives
 /// - `/ws`: a WebSocket echo
+/// - `.../respond-with?h=Name:%20value&h=...`: 200 JSON [`Seen`] with each `h` as a
+///   response header (an app, or content injected into it, speaking for the proxy)
 pub struct Echo {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
@@ -202,6 +204,11 @@ async fn echo(shared: EchoShared, mut req: Request<Incoming>) -> Response<TestBo
             }
         }
     }
+    let response_headers = if path.ends_with("/respond-with") {
+        requested_headers(&seen_head.1)
+    } else {
+        Vec::new()
+    };
     let json = serde_json::json!({
         "method": seen_head.0,
         "target": seen_head.1,
@@ -210,13 +217,30 @@ async fn echo(shared: EchoShared, mut req: Request<Incoming>) -> Response<TestBo
         "body_len": body_len,
         "trailers": trailers,
     });
-    Response::builder()
+    let mut builder = Response::builder()
         .header("content-type", "application/json")
         .header("connection", "x-upstream-hop")
         .header("x-upstream-hop", "must not reach the client")
-        .header("keep-alive", "timeout=5")
-        .body(full(json.to_string()))
-        .expect("echo response")
+        .header("keep-alive", "timeout=5");
+    for (name, value) in response_headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(full(json.to_string())).expect("echo response")
+}
+
+/// The `h=Name:value` pairs of a `/respond-with` target, as header name and value.
+fn requested_headers(target: &str) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "h")
+        .filter_map(|(_, v)| {
+            let (name, value) = v.split_once(':')?;
+            Some((
+                http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+                http::HeaderValue::from_str(value.strip_prefix(' ').unwrap_or(value)).ok()?,
+            ))
+        })
+        .collect()
 }
 
 fn stream_out(shared: EchoShared) -> Response<TestBody> {

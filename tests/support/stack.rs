@@ -60,7 +60,7 @@ pub struct StackOptions {
     pub extra: String,
     /// The port users reach the proxy on, when something (nginx) sits in front.
     pub public_port: Option<u16>,
-    pub idp: Box<dyn FnOnce(&mut devidp::Config)>,
+    pub idp: Box<dyn Fn(&mut devidp::Config)>,
     pub client_auth: devidp::ClientAuth,
     /// Another upstream than the echo app (benchmarks).
     pub upstream: Option<String>,
@@ -94,8 +94,23 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Stack {
         init();
+        // `free_port` releases the port before the proxy binds it, and a
+        // parallel test's outgoing connection can take it meanwhile: retry.
+        for _ in 0..4 {
+            if let Some(stack) = Self::try_start(&options, free_port()).await {
+                stack.wait_ready().await;
+                return stack;
+            }
+        }
+        Self::try_start(&options, free_port())
+            .await
+            .expect("the proxy's port was taken five times in a row")
+    }
+
+    /// One attempt at [`Stack::start_with`] on `port`; `None` when the port
+    /// was taken before the proxy could bind it.
+    async fn try_start(options: &StackOptions, port: u16) -> Option<Stack> {
         let echo = Echo::start().await;
-        let port = free_port();
         let public = format!("http://127.0.0.1:{}", options.public_port.unwrap_or(port));
         let mut client = devidp::Client::new(
             "portcullis",
@@ -147,25 +162,32 @@ scopes = ["openid", "profile", "email", "offline_access"]
         let config = config::load_with_env(&path, &[])
             .unwrap_or_else(|e| panic!("stack config invalid:\n{e}"));
         let clock = Arc::new(ManualClock::new(now()));
-        let proxy = server::start_with(
+        let started = server::start_with(
             config,
             Options {
                 clock: clock.clone(),
             },
         )
-        .await
-        .expect("proxy starts");
+        .await;
+        let proxy = match started {
+            Ok(proxy) => proxy,
+            Err(server::ServerError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                idp.shutdown();
+                return None;
+            }
+            Err(error) => panic!("proxy starts: {error}"),
+        };
         let addr = proxy.public_addr;
-        let stack = Stack {
+        Some(Stack {
             echo,
             idp,
             proxy,
             addr,
             clock,
             dir,
-        };
-        stack.wait_ready().await;
-        stack
+        })
     }
 
     /// Waits until the proxy has discovered the provider.

@@ -161,6 +161,17 @@ impl KeySet {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
+    /// Signs the exact JSON texts given (RS256 with the current key, whatever
+    /// `header` says), so a token can carry what a `Value` cannot hold, such as
+    /// a member named twice.
+    pub(crate) fn sign_raw(&self, header: &str, claims: &str) -> String {
+        self.sign_input(&format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        ))
+    }
+
     /// A standard RS256 token: header `{alg, typ, kid}` with the current `kid`.
     pub(crate) fn sign_typed(&self, typ: &str, claims: &Value) -> String {
         let header = json!({ "typ": typ, "kid": self.current().kid() });

@@ -241,6 +241,15 @@ impl DevIdp {
         keys.sign_input(&input)
     }
 
+    /// Signs the exact JSON texts given with the current key (RS256), byte for
+    /// byte: nothing is parsed, defaulted or reordered, so a test can send what
+    /// [`DevIdp::sign_jwt`] cannot express (a member named twice, escapes,
+    /// odd whitespace). The header should name `RS256` and the current `kid`
+    /// ([`DevIdp::signing_kid`]) for the token to verify.
+    pub fn sign_raw(&self, header_json: &str, claims_json: &str) -> String {
+        self.shared.keys().sign_raw(header_json, claims_json)
+    }
+
     /// A valid RFC 9068 access token (`typ: at+jwt`) for `sub` and `client_id`,
     /// scope `openid profile email`, as the token endpoint would issue it. An
     /// unknown `sub` gets a token with no roles or profile claims.

@@ -21,6 +21,10 @@ pub enum Misbehaviour {
     WrongAudience,
     /// ID token `aud` is `[client, other]` and there is no `azp`.
     ExtraAudienceWithoutAzp,
+    /// ID token `aud` is `[client, "https://evil.example"]` with `azp` = the
+    /// client: well-formed, but names an audience the client may not trust
+    /// (OIDC Core §3.1.3.7 step 3).
+    ExtraAudienceWithAzp,
     /// ID token `azp` is another client (`aud` is right).
     WrongAzp,
     /// ID token expired an hour ago.
@@ -31,6 +35,13 @@ pub enum Misbehaviour {
     MissingIat,
     /// ID token has no `sub` (OpenID RP certification `rp-id_token-sub`).
     MissingSub,
+    /// ID token payload names `sub` twice: the user's, then `"admin"` appended
+    /// at the end of the object, properly signed. A last-wins parser reads
+    /// `admin`, a first-wins one the user (RFC 7519 §4 lets a verifier refuse).
+    DuplicateSub,
+    /// ID token payload names `roles` twice, the second `["admin"]`: a claim
+    /// only the relying party reads (its JWT library checks `sub` itself).
+    DuplicateRoles,
     /// ID token has no `nonce` although the request had one.
     MissingNonce,
     /// ID token `nonce` differs from the request's.
@@ -152,6 +163,11 @@ pub(crate) fn sign_id_token(
             c.insert("aud".into(), json!([aud, "some-other-client"]));
             c.remove("azp");
         }
+        Misbehaviour::ExtraAudienceWithAzp => {
+            let aud = c.get("aud").cloned().unwrap_or(Value::Null);
+            c.insert("azp".into(), aud.clone());
+            c.insert("aud".into(), json!([aud, "https://evil.example"]));
+        }
         Misbehaviour::WrongAzp => {
             c.insert("azp".into(), json!("some-other-client"));
         }
@@ -168,6 +184,16 @@ pub(crate) fn sign_id_token(
         }
         Misbehaviour::MissingSub => {
             c.remove("sub");
+        }
+        Misbehaviour::DuplicateSub => {
+            let header = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+            let payload = with_second_member(&claims, "sub", &json!("admin"));
+            return keys.sign_raw(&header.to_string(), &payload);
+        }
+        Misbehaviour::DuplicateRoles => {
+            let header = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+            let payload = with_second_member(&claims, "roles", &json!(["admin"]));
+            return keys.sign_raw(&header.to_string(), &payload);
         }
         Misbehaviour::MissingNonce => {
             c.remove("nonce");
@@ -194,6 +220,17 @@ pub(crate) fn sign_id_token(
         | Misbehaviour::SlowRefresh => {}
     }
     keys.sign_typed("JWT", &claims)
+}
+
+/// The JSON text of `claims` (an object) with a second `name` member appended
+/// at the end: text a `serde_json` map cannot hold, hence the string surgery.
+fn with_second_member(claims: &Value, name: &str, value: &Value) -> String {
+    let text = claims.to_string();
+    let Some(body) = text.strip_suffix('}') else {
+        return text;
+    };
+    let sep = if body.ends_with('{') { "" } else { "," };
+    format!("{body}{sep}{}:{value}}}", Value::from(name))
 }
 
 #[cfg(test)]

@@ -234,3 +234,32 @@ async fn misbehave_once_affects_the_next_id_token_only() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn duplicate_sub_appends_a_second_sub_to_a_properly_signed_token() {
+    let h = Harness::start().await;
+    let (_, t) = id_token_with(&h, Misbehaviour::DuplicateSub).await;
+    let (input, sig) = t.rsplit_once('.').expect("three parts");
+    let kid = parts(&t).0["kid"]
+        .as_str()
+        .map(str::to_owned)
+        .expect("a kid");
+    let jwks = h.jwks().await;
+    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the current kid")).expect("key");
+    assert!(
+        jsonwebtoken::crypto::verify(sig, input.as_bytes(), &key, Algorithm::RS256)
+            .expect("verifiable"),
+        "signed by the provider's key"
+    );
+    let payload = input.split_once('.').expect("header.payload").1;
+    let payload =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("UTF-8");
+    assert!(payload.contains(r#""sub":"alice","#), "{payload}");
+    assert!(payload.ends_with(r#","sub":"admin"}"#), "{payload}");
+    assert_eq!(payload.matches(r#""sub":"#).count(), 2, "{payload}");
+    assert_eq!(
+        parts(&t).1["sub"],
+        "admin",
+        "a last-wins parser reads admin"
+    );
+}

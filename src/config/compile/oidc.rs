@@ -72,6 +72,12 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         }
         aud => Some(aud),
     };
+    let trusted_audiences = each(
+        p,
+        "oidc.trusted_audiences",
+        raw.trusted_audiences,
+        trusted_audience,
+    );
     let clock_leeway = duration(
         p,
         "oidc.clock_leeway",
@@ -101,9 +107,21 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
         auth_params: auth_params?,
         roles_claim: roles_claim?,
         audience: audience?,
+        trusted_audiences: trusted_audiences?,
         clock_leeway: clock_leeway?,
         jwks_refetch_interval: jwks_refetch_interval?,
     })
+}
+
+/// An `oidc.trusted_audiences` entry: any non-empty audience string, kept
+/// exactly (audiences are compared byte for byte).
+fn trusted_audience(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() || text.trim() != text {
+        return Err(format!(
+            "invalid audience {text:?}: not empty, no surrounding whitespace"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// `oidc.issuer`: https, except on loopback where the development provider runs.

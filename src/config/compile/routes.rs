@@ -181,6 +181,14 @@ fn roles(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<St
         if role.trim().is_empty() {
             p.push(format!("{key}[{i}]"), "is empty");
             ok = false;
+        } else if role.trim() != role {
+            // Roles are compared exactly (SPEC §4.2): " admin" would only
+            // ever match a token that carries the space.
+            p.push(
+                format!("{key}[{i}]"),
+                format!("{role:?} has leading or trailing whitespace; roles are compared exactly"),
+            );
+            ok = false;
         }
     }
     ok.then_some(roles)

@@ -35,7 +35,13 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
         p,
         "server.allowed_redirect_hosts",
         raw.allowed_redirect_hosts,
-        syntax::host_pattern,
+        syntax::redirect_host,
+    );
+    let allowed_origins = each(
+        p,
+        "server.allowed_origins",
+        raw.allowed_origins,
+        allowed_origin,
     );
     let post_logout_url = p.check(
         "server.post_logout_url",
@@ -92,6 +98,7 @@ pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
         trusted_proxies: trusted_proxies?,
         tls: tls?,
         allowed_redirect_hosts: allowed_redirect_hosts?,
+        allowed_origins: allowed_origins?,
         post_logout_url: post_logout_url?,
         templates_dir: templates_dir?,
         header_read_timeout: header_read_timeout?,
@@ -128,6 +135,32 @@ fn public_url(text: &str) -> Result<Url, String> {
         return Err(format!("{text:?} may not have a query or fragment"));
     }
     Ok(url)
+}
+
+/// A `server.allowed_origins` entry: exactly `scheme://host[:port]`, kept in the
+/// form a browser sends as `Origin` (lowercase, no default port, no trailing
+/// `/`), so the per-request check is a plain comparison.
+fn allowed_origin(text: &str) -> Result<String, String> {
+    let refuse = |why: &str| Err(format!("invalid origin {text:?}: {why}"));
+    if text.trim().eq_ignore_ascii_case("null") {
+        return refuse("\"null\" is the origin of sandboxed and file pages, never allowed");
+    }
+    let Ok(url) = Url::parse(text.trim()) else {
+        return refuse("expected scheme://host[:port], such as \"https://app.example.com\"");
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return refuse("expected an http or https origin such as \"https://app.example.com\"");
+    }
+    let has_more = !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || text.trim().trim_end_matches('/').matches('/').count() != 2;
+    if has_more {
+        return refuse("an origin is only scheme://host[:port], with no path, query or user");
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// `server.auth_prefix`: a plain path prefix, compared literally against normalized
@@ -216,6 +249,7 @@ pub(super) fn upstream(raw: RawUpstream, p: &mut Problems) -> Option<Upstream> {
         url: url?,
         pass_access_token: flag(raw.pass_access_token, false),
         pass_host_header: flag(raw.pass_host_header, true),
+        forward_client_authorization: flag(raw.forward_client_authorization, false),
         connect_timeout: connect_timeout?,
         response_timeout: response_timeout?,
         ca_file: ca_file?,
