@@ -88,6 +88,12 @@ fn route(i: usize, regexes: bool) -> Route {
         roles_any: vec!["staff".to_owned()],
         roles_all: Vec::new(),
         email_domains: Vec::new(),
+        claims: Default::default(),
+        source_ips: Vec::new(),
+        scopes_any: Vec::new(),
+        scopes_all: Vec::new(),
+        upstream: None,
+        strip_prefix: None,
     };
     // A realistic mix: mostly prefixes, some exact pages, per-host and
     // per-tenant routes, method-restricted APIs, and 1 % regexes.
@@ -226,13 +232,15 @@ fn header_rewrite(c: &mut Criterion) {
     let mut group = c.benchmark_group("headers");
     let template = browser_headers();
     let identity = alice();
+    let strip_set = headers::StripSet::default();
+    let standard = headers::HeaderSet::standard();
     group.bench_function("clone_only", |b| b.iter(|| black_box(template.clone())));
     group.bench_function("identity_strip_and_set", |b| {
         b.iter_batched_ref(
             || template.clone(),
             |map| {
-                headers::strip(map);
-                headers::set(map, &identity);
+                headers::strip(map, &strip_set);
+                headers::set(map, &identity, &standard).expect("no required claim is missing");
             },
             BatchSize::SmallInput,
         )
@@ -254,6 +262,8 @@ fn header_rewrite(c: &mut Criterion) {
                     request_id: &request_id,
                     route: "route1",
                     permit: None,
+                    identity_headers: None,
+                    strip_prefix: None,
                     assertion: None,
                     via_bearer: false,
                     access_token: None,
@@ -337,7 +347,7 @@ fn bearer(c: &mut Criterion) {
         assert_eq!(header.alg, Algorithm::RS256);
         let data = jsonwebtoken::decode::<Map<String, Value>>(&token, &key, &validation)
             .expect("the token verifies");
-        claims::identity(&data.claims, &roles_claim)
+        claims::identity(&data.claims, &roles_claim, &[])
     };
     assert_eq!(verify().sub, "248289761001");
 

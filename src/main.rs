@@ -50,6 +50,9 @@ enum Command {
         /// A JSON file with the claims of a token (its payload), for the identity.
         #[arg(long)]
         claims: Option<PathBuf>,
+        /// The client's address, for `source_ips` (not judged without it).
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -73,10 +76,11 @@ fn main() -> ExitCode {
         Command::Explain {
             config,
             claims,
+            client,
             json,
             method,
             url,
-        } => explain(&config, claims.as_deref(), json, &method, &url),
+        } => explain(&config, claims.as_deref(), client, json, &method, &url),
         Command::Version => {
             println!("{}", version_text());
             Ok(ExitCode::SUCCESS)
@@ -120,6 +124,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn explain(
     path: &std::path::Path,
     claims: Option<&std::path::Path>,
+    client: Option<std::net::IpAddr>,
     json: bool,
     method: &str,
     url: &str,
@@ -127,7 +132,8 @@ fn explain(
     use portcullis::explain;
     let config = config::load(path)
         .map_err(|e| anyhow::anyhow!("{}: invalid configuration\n{e}", path.display()))?;
-    let request = explain::Request::parse(method, url, &config)?;
+    let mut request = explain::Request::parse(method, url, &config)?;
+    request.client = client;
     let claims = claims.map(explain::read_claims).transpose()?;
     let explanation = explain::explain(&config, &request, claims.as_ref());
     if json {

@@ -230,3 +230,69 @@ fn explain_unusable_input_exits_1() {
     expect(&out, 1, &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
 }
+
+/// The rule keys of SPEC §3 beyond roles, and the route's upstream (SPEC §11),
+/// through the real binary: which key decided, and with `--client`, the
+/// source address.
+#[test]
+fn explain_names_the_key_that_decided_and_the_routes_upstream() {
+    let f = Fixture::new();
+    let extra = r#"
+[upstreams.reports]
+url = "http://reports.internal:9000"
+
+[[route]]
+name = "office"
+path = "/office"
+source_ips = ["10.0.0.0/8"]
+upstream = "reports"
+strip_prefix = "/office"
+claims = { department = ["eng"] }
+"#;
+    let config = f.dir.path().join("apps.toml");
+    let toml = crate::support::base_config("http://127.0.0.1:8080", extra);
+    std::fs::write(&config, toml).expect("write config");
+    let eng = f.claims("eng.json", r#"{"sub":"alice","department":"eng"}"#);
+    let sales = f.claims("sales.json", r#"{"sub":"bob","department":"sales"}"#);
+    let (eng, sales) = (eng.to_string_lossy(), sales.to_string_lossy());
+    let run = |claims: &str, client: &str| {
+        f.explain_with(
+            &config,
+            &[
+                "--claims",
+                claims,
+                "--client",
+                client,
+                "GET",
+                "http://app.test/office/x",
+            ],
+        )
+    };
+    expect(
+        &run(&eng, "10.1.2.3"),
+        0,
+        &["upstream reports (http://reports.internal:9000/)", "ALLOW"],
+    );
+    expect(
+        &run(&sales, "10.1.2.3"),
+        2,
+        &[
+            "claim \"department\" is \"sales\"",
+            "decided by route[0].claims",
+        ],
+    );
+    expect(
+        &run(&eng, "203.0.113.9"),
+        2,
+        &["not in source_ips", "decided by route[0].source_ips"],
+    );
+    let without_client = f.explain_with(
+        &config,
+        &["--claims", &eng, "GET", "http://app.test/office/x"],
+    );
+    expect(
+        &without_client,
+        0,
+        &["source_ips cannot be judged without --client"],
+    );
+}

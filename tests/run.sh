@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n=== %s\n' "$*"; }
 
-packages=(ca-certificates pkg-config nginx-light redis-server chromium openssl)
+packages=(ca-certificates pkg-config nginx-light redis-server radicale chromium openssl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

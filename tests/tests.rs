@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod adversarial;
+mod apps;
 mod bearer;
 mod cli;
 mod demo;
@@ -14,6 +15,7 @@ mod forward_auth;
 mod identity;
 mod login;
 mod operate;
+mod radicale;
 mod redis;
 mod reload;
 mod rules;

@@ -17,10 +17,10 @@ pub struct Metrics {
     /// `portcullis_auth_decisions_total{route, decision}`: allow, redirect,
     /// unauthenticated, forbidden, invalid_token, bad_request.
     pub decisions: IntCounterVec,
-    /// `portcullis_upstream_request_duration_seconds{route}`: time to the upstream's
-    /// response head.
+    /// `portcullis_upstream_request_duration_seconds{route, upstream}`: time to the
+    /// upstream's response head.
     pub upstream_latency: HistogramVec,
-    /// `portcullis_upstream_errors_total{route, kind}`: connect, timeout, protocol.
+    /// `portcullis_upstream_errors_total{route, upstream, kind}`: connect, timeout, protocol.
     pub upstream_errors: IntCounterVec,
     /// `portcullis_logins_total{result}`: ok, refused, provider_error.
     pub logins: IntCounterVec,
@@ -70,15 +70,15 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
             ]),
-            &["route"],
+            &["route", "upstream"],
         )
         .expect("static metric definition is valid");
         let upstream_errors = IntCounterVec::new(
             Opts::new(
                 "portcullis_upstream_errors_total",
-                "Failed upstream requests, by route and kind.",
+                "Failed upstream requests, by route, upstream and kind.",
             ),
-            &["route", "kind"],
+            &["route", "upstream", "kind"],
         )
         .expect("static metric definition is valid");
         let counter = |name: &str, help: &str, label: &str| {

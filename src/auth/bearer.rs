@@ -211,6 +211,8 @@ pub struct Audience<'a> {
     pub now: i64,
     pub leeway: i64,
     pub roles_claim: &'a [String],
+    /// The claims identities keep (`Config::kept_claims`).
+    pub kept_claims: &'a [String],
 }
 
 /// Verifies `token` and returns the identity it carries.
@@ -254,7 +256,8 @@ async fn verify_with_exp(
     if verified.claims.contains_key("nonce") {
         return Err(BearerError::Type("id_token".to_owned()));
     }
-    let identity = claims::identity(&verified.claims, aud.roles_claim);
+    let mut identity = claims::identity(&verified.claims, aud.roles_claim, aud.kept_claims);
+    identity.scopes = claims::scopes(&verified.claims);
     if identity.sub.is_empty() {
         return Err(BearerError::NoSubject);
     }

@@ -1,11 +1,18 @@
 //! From validated claims to an [`Identity`] (SPEC §4.2).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::identity::Identity;
 
-/// The identity in `claims`, with roles read from each place `roles_claim` names.
-pub fn identity(claims: &Map<String, Value>, roles_claim: &[String]) -> Identity {
+/// Bytes of one kept claim's JSON above which it is not kept (a session
+/// record stays small; a rule or header reading it sees it absent).
+const MAX_KEPT_CLAIM_BYTES: usize = 8 * 1024;
+
+/// The identity in `claims`, with roles read from each place `roles_claim` names
+/// and the claims `kept` names (the config's `Config::kept_claims`) kept.
+pub fn identity(claims: &Map<String, Value>, roles_claim: &[String], kept: &[String]) -> Identity {
     Identity {
         sub: text(claims, "sub").unwrap_or_default(),
         email: text(claims, "email"),
@@ -13,8 +20,52 @@ pub fn identity(claims: &Map<String, Value>, roles_claim: &[String]) -> Identity
         name: text(claims, "name"),
         preferred_username: text(claims, "preferred_username"),
         roles: roles(claims, roles_claim),
+        claims: kept_claims(claims, kept),
         ..Identity::default()
     }
+}
+
+/// The values of the claims `kept` names, each found as `roles_claim` finds
+/// roles: the exact top-level name, else a dotted path.
+fn kept_claims(claims: &Map<String, Value>, kept: &[String]) -> BTreeMap<String, Value> {
+    kept.iter()
+        .filter_map(|place| {
+            let value = claims
+                .get(place.as_str())
+                .or_else(|| dotted(claims, place))?;
+            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+            if size > MAX_KEPT_CLAIM_BYTES {
+                tracing::warn!(claim = %place, size, "claim too large to keep; treated as absent");
+                return None;
+            }
+            Some((place.clone(), value.clone()))
+        })
+        .collect()
+}
+
+/// A bearer token's scopes (RFC 8693 §4.2 `scope`, space-separated; or the
+/// `scp` array some providers use), each exactly as written.
+pub fn scopes(claims: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(Value::String(scope)) = claims.get("scope") {
+        out.extend(
+            scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    match claims.get("scp") {
+        Some(Value::Array(items)) => {
+            out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        Some(Value::String(scp)) => {
+            out.extend(scp.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
+        }
+        _ => {}
+    }
+    out.dedup();
+    out
 }
 
 /// Roles from every place in `roles_claim`, in order, without duplicates.
@@ -156,8 +207,8 @@ mod tests {
     #[test]
     fn email_verified_must_be_true() {
         let c = claims(json!({"sub": "1", "email": "a@b.c", "email_verified": "false"}));
-        assert!(!identity(&c, &[]).email_verified);
+        assert!(!identity(&c, &[], &[]).email_verified);
         let c = claims(json!({"sub": "1", "email": "a@b.c", "email_verified": true}));
-        assert!(identity(&c, &[]).email_verified);
+        assert!(identity(&c, &[], &[]).email_verified);
     }
 }

@@ -206,6 +206,8 @@ pub struct Provider {
     /// `oidc.trusted_audiences`: what an ID or logout token's `aud` may hold
     /// besides `client_id`.
     trusted_audiences: Vec<String>,
+    /// `Config::kept_claims`: what identities keep beyond their own fields.
+    kept_claims: Vec<String>,
     redirect_uri: String,
     leeway: i64,
     /// `oidc.jwks_refetch_interval`.
@@ -247,6 +249,7 @@ impl Provider {
                 .collect(),
             roles_claim: oidc.roles_claim.clone(),
             trusted_audiences: oidc.trusted_audiences.clone(),
+            kept_claims: config.kept_claims(),
             redirect_uri,
             leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
             jwks_refetch_interval: oidc.jwks_refetch_interval,
@@ -275,6 +278,7 @@ impl Provider {
             && self.auth_params == other.auth_params
             && self.roles_claim == other.roles_claim
             && self.trusted_audiences == other.trusted_audiences
+            && self.kept_claims == other.kept_claims
             && self.redirect_uri == other.redirect_uri
             && self.leeway == other.leeway
             && self.jwks_refetch_interval == other.jwks_refetch_interval
@@ -526,7 +530,7 @@ impl Provider {
         }
         let sid = claims.get("sid").and_then(Value::as_str).map(str::to_owned);
         Ok(Tokens {
-            identity: claims::identity(&claims, &self.roles_claim),
+            identity: claims::identity(&claims, &self.roles_claim, &self.kept_claims),
             sid,
             id_token,
             access_expires_at: self.expires_at(response.expires_in),

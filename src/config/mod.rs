@@ -21,6 +21,7 @@
 
 mod compile;
 mod error;
+pub mod presets;
 mod raw;
 mod source;
 mod syntax;

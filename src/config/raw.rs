@@ -18,7 +18,16 @@ use serde::Deserialize;
 
 /// The top-level section names, in the order the file documents them.
 pub(super) const SECTIONS: &[&str] = &[
-    "server", "admin", "upstream", "oidc", "session", "route", "policy", "identity", "log",
+    "server",
+    "admin",
+    "upstream",
+    "upstreams",
+    "oidc",
+    "session",
+    "route",
+    "policy",
+    "identity",
+    "log",
 ];
 
 #[derive(Default, Deserialize)]
@@ -66,6 +75,19 @@ pub(super) struct RawUpstream {
     pub ca_file: Option<PathBuf>,
     pub pool_idle_timeout: Option<DurationText>,
     pub pool_max_idle_per_host: Option<Count>,
+    pub identity_preset: Option<String>,
+    pub identity_header: Option<Vec<RawIdentityHeader>>,
+}
+
+/// One `[[upstream.identity_header]]` / `[[upstreams.NAME.identity_header]]` entry.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawIdentityHeader {
+    pub name: Option<String>,
+    pub claim: Option<String>,
+    pub multi: Option<String>,
+    pub separator: Option<String>,
+    pub required: Option<Flag>,
 }
 
 #[derive(Default, Deserialize)]
@@ -115,6 +137,12 @@ pub(super) struct RawRoute {
     pub roles_any: Option<Vec<String>>,
     pub roles_all: Option<Vec<String>>,
     pub email_domains: Option<Vec<String>>,
+    pub claims: Option<BTreeMap<String, Vec<String>>>,
+    pub source_ips: Option<Vec<String>>,
+    pub scopes_any: Option<Vec<String>>,
+    pub scopes_all: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub strip_prefix: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -124,6 +152,10 @@ pub(super) struct RawPolicy {
     pub roles_any: Option<Vec<String>>,
     pub roles_all: Option<Vec<String>>,
     pub email_domains: Option<Vec<String>>,
+    pub claims: Option<BTreeMap<String, Vec<String>>>,
+    pub source_ips: Option<Vec<String>>,
+    pub scopes_any: Option<Vec<String>>,
+    pub scopes_all: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]

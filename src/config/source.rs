@@ -15,6 +15,7 @@
 //! Deserialization then runs per section and per route, so a bad value in `[oidc]` does
 //! not hide a bad value in `[session]`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use figment::error::{Kind, OneOf};
@@ -41,6 +42,8 @@ pub(super) struct RawConfig {
     pub server: RawServer,
     pub admin: RawAdmin,
     pub upstream: RawUpstream,
+    /// `[upstreams.NAME]`, by name as written.
+    pub upstreams: BTreeMap<String, RawUpstream>,
     pub oidc: RawOidc,
     pub session: RawSession,
     pub routes: Vec<RawRoute>,
@@ -155,6 +158,7 @@ impl Layers {
             server: self.section("server", &mut out),
             admin: self.section("admin", &mut out),
             upstream: self.section("upstream", &mut out),
+            upstreams: self.upstreams(&mut out),
             oidc: self.section("oidc", &mut out),
             session: self.section("session", &mut out),
             routes: self.routes(&mut out),
@@ -180,6 +184,29 @@ impl Layers {
         match self.merged.get(name) {
             Some(value) => self.deserialize(value, &[name.to_owned()], out),
             None => T::default(),
+        }
+    }
+
+    /// `[upstreams.NAME]` tables, each deserialized on its own so a problem
+    /// names its upstream (`upstreams.grafana.url`).
+    fn upstreams(&self, out: &mut Outcome<'_>) -> BTreeMap<String, RawUpstream> {
+        match self.merged.get("upstreams") {
+            None => BTreeMap::new(),
+            Some(Value::Dict(_, tables)) => tables
+                .iter()
+                .map(|(name, table)| {
+                    let path = ["upstreams".to_owned(), name.clone()];
+                    (name.clone(), self.deserialize(table, &path, out))
+                })
+                .collect(),
+            Some(_) => {
+                let path = ["upstreams".to_owned()];
+                let message = "expected tables of named upstreams ([upstreams.NAME])";
+                let message = self.with_origin(message.to_owned(), &path);
+                out.problems.push("upstreams", message);
+                out.dropped.push("upstreams".to_owned());
+                BTreeMap::new()
+            }
         }
     }
 
@@ -328,7 +355,7 @@ fn path_to_key(root: &Dict, path: &[String]) -> String {
 /// A key as written in the file, quoted and escaped when it is empty or holds
 /// whitespace or control characters, so each problem stays one readable
 /// `key: message` line (found by the `config_load` fuzz target).
-fn printable(segment: &str) -> String {
+pub(super) fn printable(segment: &str) -> String {
     // `escape_debug` also escapes Unicode format characters (bidi overrides,
     // zero-width joiners) that would make the printed key misleading.
     if segment.is_empty()

@@ -211,3 +211,18 @@ pub(super) fn secret_file(path: &Path) -> Result<String, String> {
     }
     Ok(trimmed.to_owned())
 }
+
+/// A claim reference (`identity_header.claim`, a key of `claims`): the exact
+/// top-level claim name when a token has it, else a dotted path into nested
+/// objects, as `oidc.roles_claim` reads them (SPEC §4.2). Kept as written.
+pub(super) fn claim_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.trim() != text || text.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid claim {text:?}: a claim name or dotted path, without surrounding spaces"
+        ));
+    }
+    if text.len() > 256 {
+        return Err(format!("claim {text:?} is longer than 256 bytes"));
+    }
+    Ok(text.to_owned())
+}

@@ -1383,6 +1383,44 @@ cookie_domain = "example.com""#,
     // [log]
     case("log", r#"level = "portcullis=loud""#, "log.level"),
     case("log", r#"format = "xml""#, "log.format"),
+    // Several apps (SPEC §11) and the rule keys of SPEC §3.
+    case("route", "[[route]]\npath = \"/g\"\nupstream = \"grafana\"", "route[0].upstream"),
+    case("route", "[[route]]\npath = \"/g\"\nupstream = \"\"", "route[0].upstream"),
+    case("route", "[upstreams.default]\nurl = \"http://127.0.0.1:1\"", "upstreams.default"),
+    case("route", "[upstreams.Grafana]\nurl = \"http://127.0.0.1:1\"", "upstreams.Grafana"),
+    case("route", "[upstreams.g]\nurl = \"ftp://x\"", "upstreams.g.url"),
+    case("route", "[upstreams.g]\nconnect_timeout = \"1s\"", "upstreams.g.url"),
+    case("route", "[upstreams.g]\nurl = \"http://127.0.0.1:1\"\nidentity_preset = \"grafna\"", "upstreams.g.identity_preset"),
+    case("route", "[upstreams.g]\nurl = \"http://127.0.0.1:1\"\nnope = 1", "upstreams.g.nope"),
+    case("upstream", "identity_preset = \"jira\"", "upstream.identity_preset"),
+    case("route", "[[upstream.identity_header]]\nclaim = \"sub\"", "upstream.identity_header[0].name"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"", "upstream.identity_header[0].claim"),
+    case("route", "[[upstream.identity_header]]\nname = \"X U\"\nclaim = \"sub\"", "upstream.identity_header[0].name"),
+    case("route", "[[upstream.identity_header]]\nname = \"Host\"\nclaim = \"sub\"", "upstream.identity_header[0].name"),
+    case("route", "[[upstream.identity_header]]\nname = \"Authorization\"\nclaim = \"sub\"", "upstream.identity_header[0].name"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"\nclaim = \" sub\"", "upstream.identity_header[0].claim"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"\nclaim = \"sub\"\nmulti = \"csv\"", "upstream.identity_header[0].multi"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"\nclaim = \"sub\"\nseparator = \"%\"", "upstream.identity_header[0].separator"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"\nclaim = \"sub\"\nseparator = \"\"", "upstream.identity_header[0].separator"),
+    case("route", "[[upstream.identity_header]]\nname = \"X-U\"\nclaim = \"sub\"\n[[upstream.identity_header]]\nname = \"x-u\"\nclaim = \"email\"", "upstream.identity_header[1].name"),
+    case("route", "[[route]]\npath = \"/gh\"\nstrip_prefix = \"/other\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\npath = \"/gh\"\nstrip_prefix = \"/g\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\npath = \"/gh\"\nstrip_prefix = \"/\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\npath = \"/gh\"\nstrip_prefix = \"/gh/\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\npath_regex = \"/gh/.*\"\nstrip_prefix = \"/gh\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\nhost = \"a.example.com\"\nstrip_prefix = \"/gh\"", "route[0].strip_prefix"),
+    case("route", "[[route]]\npath = \"/a\"\nclaims = { department = [] }", "route[0].claims.department"),
+    case("route", "[[route]]\npath = \"/a\"\nclaims = { department = [\"\"] }", "route[0].claims.department"),
+    case("route", "[[route]]\npath = \"/a\"\nclaims = { \" dept\" = [\"eng\"] }", "route[0].claims.\" dept\""),
+    case("route", "[[route]]\npath = \"/a\"\nauth = \"public\"\nclaims = { dept = [\"eng\"] }", "route[0].claims"),
+    case("route", "[[route]]\npath = \"/a\"\nsource_ips = [\"10.0.0.0/33\"]", "route[0].source_ips[0]"),
+    case("route", "[[route]]\npath = \"/a\"\nsource_ips = [\"office\"]", "route[0].source_ips[0]"),
+    case("route", "[[route]]\npath = \"/a\"\nscopes_any = [\"reports:read\"]", "route[0].scopes_any"),
+    case("route", "[[route]]\npath = \"/a\"\nauth = \"public\"\nscopes_all = [\"r\"]", "route[0].scopes_all"),
+    case("route", "[[route]]\npath = \"/a\"\nauth = \"bearer\"\nscopes_any = [\"a b\"]", "route[0].scopes_any[0]"),
+    case("policy", "scopes_any = [\"a\\\"b\"]", "policy.scopes_any[0]"),
+    case("policy", "source_ips = [\"nope\"]", "policy.source_ips[0]"),
+    case("policy", "claims = { dept = [] }", "policy.claims.dept"),
 ];
 
 #[test]
@@ -1527,6 +1565,16 @@ cookie_domain = ".example.com""#,
     case("identity", r#"signing_key_file = "{file}""#, ""),
     case("log", r#"level = "info,portcullis=debug,hyper=warn""#, ""),
     case("log", r#"format = "text""#, ""),
+    case("route", "[upstreams.grafana]\nurl = \"http://127.0.0.1:3000\"\nidentity_preset = \"grafana\"\n[[route]]\npath = \"/g\"\nupstream = \"grafana\"\nstrip_prefix = \"/g\"", ""),
+    case("route", "[[route]]\npath = \"/g\"\nupstream = \"default\"", ""),
+    case("route", "[[route]]\npath_exact = \"/api/v1/x\"\nstrip_prefix = \"/api/v1\"", ""),
+    case("route", "[[route]]\npath = \"/GH\"\nstrip_prefix = \"/gh\"", ""),
+    case("route", "[[upstream.identity_header]]\nname = \"X-Team\"\nclaim = \"realm_access.team\"\nmulti = \"repeat\"\nrequired = true", ""),
+    case("route", "[[upstream.identity_header]]\nname = \"X-Team\"\nclaim = \"https://example.com/team\"\nmulti = \"json\"\nseparator = \"; \"", ""),
+    case("route", "[[route]]\npath = \"/a\"\nclaims = { \"https://example.com/dept\" = [\"eng\"], acr = [\"mfa\"] }\nsource_ips = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]", ""),
+    case("route", "[[route]]\npath = \"/a\"\nauth = \"public\"\nsource_ips = [\"10.0.0.0/8\"]", ""),
+    case("route", "[[route]]\npath = \"/a\"\nauth = \"login_or_bearer\"\nscopes_all = [\"reports:read\", \"https://api.example.com/x\"]", ""),
+    case("policy", "claims = { dept = [\"eng\"] }\nsource_ips = [\"10.0.0.0/8\"]\nscopes_any = [\"api\"]", ""),
 ];
 
 #[test]
@@ -1684,4 +1732,54 @@ fn redirect_hosts_are_hostnames_and_route_hosts_take_no_port() {
     let text = with_lines(&dir, "route", "[[route]]\nhost = \"app.example.com:8443\"");
     let found = problems(load_with_env(&dir.write("p.toml", &text), &[]));
     assert!(found.iter().any(|p| p.key.contains("host")), "{found:?}");
+}
+
+#[test]
+fn named_upstreams_compile_with_their_presets_and_entries() {
+    let text = format!(
+        "{MINIMAL}\n[upstreams.grafana]\nurl = \"http://grafana.internal:3000\"\nidentity_preset = \"grafana\"\n\
+         [[upstreams.grafana.identity_header]]\nname = \"x-webauth-user\"\nclaim = \"email\"\n\
+         [[upstreams.grafana.identity_header]]\nname = \"X-Team\"\nclaim = \"team\"\nmulti = \"repeat\"\n\
+         [[route]]\npath = \"/g\"\nupstream = \"grafana\"\nclaims = {{ dept = [\"eng\"] }}\n"
+    );
+    let config = valid(&text, &[]);
+    let grafana = &config.upstreams["grafana"];
+    assert_eq!(grafana.identity_preset, IdentityPreset::Grafana);
+    let names: Vec<(&str, &str)> = grafana
+        .identity_headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.claim.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("X-WEBAUTH-EMAIL", "email"),
+            ("X-WEBAUTH-NAME", "name"),
+            ("X-WEBAUTH-GROUPS", "roles"),
+            ("x-webauth-user", "email"),
+            ("X-Team", "team"),
+        ],
+        "an entry replaces the preset's header of the same name"
+    );
+    assert_eq!(config.upstream.identity_preset, IdentityPreset::Standard);
+    assert_eq!(config.upstream.identity_headers.len(), 4);
+    assert_eq!(config.kept_claims(), ["dept", "team"]);
+    assert_eq!(
+        config.upstream_named(Some("grafana")).url.as_str(),
+        "http://grafana.internal:3000/"
+    );
+    assert_eq!(config.upstream_named(None).url, config.upstream.url);
+}
+
+#[test]
+fn named_upstreams_are_overridden_by_env_in_lowercase() {
+    let text = format!("{MINIMAL}\n[upstreams.grafana]\nurl = \"http://grafana.internal:3000\"\n");
+    let config = valid(
+        &text,
+        &[("PORTCULLIS_UPSTREAMS__GRAFANA__URL", "http://10.0.0.9:3000")],
+    );
+    assert_eq!(
+        config.upstreams["grafana"].url.as_str(),
+        "http://10.0.0.9:3000/"
+    );
 }

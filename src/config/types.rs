@@ -22,6 +22,9 @@ pub struct Config {
     pub server: Server,
     pub admin: Admin,
     pub upstream: Upstream,
+    /// `[upstreams.NAME]`: more applications, chosen per route (SPEC §11).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstreams: BTreeMap<String, Upstream>,
     pub oidc: Oidc,
     pub session: Session,
     /// `[[route]]` tables in file order; the first match wins (SPEC §3).
@@ -30,6 +33,46 @@ pub struct Config {
     pub policy: Policy,
     pub identity: Identity,
     pub log: Log,
+}
+
+impl Config {
+    /// The upstream a route's `upstream` names: `[upstream]` for `None` or
+    /// `default`, else `[upstreams.NAME]` (checked to exist when compiled).
+    pub fn upstream_named(&self, name: Option<&str>) -> &Upstream {
+        match name {
+            None | Some(DEFAULT_UPSTREAM) => &self.upstream,
+            Some(name) => self.upstreams.get(name).unwrap_or(&self.upstream),
+        }
+    }
+
+    /// Every upstream with its name, `[upstream]` (`default`) first.
+    pub fn all_upstreams(&self) -> impl Iterator<Item = (&str, &Upstream)> {
+        std::iter::once((DEFAULT_UPSTREAM, &self.upstream))
+            .chain(self.upstreams.iter().map(|(n, u)| (n.as_str(), u)))
+    }
+
+    /// The claims an identity must keep beyond its own fields (`sub`, `email`,
+    /// `name`, `preferred_username`, the roles): those a `claims` rule or an
+    /// identity header refers to, sorted, each once. Sessions keep these and no
+    /// others (SPEC §11).
+    pub fn kept_claims(&self) -> Vec<String> {
+        const OWN: [&str; 5] = ["sub", "email", "name", "preferred_username", "roles"];
+        let from_headers = self
+            .all_upstreams()
+            .flat_map(|(_, up)| up.identity_headers.iter())
+            .map(|h| h.claim.as_str())
+            .filter(|claim| !OWN.contains(claim));
+        let from_rules = self
+            .routes
+            .iter()
+            .flat_map(|r| r.claims.keys())
+            .chain(self.policy.claims.keys())
+            .map(String::as_str);
+        let mut kept: Vec<String> = from_headers.chain(from_rules).map(str::to_owned).collect();
+        kept.sort();
+        kept.dedup();
+        kept
+    }
 }
 
 /// `[server]`: the public listener.
@@ -111,8 +154,8 @@ pub struct Admin {
     pub listen: SocketAddr,
 }
 
-/// `[upstream]`: the protected application.
-#[derive(Clone, Debug, Serialize)]
+/// `[upstream]` (named `default`) or one `[upstreams.NAME]`: a protected application.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Upstream {
     /// `upstream.url`: `http` or `https`, no query or fragment. A path here is a
     /// prefix put before every forwarded path.
@@ -140,6 +183,88 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// `upstream.pool_max_idle_per_host`, default 256.
     pub pool_max_idle_per_host: usize,
+    /// `identity_preset`, default `standard`: the header family the app reads.
+    pub identity_preset: IdentityPreset,
+    /// The identity headers this upstream receives, in order: the preset's,
+    /// then the `identity_header` entries (an entry replaces a preset header of
+    /// the same name). `X-Portcullis-Identity` is sent besides these.
+    #[serde(rename = "identity_header")]
+    pub identity_headers: Vec<IdentityHeader>,
+}
+
+/// The upstream name `[upstream]` goes by in `route.upstream`, logs and metrics.
+pub const DEFAULT_UPSTREAM: &str = "default";
+
+/// `identity_preset`: the identity headers an application family reads
+/// (SPEC §11; the README lists each preset's headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityPreset {
+    /// SPEC §7: `X-Forwarded-User`, `-Email`, `-Preferred-Username`, `-Groups`.
+    Standard,
+    Grafana,
+    Gitea,
+    Jenkins,
+    Sonarqube,
+    Radicale,
+    Kubernetes,
+    /// Only the `identity_header` entries.
+    None,
+}
+
+impl IdentityPreset {
+    pub const ALL: [IdentityPreset; 8] = [
+        IdentityPreset::Standard,
+        IdentityPreset::Grafana,
+        IdentityPreset::Gitea,
+        IdentityPreset::Jenkins,
+        IdentityPreset::Sonarqube,
+        IdentityPreset::Radicale,
+        IdentityPreset::Kubernetes,
+        IdentityPreset::None,
+    ];
+
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityPreset::Standard => "standard",
+            IdentityPreset::Grafana => "grafana",
+            IdentityPreset::Gitea => "gitea",
+            IdentityPreset::Jenkins => "jenkins",
+            IdentityPreset::Sonarqube => "sonarqube",
+            IdentityPreset::Radicale => "radicale",
+            IdentityPreset::Kubernetes => "kubernetes",
+            IdentityPreset::None => "none",
+        }
+    }
+}
+
+/// One identity header an upstream receives (`identity_header`, or a preset's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentityHeader {
+    /// The header name as written (an RFC 9110 token; sent lowercase on HTTP/2).
+    pub name: String,
+    /// A claim (the exact top-level name, else a dotted path), or `roles` for
+    /// the roles read through `oidc.roles_claim`.
+    pub claim: String,
+    pub multi: HeaderMulti,
+    /// For `join`, default `,`.
+    pub separator: String,
+    /// A missing claim refuses the request (403) instead of omitting the header.
+    pub required: bool,
+}
+
+/// How a claim with several values (an array, or the roles) is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderMulti {
+    /// One header, values joined by `separator` (each value percent-encoded
+    /// where it holds the separator, `%`, a control character or non-ASCII).
+    Join,
+    /// One header per value.
+    Repeat,
+    /// One header holding a JSON array of strings, kept to visible ASCII.
+    Json,
 }
 
 /// `[oidc]`: the OpenID provider and this client's registration there.
@@ -228,6 +353,22 @@ pub struct Route {
     pub roles_all: Vec<String>,
     /// Lowercased domains; a verified email of exactly one `@` must end in one.
     pub email_domains: Vec<String>,
+    /// `route.claims`: each claim must hold one of its strings (SPEC §3).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// `route.source_ips`: the client address must be in one (any `auth`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<IpNet>,
+    /// `route.scopes_any` / `scopes_all`: for bearer tokens only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_any: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_all: Vec<String>,
+    /// `route.upstream`: a name of `[upstreams]` (checked), `None` = `[upstream]`.
+    pub upstream: Option<String>,
+    /// `route.strip_prefix`: removed from the forwarded path (checked to be a
+    /// whole-segment prefix of every path the route matches).
+    pub strip_prefix: Option<String>,
 }
 
 /// `route.auth` / `policy.default`.
@@ -263,6 +404,15 @@ pub struct Policy {
     pub roles_any: Vec<String>,
     pub roles_all: Vec<String>,
     pub email_domains: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_ips: Vec<IpNet>,
+    /// Applied to every route that admits bearer tokens; a session never has scopes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_any: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_all: Vec<String>,
 }
 
 /// `[identity]`: the signed `X-Portcullis-Identity` assertion (SPEC §7).

@@ -1,6 +1,8 @@
 //! The verified identity of a user or API client: what policy checks and what
 //! the identity headers carry. Built by `auth` from validated tokens only.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Who the proxy vouches for.
@@ -15,6 +17,14 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Roles from `oidc.roles_claim` (SPEC §4.2).
     pub roles: Vec<String>,
+    /// The other claims the config refers to (rule `claims`, identity headers),
+    /// by the reference as written there; no others are kept (SPEC §11).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, serde_json::Value>,
+    /// A bearer token's scopes (`scope`, space-separated, or `scp`); a session
+    /// has none (SPEC §3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
     /// The identity headers' values, encoded on the first request that sets
     /// them (`identity::headers::set`). Not a claim: never compared,
     /// serialized or cloned.

@@ -1,5 +1,7 @@
 //! Step 2: find the rule that decides a request (SPEC §3). First match wins; a
-//! request that matches no route gets `policy.default`.
+//! request that matches no route gets `policy.default`. The rule carries what
+//! the request must satisfy ([`Requirements`]) and where it goes (its upstream,
+//! resolved from its name once, when the table is built).
 //!
 //! Matching sees only what the proxy itself established: the normalized path,
 //! the method and the `Host` the client connected for. Client-supplied
@@ -30,9 +32,10 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use http::Method;
+use ipnet::IpNet;
 use regex::{Regex, RegexSet};
 
 use crate::config::{AuthMode, Config, Route};
@@ -44,14 +47,35 @@ pub struct Rule {
     pub name: String,
     pub auth: AuthMode,
     pub requirements: Requirements,
+    /// Where the request goes: the position of the route's upstream in
+    /// [`Config::all_upstreams`] order, so 0 is `[upstream]` (`default`).
+    /// Resolved from `route.upstream` once, in [`RouteTable::new`], so a request
+    /// never looks a name up (SPEC §11).
+    pub upstream: usize,
+    /// `route.strip_prefix`: removed from the forwarded path (SPEC §3).
+    pub strip_prefix: Option<String>,
 }
 
-/// What an authenticated identity must have (a route's, or `[policy]`'s for all).
+/// What a request must satisfy: a route's own keys, or `[policy]`'s for every
+/// route (SPEC §3).
+///
+/// `source_ips` is judged by `authorize::admit_source`, before authentication
+/// and on every `auth` mode; the other keys by `authorize::authorize`, on
+/// authenticated routes only.
 #[derive(Debug, Default, Clone)]
 pub struct Requirements {
     pub roles_any: Vec<String>,
     pub roles_all: Vec<String>,
     pub email_domains: Vec<String>,
+    /// `claims`: each claim reference (as written in the config, the key of
+    /// `Identity::claims`) with the strings it may hold, sorted by reference.
+    pub claims: Vec<(String, Vec<String>)>,
+    /// `source_ips`: the client address must be in one of these (when any).
+    pub source_ips: Vec<IpNet>,
+    /// `scopes_any`: a bearer token must hold at least one of these.
+    pub scopes_any: Vec<String>,
+    /// `scopes_all`: a bearer token must hold every one of these.
+    pub scopes_all: Vec<String>,
 }
 
 /// The outcome of a lookup: the deciding rule and where it sits in the config.
@@ -68,24 +92,37 @@ pub struct RouteTable {
     routes: Vec<CompiledRoute>,
     index: Index,
     default: Rule,
-    /// `[policy]` requirements, applied to every authenticated route.
+    /// `[policy]` requirements: `source_ips` on every route, `public` included;
+    /// roles, emails and claims on every authenticated route; scopes on every
+    /// request authenticated by a bearer token (see `authorize::authorize`).
     pub global: Requirements,
 }
 
 impl RouteTable {
     /// Compiles the routes and the default policy of `config`.
     pub fn new(config: &Config) -> Self {
-        let routes: Vec<CompiledRoute> = config.routes.iter().map(CompiledRoute::new).collect();
+        let routes: Vec<CompiledRoute> = config
+            .routes
+            .iter()
+            .map(|route| CompiledRoute::new(route, upstream_index(config, route)))
+            .collect();
         let index = Index::new(&routes);
         let default = Rule {
             name: "default".to_owned(),
             auth: config.policy.default,
             requirements: Requirements::default(),
+            upstream: 0,
+            strip_prefix: None,
         };
+        let policy = &config.policy;
         let global = Requirements {
-            roles_any: config.policy.roles_any.clone(),
-            roles_all: config.policy.roles_all.clone(),
-            email_domains: config.policy.email_domains.clone(),
+            roles_any: policy.roles_any.clone(),
+            roles_all: policy.roles_all.clone(),
+            email_domains: policy.email_domains.clone(),
+            claims: claim_list(&policy.claims),
+            source_ips: policy.source_ips.clone(),
+            scopes_any: policy.scopes_any.clone(),
+            scopes_all: policy.scopes_all.clone(),
         };
         RouteTable {
             routes,
@@ -169,6 +206,32 @@ impl RouteTable {
         search.offer(&self.index.unindexed);
         (search.best != usize::MAX).then_some(search.best)
     }
+}
+
+/// The position of `route`'s upstream in [`Config::all_upstreams`] order: 0
+/// for `[upstream]` (no `upstream`, or `default`).
+///
+/// The config compiler refuses a name that is not defined; a `Config` built in
+/// code that names one anyway goes to `[upstream]`, as
+/// [`Config::upstream_named`] does, so the two can never disagree.
+fn upstream_index(config: &Config, route: &Route) -> usize {
+    let Some(name) = route.upstream.as_deref() else {
+        return 0;
+    };
+    let found = config.all_upstreams().position(|(known, _)| known == name);
+    if found.is_none() {
+        tracing::warn!(route = %route.name, upstream = %name, "unknown upstream; using [upstream]");
+    }
+    found.unwrap_or(0)
+}
+
+/// A `claims` table as the list [`Requirements::claims`] holds (sorted by
+/// reference, as the map is).
+fn claim_list(claims: &BTreeMap<String, Vec<String>>) -> Vec<(String, Vec<String>)> {
+    claims
+        .iter()
+        .map(|(claim, values)| (claim.clone(), values.clone()))
+        .collect()
 }
 
 /// `host` without its trailing dots (the root label), as routes are matched.
@@ -460,7 +523,7 @@ enum PathMatch {
 }
 
 impl CompiledRoute {
-    fn new(route: &Route) -> Self {
+    fn new(route: &Route, upstream: usize) -> Self {
         let host = route.host.as_deref().map(without_trailing_dots);
         let host = host.map(|h| match h.strip_prefix('*') {
             Some(suffix) => HostMatch::Wildcard(suffix.to_owned()),
@@ -493,7 +556,13 @@ impl CompiledRoute {
                     roles_any: route.roles_any.clone(),
                     roles_all: route.roles_all.clone(),
                     email_domains: route.email_domains.clone(),
+                    claims: claim_list(&route.claims),
+                    source_ips: route.source_ips.clone(),
+                    scopes_any: route.scopes_any.clone(),
+                    scopes_all: route.scopes_all.clone(),
                 },
+                upstream,
+                strip_prefix: route.strip_prefix.clone(),
             },
         }
     }

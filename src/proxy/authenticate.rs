@@ -114,7 +114,7 @@ pub async fn session(
             return Ok(None); // logged out since the load above
         }
     }
-    if rt.config.upstream.pass_access_token && is_access_expired(&session, now) {
+    if rt.passes_access_token && is_access_expired(&session, now) {
         // The app would get a dead token: better to say the provider is out.
         return Err(Reject::ProviderUnavailable);
     }
@@ -457,11 +457,11 @@ async fn save_rotated(
 }
 
 /// The access token as the session keeps it: only where the app is sent it
-/// (`upstream.pass_access_token`). Nothing else reads it (refresh is timed by
+/// (`pass_access_token` on any upstream). Nothing else reads it (refresh is timed by
 /// its expiry, kept apart), and a token not stored is one a memory or Redis
 /// dump cannot leak; it was also 40% of a stored session (issue 8).
 pub fn keeps_access_token(rt: &Runtime) -> bool {
-    rt.config.upstream.pass_access_token
+    rt.passes_access_token
 }
 
 /// Takes new tokens into the session: a rotated refresh token replaces the old,

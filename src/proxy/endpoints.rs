@@ -83,9 +83,12 @@ async fn forward_auth(
         .routes
         .find(Some(&host), &original.method, target.match_path());
     ex.route = Some(rule.name.clone());
+    let upstream = rt.upstreams.get(rule.upstream);
+    ex.upstream = Some(upstream.name_arc());
     ex.method = original.method.clone();
     ex.is_navigation = matches!(original.method, Method::GET | Method::HEAD) && ex.is_navigation;
     let may_redirect = original.caller.may_redirect();
+    super::admit_source(rt, rule, ex.peer, headers)?;
 
     let who =
         super::authenticate_for(state, rt, ex, rule.auth, headers, &target, may_redirect).await?;
@@ -99,12 +102,19 @@ async fn forward_auth(
     if let Some(who) = &who {
         let identity = who.identity();
         ex.sub = Some(identity.sub.clone());
-        let permit = crate::policy::authorize::authorize(&rt.routes.global, rule, identity)
-            .map_err(|denial| Reject::Forbidden {
-                denial,
-                via_bearer: who.via_bearer(),
-            })?;
-        crate::identity::headers::set(resp.headers_mut(), permit.identity());
+        let permit = crate::policy::authorize::authorize(
+            &rt.routes.global,
+            rule,
+            identity,
+            who.via_bearer(),
+        )
+        .map_err(|denial| Reject::Forbidden {
+            denial,
+            via_bearer: who.via_bearer(),
+        })?;
+        // The route's upstream's header set: the front proxy copies these on.
+        crate::identity::headers::prepare(permit.identity(), upstream.header_set())?
+            .apply(resp.headers_mut());
         if let Some(assertion) = super::identity_assertion(state, permit.identity(), &host) {
             resp.headers_mut().insert(
                 crate::identity::headers::X_PORTCULLIS_IDENTITY.clone(),

@@ -45,6 +45,8 @@ pub struct Exchange {
     pub path: Option<String>,
     /// The deciding rule's name, once a rule was found.
     pub route: Option<String>,
+    /// The name of the route's upstream, once a rule was found.
+    pub upstream: Option<std::sync::Arc<str>>,
     /// `allow`, `forbidden`, `unauthenticated`, `bad_request`, `upstream_error`, ...
     pub decision: &'static str,
     /// The precise reason for a refusal (logged, never sent to the client).
@@ -70,6 +72,7 @@ impl Exchange {
             peer: conn.peer.ip(),
             path: None,
             route: None,
+            upstream: None,
             decision: "allow",
             reason: None,
             upstream_latency: None,

@@ -71,6 +71,10 @@ pub struct ForwardContext<'a> {
     pub route: &'a str,
     /// The authorization that lets identity headers be set; `None` on public routes.
     pub permit: Option<&'a Permit<'a>>,
+    /// The permitted identity's headers for this upstream's header set.
+    pub identity_headers: Option<identity::headers::Prepared>,
+    /// `route.strip_prefix`: removed from the forwarded path.
+    pub strip_prefix: Option<&'a str>,
     /// The signed `X-Portcullis-Identity` value for the permitted identity.
     pub assertion: Option<HeaderValue>,
     /// The request was authenticated by its own bearer token (kept for the app).
@@ -112,10 +116,149 @@ impl SessionEnd {
 
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// The pooled client for the protected app, built from `[upstream]`.
-pub struct Upstream {
+/// One upstream's connections: a pooled client per serving thread. Kept across
+/// a reload that leaves the upstream's transport settings as they were, so its
+/// idle connections survive.
+pub struct Pool {
     /// One connection pool per serving thread (see [`ForwardContext::worker`]).
     clients: Vec<UpstreamClient>,
+    /// What the pool was built from; a reload with other values builds anew.
+    settings: PoolSettings,
+}
+
+/// The settings a [`Pool`] is built from.
+#[derive(Clone, Debug, PartialEq)]
+struct PoolSettings {
+    scheme: String,
+    authority: String,
+    ca_file: Option<std::path::PathBuf>,
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    threads: usize,
+}
+
+impl PoolSettings {
+    fn of(up: &config::Upstream, threads: usize) -> Self {
+        PoolSettings {
+            scheme: up.url.scheme().to_owned(),
+            authority: authority_text(&up.url),
+            ca_file: up.ca_file.clone(),
+            connect_timeout: up.connect_timeout,
+            pool_idle_timeout: up.pool_idle_timeout,
+            pool_max_idle_per_host: up.pool_max_idle_per_host,
+            threads,
+        }
+    }
+}
+
+impl Pool {
+    fn new(up: &config::Upstream, settings: PoolSettings) -> Result<Self, UpstreamError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(up.connect_timeout));
+        let tls = upstream_tls(up)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        // A pooled connection is served by a task on the thread that opened
+        // it; a request from another thread would cross threads twice (request
+        // in, response out). Separate pools keep each request on one thread.
+        let clients = (0..settings.threads)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(up.pool_idle_timeout)
+                    .pool_max_idle_per_host(up.pool_max_idle_per_host)
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .build(connector.clone())
+            })
+            .collect();
+        Ok(Pool { clients, settings })
+    }
+}
+
+/// `host[:port]` of an upstream URL, as it goes into the request URI.
+fn authority_text(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// The upstreams of one config, by the index routes carry (`[upstream]` is 0,
+/// then `[upstreams.NAME]` in name order: `Config::all_upstreams`).
+pub struct Upstreams {
+    list: Vec<Upstream>,
+}
+
+impl Upstreams {
+    /// Builds every upstream of `config`, reusing the pools of `previous`
+    /// whose transport settings are unchanged.
+    ///
+    /// # Errors
+    /// As [`Upstream::new`], for the first upstream that cannot be built.
+    pub fn new(
+        config: &config::Config,
+        metrics: Arc<Metrics>,
+        previous: Option<&Upstreams>,
+    ) -> Result<Self, UpstreamError> {
+        let strip = Arc::new(identity::headers::StripSet::new(config));
+        let list = config
+            .all_upstreams()
+            .map(|(name, up)| {
+                let reuse = previous.and_then(|old| old.pool_for(name, up, config));
+                Upstream::new(name, up, config, metrics.clone(), strip.clone(), reuse)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Upstreams { list })
+    }
+
+    /// The upstream at `index` (a route's `Rule::upstream`); `[upstream]` for
+    /// an index no route can carry.
+    pub fn get(&self, index: usize) -> &Upstream {
+        self.list.get(index).unwrap_or(&self.list[0])
+    }
+
+    /// `[upstream]`.
+    pub fn default_upstream(&self) -> &Upstream {
+        &self.list[0]
+    }
+
+    /// Every upstream, `[upstream]` first.
+    pub fn iter(&self) -> impl Iterator<Item = &Upstream> {
+        self.list.iter()
+    }
+
+    fn pool_for(
+        &self,
+        name: &str,
+        up: &config::Upstream,
+        config: &config::Config,
+    ) -> Option<Arc<Pool>> {
+        let wanted = PoolSettings::of(up, config.server.serving_threads());
+        self.list
+            .iter()
+            .find(|old| &*old.name == name && old.pool.settings == wanted)
+            .map(|old| old.pool.clone())
+    }
+}
+
+/// One protected application: where requests go, its pool, and the identity
+/// headers it reads (SPEC §11).
+pub struct Upstream {
+    /// `default` for `[upstream]`, else the `[upstreams.NAME]` name: a bounded
+    /// metrics label and the access log's `upstream`.
+    name: Arc<str>,
+    pool: Arc<Pool>,
+    /// The identity headers this upstream receives.
+    header_set: identity::headers::HeaderSet,
+    /// Every identity header name of every upstream: stripped from every request.
+    strip: Arc<identity::headers::StripSet>,
     scheme: Scheme,
     authority: Authority,
     /// `authority` as the `Host` value, unless `pass_host_header`.
@@ -136,56 +279,44 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the client for `config.upstream`.
+    /// Builds the upstream `name` from `up`, with `reuse` as its pool when given.
     ///
     /// # Errors
-    /// When the upstream URL cannot be used or `upstream.ca_file` cannot be loaded.
-    pub fn new(config: &config::Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamError> {
-        let up = &config.upstream;
+    /// When the upstream URL cannot be used or its `ca_file` cannot be loaded.
+    pub fn new(
+        name: &str,
+        up: &config::Upstream,
+        config: &config::Config,
+        metrics: Arc<Metrics>,
+        strip: Arc<identity::headers::StripSet>,
+        reuse: Option<Arc<Pool>>,
+    ) -> Result<Self, UpstreamError> {
         let url = &up.url;
         let scheme: Scheme = url
             .scheme()
             .parse()
             .map_err(|e| UpstreamError::Build(format!("scheme of {url}: {e}")))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| UpstreamError::Build(format!("{url} has no host")))?;
-        let authority_text = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let authority: Authority = authority_text
+        if url.host_str().is_none() {
+            return Err(UpstreamError::Build(format!("{url} has no host")));
+        }
+        let authority: Authority = authority_text(url)
             .parse()
             .map_err(|e| UpstreamError::Build(format!("authority of {url}: {e}")))?;
         let authority_host = HeaderValue::from_str(authority.as_str())
             .map_err(|e| UpstreamError::Build(format!("authority of {url}: {e}")))?;
         let base_path = url.path().trim_end_matches('/').to_owned();
-
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(up.connect_timeout));
-        let tls = upstream_tls(up)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        // A pooled connection is served by a task on the thread that opened
-        // it; a request from another thread would cross threads twice (request
-        // in, response out). Separate pools keep each request on one thread.
-        let clients = (0..config.server.serving_threads())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(up.pool_idle_timeout)
-                    .pool_max_idle_per_host(up.pool_max_idle_per_host)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(connector.clone())
-            })
-            .collect();
+        let pool = match reuse {
+            Some(pool) => pool,
+            None => Arc::new(Pool::new(
+                up,
+                PoolSettings::of(up, config.server.serving_threads()),
+            )?),
+        };
         Ok(Upstream {
-            clients,
+            name: Arc::from(name),
+            pool,
+            header_set: identity::headers::HeaderSet::new(&up.identity_headers),
+            strip,
             scheme,
             authority,
             authority_host,
@@ -199,6 +330,37 @@ impl Upstream {
             cookie_name: config.session.cookie_name.clone(),
             metrics,
         })
+    }
+
+    /// `default` or the `[upstreams.NAME]` name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, shared (for the access log).
+    pub fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// The identity headers this upstream receives.
+    pub fn header_set(&self) -> &identity::headers::HeaderSet {
+        &self.header_set
+    }
+
+    /// The identity header names stripped from every request.
+    pub fn strip_set(&self) -> &identity::headers::StripSet {
+        &self.strip
+    }
+
+    /// Returns true if and only if this upstream sends the session's access
+    /// token upstream (`pass_access_token`).
+    pub fn passes_access_token(&self) -> bool {
+        self.pass_access_token
+    }
+
+    /// Returns true if and only if `other` uses the same pool (tests of reload).
+    pub fn shares_pool_with(&self, other: &Upstream) -> bool {
+        Arc::ptr_eq(&self.pool, &other.pool)
     }
 
     /// Sends `req` upstream at `target` and returns the upstream's response with
@@ -226,7 +388,7 @@ impl Upstream {
             }
         }
         let (mut parts, body) = req.into_parts();
-        parts.uri = self.upstream_uri(target)?;
+        parts.uri = self.upstream_uri(target, ctx.strip_prefix)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
         self.rewrite_request_headers(&mut parts.headers, &ctx, upgrade.as_ref());
@@ -234,14 +396,15 @@ impl Upstream {
             Request::from_parts(parts, super::body::streamed(body, self.max_body_bytes));
 
         // A reload may change the thread count only for the next start.
-        let client = &self.clients[ctx.worker % self.clients.len()];
+        let clients = &self.pool.clients;
+        let client = &clients[ctx.worker % clients.len()];
         let started = Instant::now();
         let sent = tokio::time::timeout(self.response_timeout, client.request(upstream_req)).await;
         let elapsed = started.elapsed();
         *latency = Some(elapsed);
         self.metrics
             .upstream_latency
-            .with_label_values(&[ctx.route])
+            .with_label_values(&[ctx.route, &self.name])
             .observe(elapsed.as_secs_f64());
         let mut resp = match sent {
             Err(_) => return Err(self.fail(&ctx, UpstreamError::Timeout(self.response_timeout))),
@@ -284,7 +447,7 @@ impl Upstream {
             }
             (false, _) => remove_hop_by_hop(resp.headers_mut()),
         }
-        strip_upstream_claims(resp.headers_mut(), &self.cookie_name);
+        strip_upstream_claims(resp.headers_mut(), &self.strip, &self.cookie_name);
         Ok(resp.map(|body| super::body::streamed(body, None)))
     }
 
@@ -296,13 +459,20 @@ impl Upstream {
         };
         self.metrics
             .upstream_errors
-            .with_label_values(&[ctx.route, kind])
+            .with_label_values(&[ctx.route, &self.name, kind])
             .inc();
         err
     }
 
-    fn upstream_uri(&self, target: &Target) -> Result<Uri, UpstreamError> {
-        let path_and_query = target.path_and_query_after(&self.base_path);
+    fn upstream_uri(
+        &self,
+        target: &Target,
+        strip_prefix: Option<&str>,
+    ) -> Result<Uri, UpstreamError> {
+        let path_and_query = match strip_prefix {
+            None => target.path_and_query_after(&self.base_path),
+            Some(prefix) => stripped_path_and_query(&self.base_path, target, prefix),
+        };
         // Handed over, not copied: the string becomes the URI's own bytes.
         let pq = PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query))
             .map_err(|e| UpstreamError::Build(format!("path of {:?}: {e}", target.path())))?;
@@ -329,14 +499,16 @@ impl Upstream {
         remove_hop_by_hop(headers);
         // The client already had its 100-continue from us; the upstream gets the body.
         headers.remove(header::EXPECT);
-        identity::headers::strip(headers);
+        identity::headers::strip(headers, &self.strip);
         strip_own_cookies(headers, &self.cookie_name);
         if self.drops_client_authorization(ctx) {
             headers.remove(header::AUTHORIZATION);
         }
         set_forwarded(headers, ctx, &self.trusted_proxies);
-        if let Some(permit) = ctx.permit {
-            identity::headers::set(headers, permit.identity());
+        if ctx.permit.is_some() {
+            if let Some(prepared) = &ctx.identity_headers {
+                prepared.apply(headers);
+            }
             if let Some(assertion) = &ctx.assertion {
                 headers.insert(
                     identity::headers::X_PORTCULLIS_IDENTITY.clone(),
@@ -385,8 +557,12 @@ impl Upstream {
 /// app, or through anything that can inject a response header into it), and
 /// the identity headers, which a front proxy or log pipeline reading this
 /// response must never take from the app.
-pub fn strip_upstream_claims(headers: &mut HeaderMap, cookie_name: &str) {
-    identity::headers::strip(headers);
+pub fn strip_upstream_claims(
+    headers: &mut HeaderMap,
+    strip: &identity::headers::StripSet,
+    cookie_name: &str,
+) {
+    identity::headers::strip(headers, strip);
     if !headers.contains_key(header::SET_COOKIE) {
         return;
     }
@@ -438,6 +614,33 @@ fn set_cookie_name(value: &[u8]) -> String {
 /// cookie names), with or without those prefixes.
 fn is_own_cookie_spelling(name: &str, base: &str) -> bool {
     !name.is_empty() && is_own_cookie(&name.to_ascii_lowercase(), &base.to_ascii_lowercase())
+}
+
+/// The upstream's path for `target` with `prefix` (a whole-segment prefix of
+/// the path, in any ASCII case: checked when the config was compiled and by
+/// the route match) removed, after the upstream URL's own path: `/gh/repos`
+/// with `strip_prefix = "/gh"` is `/repos`, and `/gh` itself is `/`. The
+/// prefix's segments are counted off, so `;params` on them go too.
+fn stripped_path_and_query(base_path: &str, target: &Target, prefix: &str) -> String {
+    let segments = prefix.matches('/').count();
+    let mut rest = target.path().as_str();
+    for _ in 0..segments {
+        match rest.get(1..).and_then(|tail| tail.find('/')) {
+            Some(at) => rest = &rest[at + 1..],
+            None => {
+                rest = "/";
+                break;
+            }
+        }
+    }
+    let mut out = String::with_capacity(base_path.len() + rest.len() + 1);
+    out.push_str(base_path);
+    out.push_str(rest);
+    if let Some(query) = target.query() {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
 }
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -605,6 +808,24 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(|v| v.to_str().ok())
         .collect::<Option<_>>()?;
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The client's address (SPEC §3 `source_ips`): the peer, or, when the peer is
+/// a trusted proxy, the rightmost address of its `X-Forwarded-For` chain that
+/// is not itself trusted.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return peer;
+    }
+    joined(headers, &X_FORWARDED_FOR)
+        .and_then(|chain| {
+            chain
+                .rsplit(',')
+                .map(str::trim)
+                .filter_map(|s| s.parse::<IpAddr>().ok())
+                .find(|ip| !trusted.iter().any(|net| net.contains(ip)))
+        })
+        .unwrap_or(peer)
 }
 
 /// The real client in a trusted chain: the rightmost address not itself a trusted
@@ -830,6 +1051,8 @@ mod tests {
             request_id: &id,
             route: "r",
             permit: None,
+            identity_headers: None,
+            strip_prefix: None,
             assertion: None,
             via_bearer: false,
             access_token: None,
@@ -862,6 +1085,8 @@ mod tests {
             request_id: &id,
             route: "r",
             permit: None,
+            identity_headers: None,
+            strip_prefix: None,
             assertion: None,
             via_bearer: false,
             access_token: None,
@@ -940,7 +1165,11 @@ mod tests {
             ("x-portcullis-identity", "forged"),
             ("content-type", "text/html"),
         ]);
-        strip_upstream_claims(&mut h, "portcullis");
+        strip_upstream_claims(
+            &mut h,
+            &identity::headers::StripSet::default(),
+            "portcullis",
+        );
         let cookies: Vec<&str> = h
             .get_all("set-cookie")
             .iter()
@@ -959,9 +1188,49 @@ mod tests {
             ("set-cookie", "__host-sid_login_x=planted"),
             ("set-cookie", "sidecar=kept"),
         ]);
-        strip_upstream_claims(&mut prefixed, "__Host-sid");
+        strip_upstream_claims(
+            &mut prefixed,
+            &identity::headers::StripSet::default(),
+            "__Host-sid",
+        );
         assert_eq!(prefixed.get_all("set-cookie").iter().count(), 1);
         assert_eq!(prefixed["set-cookie"], "sidecar=kept");
+    }
+
+    #[test]
+    fn strip_prefix_removes_whole_segments_in_any_case_with_their_params() {
+        let cases = [
+            ("/gh/repos/x", "/gh", "", "/repos/x"),
+            ("/gh", "/gh", "", "/"),
+            ("/gh/", "/gh", "", "/"),
+            ("/GH/repos", "/gh", "", "/repos"),
+            ("/gh;v=1/repos", "/gh", "", "/repos"),
+            ("/api/v1/users?x=1", "/api/v1", "", "/users?x=1"),
+            ("/api/v1?x=1", "/api/v1", "", "/?x=1"),
+            ("/gh/repos", "/gh", "/base", "/base/repos"),
+        ];
+        for (path, prefix, base, want) in cases {
+            let target = crate::policy::normalize::normalize_str(path).expect("a valid path");
+            assert_eq!(
+                stripped_path_and_query(base, &target, prefix),
+                want,
+                "{path} - {prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2")]);
+        let untrusted_peer: IpAddr = "198.51.100.1".parse().expect("ip");
+        assert_eq!(client_ip(untrusted_peer, &chain, &trusted), untrusted_peer);
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert_eq!(
+            client_ip(proxy, &chain, &trusted),
+            "203.0.113.7".parse::<IpAddr>().expect("ip")
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
     #[test]

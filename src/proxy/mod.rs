@@ -28,7 +28,7 @@ use crate::auth::bearer::{self, BearerError};
 use crate::auth::oidc::Provider;
 use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
-use crate::identity::Identity;
+use crate::identity::{self, Identity};
 use crate::policy::authorize::{self, Denial};
 use crate::policy::normalize::{self, PathError, Target};
 use crate::policy::origin::{self, OriginError, Origins};
@@ -40,7 +40,7 @@ use crate::session::{SessionError, SessionKey, SessionStore};
 pub use authenticate::LoginRedirect;
 pub use body::Body;
 pub use exchange::{ConnInfo, Exchange};
-pub use forward::{ForwardContext, Upstream, UpstreamError};
+pub use forward::{ForwardContext, Upstream, UpstreamError, Upstreams};
 
 /// Process-wide state, built once at start and shared by every connection.
 /// Sessions and replay caches live here, so they survive a config reload.
@@ -81,7 +81,13 @@ pub struct Runtime {
     pub routes: RouteTable,
     /// Who may open a WebSocket on a session route (SPEC §7).
     pub origins: Origins,
-    pub upstream: Upstream,
+    /// Every upstream, by the index a route's rule carries.
+    pub upstreams: Upstreams,
+    /// `Config::kept_claims`, computed once: what identities keep.
+    pub kept_claims: Vec<String>,
+    /// Returns true if and only if some upstream is sent the access token, so
+    /// sessions keep it (SPEC §7).
+    pub passes_access_token: bool,
     pub cookies: Cookies,
     pub provider: Arc<Provider>,
     /// `server.templates_dir/error.html`, read at load (and reload).
@@ -89,18 +95,22 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles `config` into a runtime using `provider`.
+    /// Compiles `config` into a runtime using `provider`; upstreams whose
+    /// transport is unchanged keep `previous`'s connection pools.
     ///
     /// # Errors
-    /// When the upstream client cannot be built (for example an unreadable CA file).
+    /// When an upstream client cannot be built (for example an unreadable CA file).
     pub fn new(
         config: Config,
         provider: Arc<Provider>,
         metrics: Arc<Metrics>,
+        previous: Option<&Runtime>,
     ) -> Result<Self, UpstreamError> {
         let routes = RouteTable::new(&config);
         let origins = Origins::new(&config.server.public_url, &config.server.allowed_origins);
-        let upstream = Upstream::new(&config, metrics)?;
+        let upstreams = Upstreams::new(&config, metrics, previous.map(|rt| &rt.upstreams))?;
+        let kept_claims = config.kept_claims();
+        let passes_access_token = config.all_upstreams().any(|(_, up)| up.pass_access_token);
         let cookies = Cookies::new(&config);
         // Checked readable by the config loader; a file that vanished since
         // falls back to the built-in page rather than failing the load.
@@ -114,7 +124,9 @@ impl Runtime {
             config: Arc::new(config),
             routes,
             origins,
-            upstream,
+            upstreams,
+            kept_claims,
+            passes_access_token,
             cookies,
             provider,
         })
@@ -193,6 +205,9 @@ pub enum Reject {
     /// A WebSocket handshake on a session route from a page of another site: 403.
     #[error(transparent)]
     CrossOrigin(#[from] OriginError),
+    /// The route's upstream needs a claim the identity lacks (`required`): 403.
+    #[error(transparent)]
+    MissingClaim(#[from] crate::identity::headers::MissingClaim),
     /// Authenticated, but the rule refuses this identity: 403.
     #[error("{denial}")]
     Forbidden { denial: Denial, via_bearer: bool },
@@ -249,7 +264,10 @@ impl Reject {
             Reject::BadTarget(_) | Reject::BadHost | Reject::BadMethod | Reject::ForwardAuth(_) => {
                 "bad_request"
             }
-            Reject::Denied | Reject::Forbidden { .. } | Reject::CrossOrigin(_) => "forbidden",
+            Reject::Denied
+            | Reject::Forbidden { .. }
+            | Reject::CrossOrigin(_)
+            | Reject::MissingClaim(_) => "forbidden",
             Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
             Reject::LoginRequired(_) => "redirect",
             Reject::InvalidToken(_) => "invalid_token",
@@ -299,6 +317,9 @@ async fn run(
         .routes
         .find(Some(&host.name), req.method(), target.match_path());
     ex.route = Some(rule.name.clone());
+    let upstream = rt.upstreams.get(rule.upstream);
+    ex.upstream = Some(upstream.name_arc());
+    admit_source(rt, rule, conn.peer.ip(), req.headers())?;
 
     let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &target, true).await?;
     check_websocket_origin(rt, who.as_ref(), req.headers())?;
@@ -307,12 +328,16 @@ async fn run(
         Some(who) => {
             let identity = who.identity();
             ex.sub = Some(identity.sub.clone());
-            let permit = authorize::authorize(&rt.routes.global, rule, identity)
+            let permit = authorize::authorize(&rt.routes.global, rule, identity, via_bearer)
                 .map_err(|denial| Reject::Forbidden { denial, via_bearer })?;
             Some(permit)
         }
         None => None,
     };
+    let identity_headers = permit
+        .as_ref()
+        .map(|permit| identity::headers::prepare(permit.identity(), upstream.header_set()))
+        .transpose()?;
     let (session_end, access_token) = match &who {
         Some(Who::Session(auth)) => (
             Some(session_end_watch(state, rt, auth.key)),
@@ -323,7 +348,7 @@ async fn run(
     let assertion = permit
         .as_ref()
         .and_then(|permit| identity_assertion(state, permit.identity(), &host.name));
-    let pass_token = rt.config.upstream.pass_access_token && !via_bearer;
+    let pass_token = upstream.passes_access_token() && !via_bearer;
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
         peer_text: &conn.peer_text,
@@ -333,13 +358,15 @@ async fn run(
         request_id: &ex.request_id,
         route: &rule.name,
         permit: permit.as_ref(),
+        identity_headers,
+        strip_prefix: rule.strip_prefix.as_deref(),
         assertion,
         via_bearer,
         access_token: access_token.filter(|_| pass_token),
         session_end,
     };
     let mut latency = None;
-    let result = rt.upstream.forward(req, &target, ctx, &mut latency).await;
+    let result = upstream.forward(req, &target, ctx, &mut latency).await;
     ex.upstream_latency = latency;
     Ok(result?)
 }
@@ -368,6 +395,30 @@ pub fn check_method(method: &http::Method) -> Result<(), Reject> {
 /// Returns true if and only if `method` is `TRACE`, `TRACK` or `CONNECT`.
 pub fn is_refused_method(method: &http::Method) -> bool {
     matches!(method.as_str(), "TRACE" | "TRACK" | "CONNECT")
+}
+
+/// Refuses a request from a client address outside `source_ips` (the route's
+/// or `[policy]`'s), before anything else is asked of it (SPEC §3). The
+/// client is the peer, or the `X-Forwarded-For` chain as far as
+/// `server.trusted_proxies` allow.
+///
+/// # Errors
+/// [`Reject::Forbidden`].
+pub fn admit_source(
+    rt: &Runtime,
+    rule: &crate::policy::route::Rule,
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+) -> Result<(), Reject> {
+    let global = &rt.routes.global;
+    if global.source_ips.is_empty() && rule.requirements.source_ips.is_empty() {
+        return Ok(());
+    }
+    let client = forward::client_ip(peer, headers, &rt.config.server.trusted_proxies);
+    authorize::admit_source(global, rule, client).map_err(|denial| Reject::Forbidden {
+        denial,
+        via_bearer: false,
+    })
 }
 
 /// Refuses a WebSocket handshake authenticated by the session cookie when a
@@ -473,6 +524,7 @@ async fn bearer_identity(
         now: state.clock.now(),
         leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
         roles_claim: &oidc.roles_claim,
+        kept_claims: &rt.kept_claims,
     };
     match rt.provider.verify_bearer(token, &audience).await {
         Ok(identity) => Ok(identity),
@@ -550,6 +602,7 @@ fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
         method = %ex.method,
         path = ex.path.as_deref().unwrap_or("-"),
         route = ex.route_label(),
+        upstream = ex.upstream.as_deref(),
         decision = ex.decision,
         reason = ex.reason.as_deref(),
         status = status.as_u16(),

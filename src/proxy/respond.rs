@@ -39,47 +39,93 @@ const REALM: &str = "Bearer realm=\"portcullis\"";
 /// The response for `reject`, shaped for the client in `ex`.
 pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response<Body> {
     let shape = match reject {
-        Reject::LoginRequired(redirect) => return self::redirect(&redirect.location, &redirect.set_cookies),
-        Reject::BadTarget(_) => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request path cannot be accepted."),
-        Reject::BadHost => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request has no valid Host."),
-        Reject::BadMethod => Shape::new(StatusCode::BAD_REQUEST, "bad_request", "The request method cannot be accepted."),
+        Reject::LoginRequired(redirect) => {
+            return self::redirect(&redirect.location, &redirect.set_cookies)
+        }
+        Reject::BadTarget(_) => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request path cannot be accepted.",
+        ),
+        Reject::BadHost => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request has no valid Host.",
+        ),
+        Reject::BadMethod => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request method cannot be accepted.",
+        ),
         Reject::ForwardAuth(_) => Shape::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "The forward-auth request describes the original request ambiguously.",
         ),
-        Reject::Denied => Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page."),
+        Reject::Denied => Shape::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You do not have access to this page.",
+        ),
         Reject::CrossOrigin(_) => Shape::new(
             StatusCode::FORBIDDEN,
             "cross_origin",
             "This connection was opened from another site and is refused.",
         ),
-        Reject::Forbidden { via_bearer, .. } => Shape {
+        Reject::Forbidden { via_bearer, denial } => Shape {
             challenge: via_bearer.then(|| {
-                format!("{REALM}, error=\"insufficient_scope\", error_description=\"the token lacks a required role\"")
+                format!(
+                    "{REALM}, error=\"insufficient_scope\", error_description=\"{}\"",
+                    insufficient(&denial)
+                )
             }),
-            ..Shape::new(StatusCode::FORBIDDEN, "forbidden", "You do not have access to this page.")
+            ..Shape::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "You do not have access to this page.",
+            )
         },
+        Reject::MissingClaim(_) => Shape::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Your account lacks information this application needs.",
+        ),
         Reject::Unauthenticated { login_url } => Shape {
             challenge: Some(REALM.to_owned()),
             login_url: Some(login_url),
-            ..Shape::new(StatusCode::UNAUTHORIZED, "unauthenticated", "You need to sign in to see this page.")
+            ..Shape::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "You need to sign in to see this page.",
+            )
         },
         Reject::NoToken => Shape {
             challenge: Some(REALM.to_owned()),
-            ..Shape::new(StatusCode::UNAUTHORIZED, "unauthenticated", "A bearer token is required.")
+            ..Shape::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "A bearer token is required.",
+            )
         },
         Reject::InvalidToken(error) => Shape {
             challenge: Some(format!(
                 "{REALM}, error=\"invalid_token\", error_description=\"{}\"",
                 error.description()
             )),
-            ..Shape::new(StatusCode::UNAUTHORIZED, "invalid_token", "The bearer token is not valid.")
+            ..Shape::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "The bearer token is not valid.",
+            )
         },
-        Reject::NotFound => Shape::new(StatusCode::NOT_FOUND, "not_found", "There is nothing here."),
-        Reject::MethodNotAllowed | Reject::MethodRefused => {
-            Shape::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed here.")
+        Reject::NotFound => {
+            Shape::new(StatusCode::NOT_FOUND, "not_found", "There is nothing here.")
         }
+        Reject::MethodNotAllowed | Reject::MethodRefused => Shape::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        ),
         Reject::Login { failure, clear } => {
             let mut resp = page(login_failure(&failure), ex, template);
             if let Some(clear) = clear {
@@ -87,7 +133,11 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             }
             return resp;
         }
-        Reject::Backchannel(_) => Shape::new(StatusCode::BAD_REQUEST, "invalid_request", "The logout token is not valid."),
+        Reject::Backchannel(_) => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The logout token is not valid.",
+        ),
         Reject::StoreUnavailable(_) => Shape::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "session_store_unavailable",
@@ -125,6 +175,18 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
         ),
     };
     page(shape, ex, template)
+}
+
+/// The `error_description` of a bearer 403: which kind of requirement the
+/// token failed, never the rule's values.
+fn insufficient(denial: &crate::policy::authorize::Denial) -> &'static str {
+    match denial.key() {
+        "scopes_any" | "scopes_all" => "the token lacks a required scope",
+        "claims" => "the token lacks a required claim value",
+        "source_ips" => "the client address is not allowed",
+        "email_domains" => "the token's email is not in an allowed domain",
+        _ => "the token lacks a required role",
+    }
 }
 
 fn login_failure(failure: &LoginFailure) -> Shape {

@@ -174,7 +174,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         Provider::new(&config, HttpClient::new(PROVIDER_TIMEOUT), clock.clone())
             .with_counters(metrics.provider_counters()),
     );
-    let runtime = Runtime::new(config, provider.clone(), metrics.clone())?;
+    let runtime = Runtime::new(config, provider.clone(), metrics.clone(), None)?;
     let state = Arc::new(State {
         runtime: ArcSwap::from_pointee(runtime),
         metrics: metrics.clone(),

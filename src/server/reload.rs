@@ -128,7 +128,7 @@ impl Reloader {
         if let (Some(certs), Some(tls)) = (&self.certs, &config.server.tls) {
             certs.reload(tls)?;
         }
-        let runtime = Runtime::new(config, provider, self.metrics.clone())?;
+        let runtime = Runtime::new(config, provider, self.metrics.clone(), Some(&old))?;
         self.state.runtime.store(Arc::new(runtime));
         Ok(())
     }

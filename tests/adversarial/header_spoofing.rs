@@ -33,6 +33,63 @@ const IDENTITY: &[&str] = &[
     "X-Auth-Request-Redirect",
 ];
 
+/// The names of every other identity header some upstream could receive
+/// (SPEC §11): every preset's, the `Impersonate-*` family, and the custom
+/// `identity_header` names of [`APPS`]. Stripped on every route whether or not
+/// the route's upstream uses them.
+const APP_IDENTITY: &[&str] = &[
+    "X-WEBAUTH-USER",
+    "X-WEBAUTH-EMAIL",
+    "X-WEBAUTH-NAME",
+    "X-WEBAUTH-GROUPS",
+    "X-WEBAUTH-FULLNAME",
+    "X-Forwarded-Mail",
+    "X-Forwarded-DisplayName",
+    "X-Forwarded-Login",
+    "X-Forwarded-Name",
+    "X-Remote-User",
+    "Impersonate-User",
+    "Impersonate-Group",
+    "Impersonate-Uid",
+    "Impersonate-Extra-Scopes",
+    "X-Custom-Team",
+    "X-Tenant",
+];
+
+/// The spoofing tests' config: the default upstream also reads a custom
+/// header, and `/k8s` goes to a Kubernetes-preset upstream with one more.
+const APPS: &str = r#"
+[[upstream.identity_header]]
+name = "X-Custom-Team"
+claim = "department"
+
+[upstreams.k8s]
+url = "ECHO"
+identity_preset = "kubernetes"
+
+[[upstreams.k8s.identity_header]]
+name = "X-Tenant"
+claim = "department"
+
+[[route]]
+name = "k8s"
+path = "/k8s"
+upstream = "k8s"
+"#;
+
+/// A stack with [`APPS`]: both upstreams are the echo app returned beside it.
+async fn apps_stack() -> (Stack, crate::support::Echo) {
+    let echo = crate::support::Echo::start().await;
+    let extra = format!("{ROUTES}\n{}", APPS.replace("ECHO", &echo.url()));
+    let stack = Stack::start_with(StackOptions {
+        extra,
+        upstream: Some(echo.url()),
+        ..StackOptions::default()
+    })
+    .await;
+    (stack, echo)
+}
+
 /// The spellings of `name` an app could read as `name`.
 fn spellings(name: &str) -> Vec<String> {
     let lower = name.to_ascii_lowercase();
@@ -59,12 +116,21 @@ fn spellings(name: &str) -> Vec<String> {
     ]
 }
 
-/// The whole spoofing matrix as request headers: each spelling of each
+/// The §7 spoofing matrix as request headers: each spelling of each
 /// identity header valued `spoofed-...`, and the canonical spelling repeated
 /// (about 100 fields, under the proxy's limit of 128 per request head).
 fn spoofed() -> Vec<(String, String)> {
+    matrix(IDENTITY)
+}
+
+/// The same matrix for [`APP_IDENTITY`], in requests of about 100 fields each.
+fn spoofed_app_headers() -> Vec<Vec<(String, String)>> {
+    APP_IDENTITY.chunks(9).map(matrix).collect()
+}
+
+fn matrix(names: &[&str]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (i, name) in IDENTITY.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         for (j, spelling) in spellings(name).into_iter().enumerate() {
             out.push((spelling, format!("spoofed-{i}-{j}")));
         }
@@ -99,7 +165,24 @@ fn assert_identity(seen: &Seen, label: &str, sub: &str) {
 }
 
 async fn send(browser: &mut Browser, url: &str, extra: &[(&str, &str)]) -> Seen {
-    let matrix = spoofed();
+    send_matrix(browser, url, extra, spoofed()).await
+}
+
+/// Sends every request of [`spoofed_app_headers`]; returns what the app saw of each.
+async fn send_app_headers(browser: &mut Browser, url: &str, extra: &[(&str, &str)]) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for matrix in spoofed_app_headers() {
+        seen.push(send_matrix(browser, url, extra, matrix).await);
+    }
+    seen
+}
+
+async fn send_matrix(
+    browser: &mut Browser,
+    url: &str,
+    extra: &[(&str, &str)],
+    matrix: Vec<(String, String)>,
+) -> Seen {
     let mut headers: Vec<(&str, &str)> = matrix
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -113,7 +196,7 @@ async fn send(browser: &mut Browser, url: &str, extra: &[(&str, &str)]) -> Seen 
 
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_the_app_on_any_route() {
-    let stack = Stack::start().await;
+    let (stack, _echo) = apps_stack().await;
     let mut anonymous = Browser::default();
     let public = send(&mut anonymous, &stack.url("/public/x"), &[]).await;
     assert_nothing_spoofed(&public, "public");
@@ -135,39 +218,69 @@ async fn spoofed_identity_headers_never_reach_the_app_on_any_route() {
     let mut api = Browser::default();
     let bearer = send(&mut api, &stack.url("/api/x"), &[("authorization", &auth)]).await;
     assert_identity(&bearer, "bearer", "bob");
+
+    // Every preset's names and the configured custom names, on every kind of
+    // route, whichever upstream the route goes to (SPEC §11).
+    for seen in send_app_headers(&mut anonymous, &stack.url("/public/x"), &[]).await {
+        assert_nothing_spoofed(&seen, "public, app headers");
+    }
+    for seen in send_app_headers(&mut alice, &stack.url("/x"), &[]).await {
+        assert_identity(&seen, "login, app headers", "alice");
+        assert_eq!(
+            seen.one("x-custom-team"),
+            Some("eng"),
+            "the proxy's own value"
+        );
+    }
+    for seen in send_app_headers(&mut api, &stack.url("/api/x"), &[("authorization", &auth)]).await
+    {
+        assert_identity(&seen, "bearer, app headers", "bob");
+    }
+    for seen in send_app_headers(&mut alice, &stack.url("/k8s/x"), &[]).await {
+        assert_nothing_spoofed(&seen, "k8s, app headers");
+        assert_eq!(seen.one("impersonate-user"), Some("alice"));
+        assert_eq!(seen.all("impersonate-group"), ["admin", "user"]);
+        assert_eq!(seen.one("x-tenant"), Some("eng"));
+        assert!(
+            seen.all("x-forwarded-user").is_empty(),
+            "k8s reads no standard headers"
+        );
+    }
 }
 
 /// HTTP/2 (h2c prior knowledge): header names arrive lowercased, and the same
 /// matrix is stripped.
 #[tokio::test]
 async fn spoofed_identity_headers_are_stripped_over_http2() {
-    let stack = Stack::start().await;
+    let (stack, _echo) = apps_stack().await;
     let alice = stack.login("alice").await;
     let client: Client<_, crate::support::TestBody> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
     for (path, cookie) in [("/public/x", None), ("/x", Some(&alice.jar["portcullis"]))] {
-        let mut req = Request::get(stack.url(path)).header("accept", "application/json");
-        for (k, v) in spoofed() {
-            if !k.eq_ignore_ascii_case("connection") {
-                req = req.header(k.to_ascii_lowercase(), v);
+        for matrix in std::iter::once(spoofed()).chain(spoofed_app_headers()) {
+            let mut req = Request::get(stack.url(path)).header("accept", "application/json");
+            for (k, v) in matrix {
+                if !k.eq_ignore_ascii_case("connection") {
+                    req = req.header(k.to_ascii_lowercase(), v);
+                }
             }
-        }
-        if let Some(cookie) = cookie {
-            req = req.header("cookie", format!("portcullis={cookie}"));
-        }
-        let resp = client
-            .request(req.body(full("")).expect("request"))
-            .await
-            .expect("h2 request");
-        assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        assert_eq!(resp.version(), http::Version::HTTP_2);
-        let body = resp.into_body().collect().await.expect("body").to_bytes();
-        let seen: Seen = serde_json::from_slice(&body).expect("echo json");
-        if cookie.is_some() {
-            assert_identity(&seen, "h2 login", "alice");
-        } else {
-            assert_nothing_spoofed(&seen, "h2 public");
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", format!("portcullis={cookie}"));
+            }
+            let resp = client
+                .request(req.body(full("")).expect("request"))
+                .await
+                .expect("h2 request");
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            let seen: Seen = serde_json::from_slice(&body).expect("echo json");
+            if cookie.is_some() {
+                assert_identity(&seen, "h2 login", "alice");
+            } else {
+                assert_nothing_spoofed(&seen, "h2 public");
+            }
         }
     }
 }

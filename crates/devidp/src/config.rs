@@ -195,10 +195,14 @@ pub struct User {
     pub email_verified: bool,
     /// Written at [`Config::roles_claim`].
     pub roles: Vec<String>,
+    /// More claims for ID tokens, userinfo and access tokens (`department`,
+    /// nested objects...), written as they are.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The demo users: alice (roles `admin`, `user`) and bob (role `user`), both with
-/// verified `@example.com` addresses. Their `sub` equals their username.
+/// The demo users: alice (roles `admin`, `user`; `department` `eng`) and bob
+/// (role `user`; `department` `sales`), both with verified `@example.com`
+/// addresses. Their `sub` equals their username.
 pub fn demo_users() -> Vec<User> {
     vec![
         User {
@@ -208,6 +212,7 @@ pub fn demo_users() -> Vec<User> {
             email: "alice@example.com".to_owned(),
             email_verified: true,
             roles: vec!["admin".to_owned(), "user".to_owned()],
+            extra: department("eng"),
         },
         User {
             sub: "bob".to_owned(),
@@ -216,8 +221,15 @@ pub fn demo_users() -> Vec<User> {
             email: "bob@example.com".to_owned(),
             email_verified: true,
             roles: vec!["user".to_owned()],
+            extra: department("sales"),
         },
     ]
+}
+
+fn department(name: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    extra.insert("department".to_owned(), serde_json::Value::from(name));
+    extra
 }
 
 #[cfg(test)]

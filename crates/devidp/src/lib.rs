@@ -265,6 +265,7 @@ impl DevIdp {
                     email: String::new(),
                     email_verified: false,
                     roles: Vec::new(),
+                    extra: serde_json::Map::new(),
                 };
                 &fallback
             }

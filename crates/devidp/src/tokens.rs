@@ -21,6 +21,9 @@ pub(crate) fn user_claims(config: &Config, user: &User) -> Map<String, Value> {
     claims.insert("email".into(), json!(user.email));
     claims.insert("email_verified".into(), json!(user.email_verified));
     config.roles_claim.insert(&mut claims, &user.roles);
+    for (name, value) in &user.extra {
+        claims.insert(name.clone(), value.clone());
+    }
     claims
 }
 

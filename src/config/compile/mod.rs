@@ -57,7 +57,8 @@ const MIN_HEADER_BYTES: usize = 1024;
 pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     let server = server::server(raw.server, p);
     let admin = server::admin(raw.admin, p);
-    let upstream = server::upstream(raw.upstream, p);
+    let upstream = server::upstream("upstream", raw.upstream, p);
+    let upstreams = server::upstreams(raw.upstreams, p);
     let oidc = oidc::oidc(raw.oidc, p);
     let session = session::session(raw.session, p);
     let routes = routes::routes(raw.routes, p);
@@ -67,6 +68,9 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
 
     if let (Some(server), Some(admin)) = (&server, &admin) {
         check_listeners_differ(server, admin, p);
+    }
+    if let (Some(routes), Some(upstreams)) = (&routes, &upstreams) {
+        check_route_upstreams(routes, upstreams, p);
     }
     if let Some(server) = &server {
         check_tls_needs_https(server, p);
@@ -79,6 +83,7 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
         server: server?,
         admin: admin?,
         upstream: upstream?,
+        upstreams: upstreams?,
         oidc: oidc?,
         session: session?,
         routes: routes?,
@@ -89,6 +94,33 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
 }
 
 // === Rules across sections ===
+
+/// Every `route.upstream` names `[upstream]` (`default`) or an `[upstreams.NAME]`:
+/// names are resolved here, once, so no request can reach an upstream that
+/// does not exist.
+fn check_route_upstreams(
+    routes: &[Route],
+    upstreams: &std::collections::BTreeMap<String, Upstream>,
+    p: &mut Problems,
+) {
+    for (index, route) in routes.iter().enumerate() {
+        let Some(name) = &route.upstream else {
+            continue;
+        };
+        if name != DEFAULT_UPSTREAM && !upstreams.contains_key(name) {
+            let known: Vec<&str> = std::iter::once(DEFAULT_UPSTREAM)
+                .chain(upstreams.keys().map(String::as_str))
+                .collect();
+            p.push(
+                format!("route[{index}].upstream"),
+                format!(
+                    "unknown upstream {name:?}; defined: {} (add [upstreams.{name}])",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
 
 /// The admin endpoints are never served on the public listener (SPEC §2, §9); the two
 /// also could not both bind one address.

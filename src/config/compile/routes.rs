@@ -1,6 +1,6 @@
 //! `[[route]]` and `[policy]`: which rule applies to a request (SPEC §3).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
 
@@ -101,6 +101,46 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         raw.email_domains,
         syntax::email_domain,
     );
+    let claims = claim_rules(p, &at("claims"), raw.claims);
+    let source_ips = each(p, &at("source_ips"), raw.source_ips, syntax::trusted_proxy);
+    let scopes_any = scopes(p, &at("scopes_any"), raw.scopes_any);
+    let scopes_all = scopes(p, &at("scopes_all"), raw.scopes_all);
+    let upstream = match raw.upstream {
+        Some(name) if name.trim().is_empty() => {
+            p.push(at("upstream"), "is empty; leave it out for [upstream]");
+            None
+        }
+        name => Some(name),
+    };
+    let strip_prefix = match &raw.strip_prefix {
+        Some(text) => p
+            .check(
+                &at("strip_prefix"),
+                strip_prefix(text, raw.path.as_deref(), raw.path_exact.as_deref()),
+            )
+            .map(Some),
+        None => Some(None),
+    };
+
+    let has_scopes = scopes_any.as_ref().is_some_and(|s| !s.is_empty())
+        || scopes_all.as_ref().is_some_and(|s| !s.is_empty());
+    if let (Some(mode @ (AuthMode::Login | AuthMode::Public | AuthMode::Deny)), true) =
+        (auth, has_scopes)
+    {
+        let field = if scopes_any.as_ref().is_some_and(|s| !s.is_empty()) {
+            "scopes_any"
+        } else {
+            "scopes_all"
+        };
+        p.push(
+            at(field),
+            format!(
+                "has no effect on an auth = \"{}\" route: scopes belong to bearer tokens, use auth = \"bearer\" or \"login_or_bearer\"",
+                mode.as_str()
+            ),
+        );
+        matchers_ok = false;
+    }
 
     if let Some(mode @ (AuthMode::Public | AuthMode::Deny)) = auth {
         let requirements = [
@@ -116,6 +156,7 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
                 "email_domains",
                 email_domains.as_ref().is_some_and(|d| !d.is_empty()),
             ),
+            ("claims", claims.as_ref().is_some_and(|c| !c.is_empty())),
         ];
         for (field, is_set) in requirements {
             if is_set {
@@ -143,7 +184,95 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         roles_any: roles_any?,
         roles_all: roles_all?,
         email_domains: email_domains?,
+        claims: claims?,
+        source_ips: source_ips?,
+        scopes_any: scopes_any?,
+        scopes_all: scopes_all?,
+        upstream: upstream?,
+        strip_prefix: strip_prefix?,
     })
+}
+
+/// `route.strip_prefix`: a whole-segment prefix of every path the route can
+/// match (SPEC §3), so only routes with `path` or `path_exact` take one.
+fn strip_prefix(
+    text: &str,
+    path: Option<&str>,
+    path_exact: Option<&str>,
+) -> Result<String, String> {
+    syntax::rule_path(text)?;
+    if text == "/" || text.ends_with('/') {
+        return Err(format!(
+            "strip_prefix {text:?} must name at least one segment and not end with \"/\""
+        ));
+    }
+    let Some(matched) = path.or(path_exact) else {
+        return Err(format!(
+            "strip_prefix {text:?} needs the route to have path or path_exact: \
+             only then is it known to start every path the route matches"
+        ));
+    };
+    // Paths match without regard to ASCII case; so does the prefix.
+    let (prefix, matched_lower) = (text.to_ascii_lowercase(), matched.to_ascii_lowercase());
+    let fits = matched_lower
+        .strip_prefix(&prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if !fits {
+        return Err(format!(
+            "strip_prefix {text:?} is not a whole-segment prefix of the route's path {matched:?}"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// `claims = { "department" = ["eng"] }`: claim references and the strings
+/// each may hold (SPEC §3).
+fn claim_rules(
+    p: &mut Problems,
+    key: &str,
+    raw: Option<BTreeMap<String, Vec<String>>>,
+) -> Option<BTreeMap<String, Vec<String>>> {
+    let mut ok = true;
+    let raw = raw.unwrap_or_default();
+    for (claim, values) in &raw {
+        let at = format!("{key}.{}", crate::config::source::printable(claim));
+        if let Err(why) = syntax::claim_name(claim) {
+            p.push(&at, why);
+            ok = false;
+        }
+        if values.is_empty() {
+            p.push(
+                &at,
+                "lists no value, so no identity could ever hold it; remove the claim or list values",
+            );
+            ok = false;
+        }
+        if values.iter().any(|v| v.is_empty()) {
+            p.push(&at, "holds an empty string");
+            ok = false;
+        }
+    }
+    ok.then_some(raw)
+}
+
+/// `scopes_any` / `scopes_all`: OAuth scope tokens (RFC 6749 §3.3).
+fn scopes(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+    let scopes = raw.unwrap_or_default();
+    let mut ok = true;
+    for (i, scope) in scopes.iter().enumerate() {
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !valid {
+            p.push(
+                format!("{key}[{i}]"),
+                format!("invalid scope {scope:?}: one scope token, no spaces or quotes"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(scopes)
 }
 
 /// `route.path`: a segment prefix, so `/admin/` would never match `/admin` itself.
@@ -230,10 +359,23 @@ pub(super) fn policy(raw: RawPolicy, p: &mut Problems) -> Option<Policy> {
         raw.email_domains,
         syntax::email_domain,
     );
+    let claims = claim_rules(p, "policy.claims", raw.claims);
+    let source_ips = each(
+        p,
+        "policy.source_ips",
+        raw.source_ips,
+        syntax::trusted_proxy,
+    );
+    let scopes_any = scopes(p, "policy.scopes_any", raw.scopes_any);
+    let scopes_all = scopes(p, "policy.scopes_all", raw.scopes_all);
     Some(Policy {
         default: default?,
         roles_any: roles_any?,
         roles_all: roles_all?,
         email_domains: email_domains?,
+        claims: claims?,
+        source_ips: source_ips?,
+        scopes_any: scopes_any?,
+        scopes_all: scopes_all?,
     })
 }

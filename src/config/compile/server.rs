@@ -1,9 +1,12 @@
 //! `[server]`, `[admin]` and `[upstream]`: listeners, the public origin, the protected app.
 
+use std::collections::BTreeMap;
+
 use url::Url;
 
 use super::*;
-use crate::config::raw::{RawAdmin, RawServer, RawTls, RawUpstream};
+use crate::config::presets;
+use crate::config::raw::{RawAdmin, RawIdentityHeader, RawServer, RawTls, RawUpstream};
 
 pub(super) fn server(raw: RawServer, p: &mut Problems) -> Option<Server> {
     let listen = listen(p, "server.listen", raw.listen, DEFAULT_LISTEN);
@@ -215,36 +218,44 @@ pub(super) fn admin(raw: RawAdmin, p: &mut Problems) -> Option<Admin> {
     Some(Admin { listen: listen? })
 }
 
-pub(super) fn upstream(raw: RawUpstream, p: &mut Problems) -> Option<Upstream> {
+/// `[upstream]`, or `[upstreams.NAME]` when `key` is `upstreams.NAME`: every key
+/// is the same in both (SPEC §11).
+pub(super) fn upstream(key: &str, raw: RawUpstream, p: &mut Problems) -> Option<Upstream> {
+    let at = |field: &str| format!("{key}.{field}");
     let url = match raw.url {
-        Some(text) => p.check("upstream.url", upstream_url(&text)),
+        Some(text) => p.check(&at("url"), upstream_url(&text)),
         None => {
             p.push(
-                "upstream.url",
+                at("url"),
                 "required: the protected app, such as \"http://127.0.0.1:8080\"",
             );
             None
         }
     };
-    let ca_file = optional_file(p, "upstream.ca_file", raw.ca_file);
+    let ca_file = optional_file(p, &at("ca_file"), raw.ca_file);
     let connect_timeout = timeout(
         p,
-        "upstream.connect_timeout",
+        &at("connect_timeout"),
         raw.connect_timeout,
         DEFAULT_CONNECT_TIMEOUT,
     );
     let response_timeout = timeout(
         p,
-        "upstream.response_timeout",
+        &at("response_timeout"),
         raw.response_timeout,
         DEFAULT_RESPONSE_TIMEOUT,
     );
     let pool_idle_timeout = timeout(
         p,
-        "upstream.pool_idle_timeout",
+        &at("pool_idle_timeout"),
         raw.pool_idle_timeout,
         DEFAULT_POOL_IDLE_TIMEOUT,
     );
+    let identity_preset = identity_preset(p, &at("identity_preset"), raw.identity_preset);
+    let entries = identity_headers(p, &at("identity_header"), raw.identity_header);
+    let identity_headers = identity_preset
+        .zip(entries)
+        .map(|(preset, entries)| merge_headers(presets::headers(preset), entries));
     Some(Upstream {
         url: url?,
         pass_access_token: flag(raw.pass_access_token, false),
@@ -255,7 +266,212 @@ pub(super) fn upstream(raw: RawUpstream, p: &mut Problems) -> Option<Upstream> {
         ca_file: ca_file?,
         pool_idle_timeout: pool_idle_timeout?,
         pool_max_idle_per_host: count(raw.pool_max_idle_per_host, DEFAULT_POOL_MAX_IDLE_PER_HOST),
+        identity_preset: identity_preset?,
+        identity_headers: identity_headers?,
     })
+}
+
+/// `[upstreams.NAME]` tables, each compiled under its own key.
+pub(super) fn upstreams(
+    raw: BTreeMap<String, RawUpstream>,
+    p: &mut Problems,
+) -> Option<BTreeMap<String, Upstream>> {
+    let mut all = Some(BTreeMap::new());
+    for (name, raw) in raw {
+        let key = format!("upstreams.{name}");
+        if let Err(why) = upstream_name(&name) {
+            p.push(&key, why);
+            all = None;
+            continue;
+        }
+        let compiled = upstream(&key, raw, p);
+        all = all.zip(compiled).map(|(mut all, upstream)| {
+            all.insert(name, upstream);
+            all
+        });
+    }
+    all
+}
+
+/// An upstream's name: it labels metrics and logs, and routes refer to it.
+fn upstream_name(name: &str) -> Result<(), String> {
+    if name == DEFAULT_UPSTREAM {
+        return Err(format!(
+            "{name:?} is the name of [upstream]; give this one another name"
+        ));
+    }
+    let is_label = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if is_label {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid upstream name {name:?}: lowercase letters, digits, \"_\" and \"-\" (at most 64), \
+             so that PORTCULLIS_UPSTREAMS__NAME__KEY can override it"
+        ))
+    }
+}
+
+fn identity_preset(p: &mut Problems, key: &str, raw: Option<String>) -> Option<IdentityPreset> {
+    let Some(text) = raw else {
+        return Some(IdentityPreset::Standard);
+    };
+    let found = IdentityPreset::ALL
+        .into_iter()
+        .find(|preset| preset.as_str() == text.trim());
+    if found.is_none() {
+        let names: Vec<&str> = IdentityPreset::ALL.iter().map(|p| p.as_str()).collect();
+        p.push(
+            key,
+            format!(
+                "unknown preset {text:?}, expected one of {}",
+                names.join(", ")
+            ),
+        );
+    }
+    found
+}
+
+fn identity_headers(
+    p: &mut Problems,
+    key: &str,
+    raw: Option<Vec<RawIdentityHeader>>,
+) -> Option<Vec<IdentityHeader>> {
+    let mut all = Some(Vec::new());
+    let mut seen: Vec<String> = Vec::new();
+    for (i, raw) in raw.unwrap_or_default().into_iter().enumerate() {
+        let at = |field: &str| format!("{key}[{i}].{field}");
+        let header = identity_header(p, &at, raw);
+        if let Some(header) = &header {
+            let lower = header.name.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                p.push(at("name"), format!("{:?} is listed twice", header.name));
+                all = None;
+            }
+            seen.push(lower);
+        }
+        all = all.zip(header).map(|(mut all, header)| {
+            all.push(header);
+            all
+        });
+    }
+    all
+}
+
+fn identity_header(
+    p: &mut Problems,
+    at: &dyn Fn(&str) -> String,
+    raw: RawIdentityHeader,
+) -> Option<IdentityHeader> {
+    let name = match raw.name {
+        Some(name) => p.check(&at("name"), identity_header_name(&name)),
+        None => {
+            p.push(at("name"), "required: the header name the app reads");
+            None
+        }
+    };
+    let claim = match raw.claim {
+        Some(claim) => p.check(&at("claim"), syntax::claim_name(&claim)),
+        None => {
+            p.push(
+                at("claim"),
+                "required: a claim name or dotted path, or \"roles\"",
+            );
+            None
+        }
+    };
+    let multi = match raw.multi.as_deref().map(str::trim) {
+        None | Some("join") => Some(HeaderMulti::Join),
+        Some("repeat") => Some(HeaderMulti::Repeat),
+        Some("json") => Some(HeaderMulti::Json),
+        Some(other) => {
+            p.push(
+                at("multi"),
+                format!("unknown {other:?}, expected one of join, repeat, json"),
+            );
+            None
+        }
+    };
+    let separator = match raw.separator {
+        None => Some(",".to_owned()),
+        Some(sep) => p.check(&at("separator"), separator(&sep)),
+    };
+    Some(IdentityHeader {
+        name: name?,
+        claim: claim?,
+        multi: multi?,
+        separator: separator?,
+        required: flag(raw.required, false),
+    })
+}
+
+/// An identity header name: an RFC 9110 token that is not one the proxy sets
+/// itself or that carries the request (a claim must never choose `Host`).
+fn identity_header_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if !syntax::is_token(name) {
+        return Err(format!("invalid header name {text:?}"));
+    }
+    let lower = name.to_ascii_lowercase();
+    const RESERVED: &[&str] = &[
+        "host",
+        "cookie",
+        "authorization",
+        "connection",
+        "upgrade",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "expect",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "x-request-id",
+        "x-portcullis-identity",
+        "forwarded",
+    ];
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with("sec-") || lower.starts_with(':') {
+        return Err(format!(
+            "{name:?} is set by the proxy or the client's transport; choose another header name"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A `join` separator: one to four visible ASCII characters or spaces, not
+/// only spaces, and not `%` (the escape character of the values).
+fn separator(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 4
+        && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !text.contains('%')
+        && !text.trim().is_empty();
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "invalid separator {text:?}: one to four visible characters, not \"%\""
+        ))
+    }
+}
+
+/// The preset's headers, then the entries: an entry with a preset header's
+/// name (any case) takes its place.
+fn merge_headers(preset: Vec<IdentityHeader>, entries: Vec<IdentityHeader>) -> Vec<IdentityHeader> {
+    let mut out: Vec<IdentityHeader> = preset
+        .into_iter()
+        .filter(|h| !entries.iter().any(|e| e.name.eq_ignore_ascii_case(&h.name)))
+        .collect();
+    out.extend(entries);
+    out
 }
 
 fn upstream_url(text: &str) -> Result<Url, String> {

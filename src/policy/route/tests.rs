@@ -55,6 +55,12 @@ fn route(name: &str) -> Route {
         roles_any: Vec::new(),
         roles_all: Vec::new(),
         email_domains: Vec::new(),
+        claims: Default::default(),
+        source_ips: Vec::new(),
+        scopes_any: Vec::new(),
+        scopes_all: Vec::new(),
+        upstream: None,
+        strip_prefix: None,
     }
 }
 
@@ -587,4 +593,79 @@ fn a_rule_on_get_also_covers_head() {
     let t = table(vec![route("reads").prefix("/r").methods(&["GET"])]);
     assert_eq!(t.find(None, &Method::HEAD, "/r").name, "reads");
     assert_eq!(t.find(None, &Method::POST, "/r").name, "default");
+}
+
+// === Where a rule sends the request ===
+
+#[test]
+fn a_route_naming_an_upstream_gets_its_index_and_the_default_rule_gets_zero() {
+    let mut config = base_config().clone();
+    let other = config.upstream.clone();
+    config.upstreams.insert("grafana".to_owned(), other.clone());
+    config.upstreams.insert("reports".to_owned(), other);
+    let mut reports = route("reports").prefix("/reports");
+    reports.upstream = Some("reports".to_owned());
+    reports.strip_prefix = Some("/reports".to_owned());
+    let mut grafana = route("grafana").host("grafana.test");
+    grafana.upstream = Some("grafana".to_owned());
+    let mut named_default = route("named-default").prefix("/d");
+    named_default.upstream = Some(config::DEFAULT_UPSTREAM.to_owned());
+    config.routes = vec![reports, grafana, named_default, route("plain").prefix("/p")];
+    let t = RouteTable::new(&config);
+    let names: Vec<&str> = config.all_upstreams().map(|(name, _)| name).collect();
+    assert_eq!(
+        names,
+        ["default", "grafana", "reports"],
+        "the order indices count in"
+    );
+
+    let upstream_of = |host: Option<&str>, path: &str| t.find(host, &Method::GET, path).upstream;
+    assert_eq!(upstream_of(None, "/reports/x"), 2);
+    assert_eq!(upstream_of(Some("grafana.test"), "/"), 1);
+    assert_eq!(upstream_of(None, "/d"), 0, "upstream = \"default\"");
+    assert_eq!(upstream_of(None, "/p"), 0, "no upstream");
+    let fallback = t.find(None, &Method::GET, "/elsewhere");
+    assert_eq!(fallback.name, "default");
+    assert_eq!(fallback.upstream, 0);
+    assert_eq!(fallback.strip_prefix, None);
+    let reports = t.find(None, &Method::GET, "/reports");
+    assert_eq!(reports.strip_prefix.as_deref(), Some("/reports"));
+}
+
+#[test]
+fn route_and_policy_requirements_carry_every_key() {
+    let mut config = base_config().clone();
+    let mut r = route("r").prefix("/r");
+    r.claims
+        .insert("department".to_owned(), vec!["eng".to_owned()]);
+    r.source_ips = vec!["10.0.0.0/8".parse().expect("a cidr")];
+    r.scopes_any = vec!["read".to_owned()];
+    r.scopes_all = vec!["write".to_owned()];
+    config.routes = vec![r];
+    config
+        .policy
+        .claims
+        .insert("acr".to_owned(), vec!["mfa".to_owned()]);
+    config.policy.source_ips = vec!["2001:db8::/32".parse().expect("a cidr")];
+    config.policy.scopes_any = vec!["api".to_owned()];
+    config.policy.scopes_all = vec!["base".to_owned()];
+    let t = RouteTable::new(&config);
+
+    let own = &t.find(None, &Method::GET, "/r").requirements;
+    assert_eq!(
+        own.claims,
+        [("department".to_owned(), vec!["eng".to_owned()])]
+    );
+    assert_eq!(own.source_ips, config.routes[0].source_ips);
+    assert_eq!(own.scopes_any, ["read"]);
+    assert_eq!(own.scopes_all, ["write"]);
+    assert_eq!(
+        t.global.claims,
+        [("acr".to_owned(), vec!["mfa".to_owned()])]
+    );
+    assert_eq!(t.global.source_ips, config.policy.source_ips);
+    assert_eq!(t.global.scopes_any, ["api"]);
+    assert_eq!(t.global.scopes_all, ["base"]);
+    let fallback = &t.find(None, &Method::GET, "/other").requirements;
+    assert!(fallback.claims.is_empty() && fallback.source_ips.is_empty());
 }
