@@ -4,6 +4,9 @@
 #   portcullis on an authenticated route with a role rule (memory store), and the
 #   same with the Redis store.
 # Usage: bash bench/quick.sh [SECONDS_PER_RUN=8] [ROUNDS=3] [CONNECTIONS=64]
+# BASELINE_BIN=path/to/an/older/bench_stack adds that build's public and
+# session rows to the same rounds (a before/after in one run): build it with
+#   git worktree add /tmp/base REV && (cd /tmp/base && cargo build --release --example bench_stack)
 # Needs: wrk, nginx, redis-server (apt-get install wrk nginx-light redis-server).
 # Prints a markdown table of medians and ratios. Everything binds 127.0.0.1 only.
 set -euo pipefail
@@ -37,12 +40,17 @@ bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 sleep 0.5
 start_stack() {
   local out="$work/stack-$1.out"
-  "$bin" "http://127.0.0.1:$up" ${2:-} > "$out" 2>/dev/null & pids+=($!)
+  "${STACK_BIN:-$bin}" "http://127.0.0.1:$up" ${2:-} > "$out" 2>/dev/null & pids+=($!)
   for _ in $(seq 100); do grep -q '^PROXY=' "$out" 2>/dev/null && break; sleep 0.1; done
   grep '^PROXY=' "$out"
 }
 read -r mem_proxy mem_cookie <<<"$(start_stack memory | sed 's/PROXY=//; s/COOKIE=//')"
 read -r red_proxy red_cookie <<<"$(start_stack redis "redis://127.0.0.1:$redis_port/0" | sed 's/PROXY=//; s/COOKIE=//')"
+targets="upstream public session-memory session-redis"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  read -r base_proxy base_cookie <<<"$(STACK_BIN="$BASELINE_BIN" start_stack baseline | sed 's/PROXY=//; s/COOKIE=//')"
+  targets="$targets baseline-public baseline-session"
+fi
 
 run() { # name url [cookie]
   local args=(-t2 -c"$conns" -d"${secs}s" --latency)
@@ -60,8 +68,12 @@ for round in $(seq "$rounds"); do
   run public "${mem_proxy}/public/x"
   run session-memory "${mem_proxy}/app/x" "$mem_cookie"
   run session-redis "${red_proxy}/app/x" "$red_cookie"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    run baseline-public "${base_proxy}/public/x"
+    run baseline-session "${base_proxy}/app/x" "$base_cookie"
+  fi
 done
-python3 - "$work/results" "$secs" "$rounds" "$conns" <<'PY'
+python3 - "$work/results" "$secs" "$rounds" "$conns" $targets <<'PY'
 import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
@@ -73,7 +85,7 @@ base = statistics.median(r[0] for r in rows["upstream"])
 print(f"wrk -t2 -c{sys.argv[4]} -d{sys.argv[2]}s, {sys.argv[3]} interleaved rounds, medians\n")
 print("| target | req/s | p50 ms | p99 ms | vs upstream |")
 print("| --- | ---: | ---: | ---: | ---: |")
-for name in ["upstream", "public", "session-memory", "session-redis"]:
+for name in sys.argv[5:]:
     r = rows[name]
     rps = statistics.median(x[0] for x in r)
     p50 = statistics.median(ms(x[1]) for x in r)

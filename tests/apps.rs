@@ -439,3 +439,65 @@ async fn forward_auth_answers_with_the_routes_upstream_headers() {
         "a required claim is missing"
     );
 }
+
+/// Browser apps on another host than `public_url`'s: the login happens on
+/// the public host (where the callback and its `__Host-` login-state cookie
+/// live) and returns to the whole URL first asked for, allowed by
+/// `allowed_redirect_hosts`; the session cookie reaches the other host through
+/// `session.cookie_domain` (the test browser's jar is not per host, so only the
+/// redirects are asserted here; the browser suite runs real cookies).
+#[tokio::test]
+async fn a_login_on_another_host_happens_on_the_public_host_and_returns() {
+    let grafana = Echo::start().await;
+    let extra = format!(
+        r#"
+[upstreams.grafana]
+url = "{}"
+identity_preset = "grafana"
+
+[[route]]
+host = "localhost"
+upstream = "grafana"
+"#,
+        grafana.url()
+    );
+    let stack = Stack::start_with(StackOptions {
+        extra,
+        server: "allowed_redirect_hosts = [\"localhost:{port}\"]".to_owned(),
+        ..StackOptions::default()
+    })
+    .await;
+    let other = format!("http://localhost:{}/d/1?x=2", stack.addr.port());
+    let mut browser = Browser::default();
+    let first = browser.navigate(&other).await;
+    assert_eq!(first.status, StatusCode::FOUND);
+    assert!(
+        first.set_cookies().is_empty(),
+        "no login state on the other host"
+    );
+    let location = first.location().expect("a redirect").to_owned();
+    let expected = format!(
+        "{}?rd={}",
+        stack.url("/_auth/login"),
+        url::form_urlencoded::byte_serialize(other.as_bytes()).collect::<String>()
+    );
+    assert_eq!(location, expected);
+
+    let landed = browser.sign_in(&location, "alice").await;
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    assert_eq!(landed.url, other, "back on the page first asked for");
+    let seen = landed.seen();
+    assert_eq!(seen.target, "/d/1?x=2");
+    assert_eq!(seen.one("x-webauth-user"), Some("alice"));
+
+    // A script on the other host gets 401 with the public host's login URL.
+    let mut script = Browser::default();
+    let page = script.fetch(&other).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.body
+            .contains(&format!("{}?rd=", stack.url("/_auth/login"))),
+        "{}",
+        page.body
+    );
+}

@@ -122,3 +122,66 @@ fn run_refuses_an_invalid_config_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
 }
+
+/// `check` prints every upstream with the identity headers it will receive,
+/// and names a route's unknown upstream by its key (SPEC §11).
+#[test]
+fn check_prints_every_upstream_and_names_an_unknown_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = dir.path().join("apps.toml");
+    let apps = r#"
+[upstreams.grafana]
+url = "http://grafana.internal:3000"
+identity_preset = "grafana"
+
+[[route]]
+path = "/g"
+upstream = "grafana"
+"#;
+    std::fs::write(
+        &ok,
+        crate::support::base_config("http://127.0.0.1:8080", apps),
+    )
+    .expect("write");
+    let out = portcullis()
+        .arg("check")
+        .arg("--config")
+        .arg(&ok)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "[upstreams.grafana]",
+        "grafana.internal:3000",
+        "identity_preset = \"grafana\"",
+        "X-WEBAUTH-USER",
+        "upstream = \"grafana\"",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
+    }
+
+    let bad = dir.path().join("bad.toml");
+    let typo = apps.replace("upstream = \"grafana\"", "upstream = \"grafna\"");
+    std::fs::write(
+        &bad,
+        crate::support::base_config("http://127.0.0.1:8080", &typo),
+    )
+    .expect("write");
+    let out = portcullis()
+        .arg("check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("route[0].upstream: unknown upstream \"grafna\""),
+        "{stderr}"
+    );
+}

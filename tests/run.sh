@@ -2,8 +2,8 @@
 # The test command (README "Quick start", and what .ci/run runs after fmt,
 # clippy and the linters): installs what the tests start for real when it is
 # missing (Debian's nginx-light for forward-auth, redis-server for the shared
-# session store, chromium and openssl for the browser suite), then runs the
-# Rust tests and the end-to-end browser suite.
+# session store, radicale for the legacy-app test, chromium and openssl for the
+# browser suite), then runs the Rust tests and the end-to-end browser suite.
 #
 #   bash tests/run.sh               # install what is missing, then test
 #   bash tests/run.sh --deps-only   # only the install (.ci/run, before clippy)

@@ -1384,6 +1384,7 @@ cookie_domain = "example.com""#,
     case("log", r#"level = "portcullis=loud""#, "log.level"),
     case("log", r#"format = "xml""#, "log.format"),
     // Several apps (SPEC §11) and the rule keys of SPEC §3.
+    case("route", "[upstreams.g]\nurl = \"http://svc:hunter2@g.internal\"", "upstreams.g.url"),
     case("route", "[[route]]\npath = \"/g\"\nupstream = \"grafana\"", "route[0].upstream"),
     case("route", "[[route]]\npath = \"/g\"\nupstream = \"\"", "route[0].upstream"),
     case("route", "[upstreams.default]\nurl = \"http://127.0.0.1:1\"", "upstreams.default"),

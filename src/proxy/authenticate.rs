@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::oidc::{LoginRequest, Tokens};
 use crate::auth::redirect;
+use crate::policy::normalize::Target;
 use crate::session::{Lease, Session, SessionKey, SessionStore};
 
 use super::{Reject, Runtime, State};
@@ -591,8 +592,28 @@ pub fn login_url(rt: &Runtime, rd: &str) -> String {
     )
 }
 
+/// Where a login started by a request for `target` on `authority` (the `Host`
+/// as sent) returns to: the path and query on the public host, or the whole
+/// URL (with the public URL's scheme) when the request was for another host.
+pub fn return_url(rt: &Runtime, authority: &str, target: &Target) -> String {
+    let public_host = rt.config.server.public_url.host_str().unwrap_or_default();
+    let asked_host = crate::proxy::host_name(authority).unwrap_or_default();
+    if asked_host.is_empty() || asked_host.eq_ignore_ascii_case(public_host) {
+        return target.path_and_query();
+    }
+    let scheme = rt.config.server.public_url.scheme();
+    target.path_and_query_after(&format!("{scheme}://{authority}"))
+}
+
 /// The reject for a request that needs a session and has none: a login redirect
 /// for a browser navigating, 401 with the login URL for anything else.
+///
+/// A browser on another host than `public_url`'s is sent to the login
+/// endpoint on the public host (`rd` = the whole URL it asked for) rather than
+/// given a login-state cookie here: those cookies are `__Host-` on the public
+/// host, where the provider sends the callback, so no sibling subdomain can
+/// plant one. The session cookie reaches the other host through
+/// `session.cookie_domain`, and `rd` through `server.allowed_redirect_hosts`.
 pub fn unauthenticated(
     state: &State,
     rt: &Runtime,
@@ -604,6 +625,12 @@ pub fn unauthenticated(
         return Reject::Unauthenticated {
             login_url: login_url(rt, rd),
         };
+    }
+    if !rd.starts_with('/') {
+        return Reject::LoginRequired(LoginRedirect {
+            location: login_url(rt, rd),
+            set_cookies: Vec::new(),
+        });
     }
     match start_login(state, rt, Some(rd), headers) {
         Ok(redirect) => Reject::LoginRequired(redirect),

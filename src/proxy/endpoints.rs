@@ -90,8 +90,12 @@ async fn forward_auth(
     let may_redirect = original.caller.may_redirect();
     super::admit_source(rt, rule, ex.peer, headers)?;
 
+    let asked = super::Asked {
+        target: &target,
+        authority: &original.host,
+    };
     let who =
-        super::authenticate_for(state, rt, ex, rule.auth, headers, &target, may_redirect).await?;
+        super::authenticate_for(state, rt, ex, rule.auth, headers, &asked, may_redirect).await?;
     // The front proxy passes the browser's `Origin` and `Sec-WebSocket-*` on.
     super::check_websocket_origin(rt, who.as_ref(), headers)?;
     let mut resp = Response::builder()

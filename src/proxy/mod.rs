@@ -321,7 +321,11 @@ async fn run(
     ex.upstream = Some(upstream.name_arc());
     admit_source(rt, rule, conn.peer.ip(), req.headers())?;
 
-    let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &target, true).await?;
+    let asked = Asked {
+        target: &target,
+        authority: host.full.to_str().unwrap_or_default(),
+    };
+    let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &asked, true).await?;
     check_websocket_origin(rt, who.as_ref(), req.headers())?;
     let via_bearer = who.as_ref().is_some_and(Who::via_bearer);
     let permit = match &who {
@@ -476,20 +480,28 @@ impl Who {
     }
 }
 
+/// The request being judged: its target and the host (`Host` as sent, port
+/// included) the client asked for.
+pub struct Asked<'a> {
+    pub target: &'a Target,
+    pub authority: &'a str,
+}
+
 /// Step 3 for a rule's `auth` mode: the identity it demands, or the refusal.
-/// A login returns to `target`; `may_redirect` is false where the caller
-/// cannot pass a redirect on (nginx `auth_request` accepts only 2xx, 401, 403).
+/// A login returns to what was asked; `may_redirect` is false where the
+/// caller cannot pass a redirect on (nginx `auth_request` accepts only 2xx,
+/// 401, 403).
 pub async fn authenticate_for(
     state: &Arc<State>,
     rt: &Runtime,
     ex: &Exchange,
     auth: AuthMode,
     headers: &http::HeaderMap,
-    target: &Target,
+    asked: &Asked<'_>,
     may_redirect: bool,
 ) -> Result<Option<Who>, Reject> {
     let no_session = || {
-        let rd = target.path_and_query();
+        let rd = authenticate::return_url(rt, asked.authority, asked.target);
         authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, &rd, headers)
     };
     let by_session = |auth: Option<authenticate::Authenticated>| match auth {

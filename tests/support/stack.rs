@@ -66,7 +66,7 @@ pub struct StackOptions {
     pub upstream: Option<String>,
     /// `upstream.pass_access_token`.
     pub pass_access_token: bool,
-    /// TOML lines added to the `[server]` table.
+    /// TOML lines added to the `[server]` table; `{port}` becomes the proxy's port.
     pub server: String,
     /// TOML lines added to the `[oidc]` table.
     pub oidc: String,
@@ -153,7 +153,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             issuer = idp.issuer(),
             extra = options.extra,
             pass_access_token = options.pass_access_token,
-            server = options.server,
+            server = options.server.replace("{port}", &port.to_string()),
             oidc = options.oidc,
         );
         let dir = tempfile::tempdir().expect("tempdir");

@@ -485,6 +485,14 @@ fn upstream_url(text: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("{text:?} may not have a query or fragment"));
     }
+    // Credentials in the URL would be dropped (the proxy sends none of its
+    // own upstream) and printed by `portcullis check`: refuse them.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{:?} may not contain a user name or password: portcullis sends no credentials of its own upstream",
+            redact_userinfo(&url)
+        ));
+    }
     Ok(url)
 }
 
