@@ -38,17 +38,22 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --d
 cargo build --release --quiet --example bench_stack
 bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/examples/bench_stack
 sleep 0.5
-start_stack() {
+# Started in this shell (not in a command substitution), so that the cleanup
+# trap knows their pids and no stack outlives the run.
+start_stack() { # name binary [redis-url]
   local out="$work/stack-$1.out"
-  "${STACK_BIN:-$bin}" "http://127.0.0.1:$up" ${2:-} > "$out" 2>/dev/null & pids+=($!)
+  "$2" "http://127.0.0.1:$up" ${3:-} > "$out" 2>/dev/null & pids+=($!)
   for _ in $(seq 100); do grep -q '^PROXY=' "$out" 2>/dev/null && break; sleep 0.1; done
-  grep '^PROXY=' "$out"
 }
-read -r mem_proxy mem_cookie <<<"$(start_stack memory | sed 's/PROXY=//; s/COOKIE=//')"
-read -r red_proxy red_cookie <<<"$(start_stack redis "redis://127.0.0.1:$redis_port/0" | sed 's/PROXY=//; s/COOKIE=//')"
+stack_addr() { grep '^PROXY=' "$work/stack-$1.out" | sed 's/PROXY=//; s/COOKIE=//'; }
+start_stack memory "$bin"
+start_stack redis "$bin" "redis://127.0.0.1:$redis_port/0"
+read -r mem_proxy mem_cookie <<<"$(stack_addr memory)"
+read -r red_proxy red_cookie <<<"$(stack_addr redis)"
 targets="upstream public session-memory session-redis"
 if [ -n "${BASELINE_BIN:-}" ]; then
-  read -r base_proxy base_cookie <<<"$(STACK_BIN="$BASELINE_BIN" start_stack baseline | sed 's/PROXY=//; s/COOKIE=//')"
+  start_stack baseline "$BASELINE_BIN"
+  read -r base_proxy base_cookie <<<"$(stack_addr baseline)"
   targets="$targets baseline-public baseline-session"
 fi
 

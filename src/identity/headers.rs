@@ -48,12 +48,16 @@ pub struct MissingClaim {
 /// Every identity header name that must never come from a client: the §7 set,
 /// every preset's headers, every configured `identity_header`, and the
 /// families in [`STRIPPED_PREFIXES`]. Compiled once per config.
+///
+/// Every header of every request and response is looked up here, so a lookup
+/// hashes nothing: most names are ruled out by their first byte or their
+/// length, and the few left are compared with the names of that length.
 #[derive(Debug, Clone)]
 pub struct StripSet {
-    /// Canonical spellings: lowercase, `-`-separated.
-    names: HashSet<Box<str>>,
-    shortest: usize,
-    longest: usize,
+    /// Canonical spellings (lowercase, `-`-separated), by length.
+    by_len: Vec<Vec<Box<str>>>,
+    /// Which canonical first bytes any name or prefix starts with.
+    first: [bool; 256],
 }
 
 impl StripSet {
@@ -69,41 +73,45 @@ impl StripSet {
     /// The strip set of the presets and the standard names plus `extra`
     /// (lowercase names).
     pub fn of(extra: impl Iterator<Item = String>) -> Self {
-        let names: HashSet<Box<str>> = config::presets::all_names()
+        let names: HashSet<String> = config::presets::all_names()
             .chain(std::iter::once(X_PORTCULLIS_IDENTITY.as_str().to_owned()))
             .chain(extra)
-            .map(|name| canonical(&name).into_boxed_str())
+            .map(|name| canonical(&name))
             .collect();
-        let shortest = names.iter().map(|n| n.len()).min().unwrap_or(0);
-        let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
-        StripSet {
-            names,
-            shortest,
-            longest,
+        let longest = names.iter().map(String::len).max().unwrap_or(0);
+        let mut by_len: Vec<Vec<Box<str>>> = vec![Vec::new(); longest + 1];
+        let mut first = [false; 256];
+        for name in names {
+            if let Some(&b) = name.as_bytes().first() {
+                first[usize::from(b)] = true;
+            }
+            by_len[name.len()].push(name.into_boxed_str());
         }
+        for prefix in STRIPPED_PREFIXES {
+            first[usize::from(prefix.as_bytes()[0])] = true;
+        }
+        StripSet { by_len, first }
     }
 
     /// Returns true if and only if `name` (a `HeaderName`, so lowercase) is an
     /// identity header once `_` and `.` are read as `-`.
     pub fn matches(&self, name: &str) -> bool {
-        if STRIPPED_PREFIXES
-            .iter()
-            .any(|prefix| spelled_with_prefix(name, prefix))
-        {
-            return true;
-        }
-        if name.len() < self.shortest || name.len() > self.longest {
+        let Some(&b) = name.as_bytes().first() else {
+            return false;
+        };
+        if !self.first[usize::from(canonical_byte(b))] {
             return false;
         }
-        if !name.bytes().any(|b| b == b'_' || b == b'.') {
-            return self.names.contains(name);
-        }
-        self.names.contains(canonical(name).as_str())
+        let same_length = self.by_len.get(name.len()).map_or(&[][..], Vec::as_slice);
+        same_length.iter().any(|canonical| spelled_as(name, canonical))
+            || STRIPPED_PREFIXES
+                .iter()
+                .any(|prefix| spelled_with_prefix(name, prefix))
     }
 
     /// Every canonical name, sorted (for `check` output and tests).
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.names.iter().map(AsRef::as_ref).collect();
+        let mut names: Vec<&str> = self.by_len.iter().flatten().map(AsRef::as_ref).collect();
         names.sort_unstable();
         names
     }
