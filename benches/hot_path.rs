@@ -94,6 +94,7 @@ fn route(i: usize, regexes: bool) -> Route {
         scopes_all: Vec::new(),
         upstream: None,
         strip_prefix: None,
+        providers: None,
     };
     // A realistic mix: mostly prefixes, some exact pages, per-host and
     // per-tenant routes, method-restricted APIs, and 1 % regexes.

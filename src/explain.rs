@@ -505,6 +505,7 @@ fn bare(rule: &Rule) -> Rule {
         requirements: Requirements::default(),
         upstream: rule.upstream,
         strip_prefix: rule.strip_prefix.clone(),
+        providers: rule.providers.clone(),
     }
 }
 

@@ -458,6 +458,9 @@ identity_preset = "grafana"
 [[route]]
 host = "localhost"
 upstream = "grafana"
+
+[session]
+cookie_domain = "localhost"
 "#,
         grafana.url()
     );

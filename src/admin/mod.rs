@@ -28,6 +28,9 @@ pub use metrics::Metrics;
 #[derive(Default)]
 pub struct Readiness {
     conditions: Mutex<BTreeMap<&'static str, bool>>,
+    /// Reported in the body, never holding readiness back (providers other
+    /// than the default, SPEC §12).
+    notes: Mutex<BTreeMap<String, bool>>,
 }
 
 impl Readiness {
@@ -36,6 +39,7 @@ impl Readiness {
         let conditions = names.iter().map(|n| (*n, false)).collect();
         Readiness {
             conditions: Mutex::new(conditions),
+            notes: Mutex::default(),
         }
     }
 
@@ -43,6 +47,12 @@ impl Readiness {
     /// (the session store became unreachable).
     pub fn set(&self, name: &'static str, ok: bool) {
         self.lock().insert(name, ok);
+    }
+
+    /// Records whether `name`, which does not gate readiness, holds now.
+    pub fn note(&self, name: &str, ok: bool) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.insert(name.to_owned(), ok);
     }
 
     /// Returns true if and only if every condition holds.
@@ -56,6 +66,15 @@ impl Readiness {
         for (name, ok) in conditions.iter() {
             out.push_str(name);
             out.push_str(if *ok { ": ok\n" } else { ": waiting\n" });
+        }
+        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, ok) in notes.iter() {
+            out.push_str(name);
+            out.push_str(if *ok {
+                ": ok\n"
+            } else {
+                ": not discovered yet (its routes answer 503; not needed for readiness)\n"
+            });
         }
         out
     }

@@ -29,6 +29,12 @@ pub enum BearerError {
     /// The provider's keys are not loaded yet (discovery pending): 503, not 401.
     #[error("provider not discovered yet")]
     NotReady,
+    /// `iss` names no configured provider (SPEC §12).
+    #[error("no provider has issuer {0:?}")]
+    UnknownIssuer(String),
+    /// `iss` names a provider the route does not admit (SPEC §12).
+    #[error("the route does not admit tokens of issuer {0:?}")]
+    IssuerNotAdmitted(String),
 }
 
 impl BearerError {
@@ -39,7 +45,9 @@ impl BearerError {
             BearerError::Token(JwtError::Expired { .. }) => "the token expired",
             BearerError::Token(JwtError::NotYetValid { .. }) => "the token is not valid yet",
             BearerError::Token(JwtError::Audience(_)) => "the token is for another audience",
-            BearerError::Token(JwtError::Issuer(_)) => "the token is from another issuer",
+            BearerError::Token(JwtError::Issuer(_))
+            | BearerError::UnknownIssuer(_)
+            | BearerError::IssuerNotAdmitted(_) => "the token is from another issuer",
             BearerError::Token(JwtError::Signature) => "bad signature",
             BearerError::Token(JwtError::DuplicateMember { .. }) => {
                 "the token has duplicate claim names"

@@ -10,5 +10,6 @@ pub mod http;
 pub mod jwks;
 pub mod jwt;
 pub mod oidc;
+pub mod providers;
 pub mod redirect;
 pub mod strict_json;

@@ -113,6 +113,9 @@ pub struct Metadata {
     pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9207 §3: the provider puts `iss` in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// A successful token endpoint response (RFC 6749 §5.1).
@@ -127,6 +130,33 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(default)]
     pub id_token: Option<String>,
+}
+
+/// An OIDC `prompt` a login may ask for (OIDC Core §3.1.2.1): `login` makes
+/// the provider ask for credentials again, `select_account` lets the person
+/// pick another account ("sign in as someone else").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    Login,
+    SelectAccount,
+}
+
+impl Prompt {
+    /// The prompt named `text`, if it is one a login may ask for.
+    pub fn parse(text: &str) -> Option<Prompt> {
+        match text {
+            "login" => Some(Prompt::Login),
+            "select_account" => Some(Prompt::SelectAccount),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prompt::Login => "login",
+            Prompt::SelectAccount => "select_account",
+        }
+    }
 }
 
 /// What a login needs to remember between the redirect and the callback.
@@ -197,6 +227,13 @@ struct Discovered {
 
 /// One configured provider and this client's registration there.
 pub struct Provider {
+    /// `default` for `[oidc]`, else the `[providers.NAME]` name (SPEC §12).
+    name: String,
+    /// `display_name`, else the name: for the sign-in chooser.
+    display_name: String,
+    /// The `aud` bearer tokens of this provider must carry (`audience`, else
+    /// `client_id`).
+    audience: String,
     issuer: String,
     client_id: String,
     client_secret: config::Secret,
@@ -229,15 +266,38 @@ pub struct ProviderCounters {
 }
 
 impl Provider {
-    /// A provider for `config`, not yet discovered.
+    /// The `[oidc]` provider (`default`) of `config`, not yet discovered.
     pub fn new(config: &config::Config, http: HttpClient, clock: Arc<dyn Clock>) -> Self {
-        let oidc = &config.oidc;
-        let redirect_uri = format!(
+        Self::named(config::DEFAULT_PROVIDER, &config.oidc, config, http, clock)
+    }
+
+    /// The provider `name` configured as `oidc` in `config`, not yet discovered.
+    pub fn named(
+        name: &str,
+        oidc: &config::Oidc,
+        config: &config::Config,
+        http: HttpClient,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let base = format!(
             "{}{}/callback",
             config.server.public_url.as_str().trim_end_matches('/'),
             config.server.auth_prefix
         );
+        // The default keeps its registered URI; the others get their own, so a
+        // callback's path says which provider it comes from (SPEC §12).
+        let redirect_uri = if name == config::DEFAULT_PROVIDER {
+            base
+        } else {
+            format!("{base}/{name}")
+        };
         Provider {
+            name: name.to_owned(),
+            display_name: oidc.display_name.clone().unwrap_or_else(|| name.to_owned()),
+            audience: oidc
+                .audience
+                .clone()
+                .unwrap_or_else(|| oidc.client_id.clone()),
             issuer: oidc.issuer.as_str().to_owned(),
             client_id: oidc.client_id.clone(),
             client_secret: oidc.client_secret.clone(),
@@ -267,11 +327,20 @@ impl Provider {
         self
     }
 
-    /// Returns true if and only if `config` would build this same provider
-    /// client, so a reload can keep it (and its discovered metadata and keys).
-    pub fn has_settings_of(&self, config: &config::Config) -> bool {
-        let other = Provider::new(config, self.http.clone(), self.clock.clone());
-        self.issuer == other.issuer
+    /// Returns true if and only if `oidc` (named `name` in `config`) would
+    /// build this same provider client, so a reload can keep it (and its
+    /// discovered metadata and keys).
+    pub fn has_settings_of(
+        &self,
+        name: &str,
+        oidc: &config::Oidc,
+        config: &config::Config,
+    ) -> bool {
+        let other = Provider::named(name, oidc, config, self.http.clone(), self.clock.clone());
+        self.name == other.name
+            && self.display_name == other.display_name
+            && self.audience == other.audience
+            && self.issuer == other.issuer
             && self.client_id == other.client_id
             && self.client_secret == other.client_secret
             && self.scopes == other.scopes
@@ -321,6 +390,33 @@ impl Provider {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// `default`, or the `[providers.NAME]` name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the sign-in chooser shows.
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    /// Returns true if and only if browsers can sign in with this provider.
+    pub fn has_client(&self) -> bool {
+        !self.client_id.is_empty()
+    }
+
+    /// The `aud` this provider's bearer tokens must carry.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Returns true if and only if discovery says this provider sends `iss`
+    /// in authorization responses (RFC 9207), which then must be checked.
+    pub fn sends_response_iss(&self) -> bool {
+        self.ready()
+            .is_ok_and(|d| d.metadata.authorization_response_iss_parameter_supported)
     }
 
     /// Fetches the discovery document and the JWKS.
@@ -401,7 +497,11 @@ impl Provider {
     ///
     /// # Errors
     /// [`OidcError::NotReady`] before discovery.
-    pub fn authorize_url(&self, login: &LoginRequest) -> Result<String, OidcError> {
+    pub fn authorize_url(
+        &self,
+        login: &LoginRequest,
+        prompt: Option<Prompt>,
+    ) -> Result<String, OidcError> {
         let ready = self.ready()?;
         let mut url = Url::parse(&ready.metadata.authorization_endpoint)
             .map_err(|e| OidcError::Discovery(format!("authorization_endpoint: {e}")))?;
@@ -416,7 +516,13 @@ impl Provider {
                 .append_pair("code_challenge", &login.pkce_challenge())
                 .append_pair("code_challenge_method", "S256");
             for (k, v) in &self.auth_params {
+                if prompt.is_some() && k == "prompt" {
+                    continue;
+                }
                 q.append_pair(k, v);
+            }
+            if let Some(prompt) = prompt {
+                q.append_pair("prompt", prompt.as_str());
             }
         }
         Ok(url.into())
@@ -529,8 +635,10 @@ impl Provider {
             merge_userinfo(&mut claims, userinfo, &sub)?;
         }
         let sid = claims.get("sid").and_then(Value::as_str).map(str::to_owned);
+        let mut identity = claims::identity(&claims, &self.roles_claim, &self.kept_claims);
+        identity.provider = self.name.clone();
         Ok(Tokens {
-            identity: claims::identity(&claims, &self.roles_claim, &self.kept_claims),
+            identity,
             sid,
             id_token,
             access_expires_at: self.expires_at(response.expires_in),
@@ -678,20 +786,27 @@ impl Provider {
     ///
     /// # Errors
     /// [`BearerError::NotReady`] before discovery, else the failed check.
-    pub async fn verify_bearer(
-        &self,
-        token: &str,
-        aud: &Audience<'_>,
-    ) -> Result<Arc<Identity>, BearerError> {
+    pub async fn verify_bearer(&self, token: &str) -> Result<Arc<Identity>, BearerError> {
         let ready = self.ready().map_err(|_| BearerError::NotReady)?;
-        bearer::verify_cached(
+        let aud = Audience {
+            audience: &self.audience,
+            now: self.clock.now(),
+            leeway: self.leeway,
+            roles_claim: &self.roles_claim,
+            kept_claims: &self.kept_claims,
+        };
+        let mut identity = bearer::verify_cached(
             &self.bearer_cache,
             token,
             &ready.metadata.issuer,
             &ready.jwks,
-            aud,
+            &aud,
         )
-        .await
+        .await?;
+        if identity.provider != self.name {
+            Arc::make_mut(&mut identity).provider = self.name.clone();
+        }
+        Ok(identity)
     }
 
     /// Validates a back-channel `logout_token` (Back-Channel Logout 1.0 §2.6).

@@ -23,6 +23,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "upstream",
     "upstreams",
     "oidc",
+    "providers",
     "session",
     "route",
     "policy",
@@ -93,6 +94,7 @@ pub(super) struct RawIdentityHeader {
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawOidc {
+    pub display_name: Option<String>,
     pub issuer: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretText>,
@@ -143,6 +145,7 @@ pub(super) struct RawRoute {
     pub scopes_all: Option<Vec<String>>,
     pub upstream: Option<String>,
     pub strip_prefix: Option<String>,
+    pub providers: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -156,6 +159,7 @@ pub(super) struct RawPolicy {
     pub source_ips: Option<Vec<String>>,
     pub scopes_any: Option<Vec<String>>,
     pub scopes_all: Option<Vec<String>>,
+    pub providers: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]

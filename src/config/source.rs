@@ -45,6 +45,8 @@ pub(super) struct RawConfig {
     /// `[upstreams.NAME]`, by name as written.
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub oidc: RawOidc,
+    /// `[providers.NAME]`, by name as written.
+    pub providers: BTreeMap<String, RawOidc>,
     pub session: RawSession,
     pub routes: Vec<RawRoute>,
     pub policy: RawPolicy,
@@ -158,8 +160,13 @@ impl Layers {
             server: self.section("server", &mut out),
             admin: self.section("admin", &mut out),
             upstream: self.section("upstream", &mut out),
-            upstreams: self.upstreams(&mut out),
+            upstreams: self.named("upstreams", "named upstreams ([upstreams.NAME])", &mut out),
             oidc: self.section("oidc", &mut out),
+            providers: self.named(
+                "providers",
+                "identity providers ([providers.NAME])",
+                &mut out,
+            ),
             session: self.section("session", &mut out),
             routes: self.routes(&mut out),
             policy: self.section("policy", &mut out),
@@ -187,24 +194,30 @@ impl Layers {
         }
     }
 
-    /// `[upstreams.NAME]` tables, each deserialized on its own so a problem
-    /// names its upstream (`upstreams.grafana.url`).
-    fn upstreams(&self, out: &mut Outcome<'_>) -> BTreeMap<String, RawUpstream> {
-        match self.merged.get("upstreams") {
+    /// `[section.NAME]` tables (`[upstreams.NAME]`, `[providers.NAME]`), each
+    /// deserialized on its own so a problem names its table
+    /// (`upstreams.grafana.url`).
+    fn named<T: Default + DeserializeOwned>(
+        &self,
+        section: &str,
+        what: &str,
+        out: &mut Outcome<'_>,
+    ) -> BTreeMap<String, T> {
+        match self.merged.get(section) {
             None => BTreeMap::new(),
             Some(Value::Dict(_, tables)) => tables
                 .iter()
                 .map(|(name, table)| {
-                    let path = ["upstreams".to_owned(), name.clone()];
+                    let path = [section.to_owned(), name.clone()];
                     (name.clone(), self.deserialize(table, &path, out))
                 })
                 .collect(),
             Some(_) => {
-                let path = ["upstreams".to_owned()];
-                let message = "expected tables of named upstreams ([upstreams.NAME])";
-                let message = self.with_origin(message.to_owned(), &path);
-                out.problems.push("upstreams", message);
-                out.dropped.push("upstreams".to_owned());
+                let path = [section.to_owned()];
+                let message = format!("expected tables of {what}");
+                let message = self.with_origin(message, &path);
+                out.problems.push(section, message);
+                out.dropped.push(section.to_owned());
                 BTreeMap::new()
             }
         }

@@ -26,6 +26,9 @@ pub struct Config {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub upstreams: BTreeMap<String, Upstream>,
     pub oidc: Oidc,
+    /// `[providers.NAME]`: more identity providers (SPEC §12).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, Oidc>,
     pub session: Session,
     /// `[[route]]` tables in file order; the first match wins (SPEC §3).
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
@@ -35,7 +38,26 @@ pub struct Config {
     pub log: Log,
 }
 
+impl Oidc {
+    /// Returns true if and only if browsers can sign in with this provider
+    /// (it has a client); otherwise it verifies bearer tokens only.
+    pub fn has_client(&self) -> bool {
+        !self.client_id.is_empty()
+    }
+}
+
 impl Config {
+    /// Every provider with its name, `[oidc]` (`default`) first.
+    pub fn all_providers(&self) -> impl Iterator<Item = (&str, &Oidc)> {
+        std::iter::once((DEFAULT_UPSTREAM, &self.oidc))
+            .chain(self.providers.iter().map(|(n, o)| (n.as_str(), o)))
+    }
+
+    /// The providers a route admits: its own list, else `policy.providers`.
+    pub fn route_providers<'a>(&'a self, route: &'a Route) -> &'a [String] {
+        route.providers.as_deref().unwrap_or(&self.policy.providers)
+    }
+
     /// The upstream a route's `upstream` names: `[upstream]` for `None` or
     /// `default`, else `[upstreams.NAME]` (checked to exist when compiled).
     pub fn upstream_named(&self, name: Option<&str>) -> &Upstream {
@@ -195,6 +217,9 @@ pub struct Upstream {
 /// The upstream name `[upstream]` goes by in `route.upstream`, logs and metrics.
 pub const DEFAULT_UPSTREAM: &str = "default";
 
+/// The provider name `[oidc]` goes by in `route.providers`, sessions and logs.
+pub const DEFAULT_PROVIDER: &str = "default";
+
 /// `identity_preset`: the identity headers an application family reads
 /// (SPEC §11; the README lists each preset's headers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -270,10 +295,15 @@ pub enum HeaderMulti {
 /// `[oidc]`: the OpenID provider and this client's registration there.
 #[derive(Clone, Debug, Serialize)]
 pub struct Oidc {
+    /// `display_name`: shown on the sign-in chooser; default the provider's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// `oidc.issuer`: discovery at issuer + `/.well-known/openid-configuration`.
     pub issuer: Url,
+    /// Empty for a `[providers.NAME]` without a client: bearer tokens only.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub client_id: String,
-    /// `oidc.client_secret` or `oidc.client_secret_file`.
+    /// `oidc.client_secret` or `oidc.client_secret_file` (empty without a client).
     pub client_secret: Secret,
     /// `oidc.scopes`, default `["openid", "profile", "email"]`; always contains `openid`.
     pub scopes: Vec<String>,
@@ -369,6 +399,10 @@ pub struct Route {
     /// `route.strip_prefix`: removed from the forwarded path (checked to be a
     /// whole-segment prefix of every path the route matches).
     pub strip_prefix: Option<String>,
+    /// `route.providers`: the providers whose sessions and tokens the route
+    /// admits; `None` = `policy.providers` (SPEC §12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
 }
 
 /// `route.auth` / `policy.default`.
@@ -413,6 +447,9 @@ pub struct Policy {
     pub scopes_any: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes_all: Vec<String>,
+    /// `policy.providers`, default `["default"]`: what a route admits unless it
+    /// says otherwise, so adding a provider opens nothing (SPEC §12).
+    pub providers: Vec<String>,
 }
 
 /// `[identity]`: the signed `X-Portcullis-Identity` assertion (SPEC §7).

@@ -28,6 +28,8 @@ pub static X_FORWARDED_PREFERRED_USERNAME: HeaderName =
     HeaderName::from_static("x-forwarded-preferred-username");
 pub static X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
 pub static X_PORTCULLIS_IDENTITY: HeaderName = HeaderName::from_static("x-portcullis-identity");
+/// The provider the identity comes from (SPEC §12), sent with every header set.
+pub static X_FORWARDED_PROVIDER: HeaderName = HeaderName::from_static("x-forwarded-provider");
 
 /// Header families removed whole: oauth2-proxy's `X-Auth-Request-*` (apps
 /// migrating from it may still trust them) and Kubernetes' `Impersonate-*`
@@ -74,7 +76,10 @@ impl StripSet {
     /// (lowercase names).
     pub fn of(extra: impl Iterator<Item = String>) -> Self {
         let names: HashSet<String> = config::presets::all_names()
-            .chain(std::iter::once(X_PORTCULLIS_IDENTITY.as_str().to_owned()))
+            .chain([
+                X_PORTCULLIS_IDENTITY.as_str().to_owned(),
+                X_FORWARDED_PROVIDER.as_str().to_owned(),
+            ])
             .chain(extra)
             .map(|name| canonical(&name))
             .collect();
@@ -103,7 +108,9 @@ impl StripSet {
             return false;
         }
         let same_length = self.by_len.get(name.len()).map_or(&[][..], Vec::as_slice);
-        same_length.iter().any(|canonical| spelled_as(name, canonical))
+        same_length
+            .iter()
+            .any(|canonical| spelled_as(name, canonical))
             || STRIPPED_PREFIXES
                 .iter()
                 .any(|prefix| spelled_with_prefix(name, prefix))
@@ -338,9 +345,15 @@ type Encoded = Result<Values, MissingClaim>;
 impl Values {
     fn of(identity: &Identity, set: &HeaderSet) -> Encoded {
         let mut out = Values {
-            single: Vec::with_capacity(set.headers.len()),
+            single: Vec::with_capacity(set.headers.len() + 1),
             repeated: Vec::new(),
         };
+        // Every upstream learns which provider vouched: `sub` is unique only
+        // within one (SPEC §12).
+        out.single.push((
+            X_FORWARDED_PROVIDER.clone(),
+            safe_value(&identity.provider, ""),
+        ));
         for header in &set.headers {
             let Some(found) = claim_values(identity, &header.source) else {
                 if header.required {

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Who the proxy vouches for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Who the proxy vouches for: (provider, `sub`), never `sub` alone (SPEC §12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
+    /// The name of the provider that vouched: `default` for `[oidc]` (and for
+    /// every session stored before several providers existed).
+    #[serde(default = "default_provider")]
+    pub provider: String,
     /// The provider's `sub`.
     pub sub: String,
     pub email: Option<String>,
@@ -30,4 +34,25 @@ pub struct Identity {
     /// serialized or cloned.
     #[serde(skip)]
     pub header_values: super::headers::Memo,
+}
+
+fn default_provider() -> String {
+    crate::config::DEFAULT_PROVIDER.to_owned()
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            provider: default_provider(),
+            sub: String::new(),
+            email: None,
+            email_verified: false,
+            name: None,
+            preferred_username: None,
+            roles: Vec::new(),
+            claims: BTreeMap::new(),
+            scopes: Vec::new(),
+            header_values: super::headers::Memo::default(),
+        }
+    }
 }

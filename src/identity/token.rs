@@ -114,6 +114,8 @@ pub struct Signer {
 /// One signed assertion, with what it was signed for: a hit is compared field by
 /// field, so a hash collision can never hand one user's assertion to another.
 struct Cached {
+    provider: String,
+    idp_iss: String,
     sub: String,
     email: Option<String>,
     roles: Vec<String>,
@@ -127,6 +129,11 @@ struct Cached {
 struct Claims<'a> {
     iss: &'a str,
     sub: &'a str,
+    /// The provider's name (SPEC §12): `sub` is unique only within it.
+    idp: &'a str,
+    /// The provider's issuer, when known.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    idp_iss: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
     roles: &'a [String],
@@ -199,15 +206,30 @@ impl Signer {
         aud_host: &str,
         now: i64,
     ) -> Result<HeaderValue, TokenError> {
+        self.assertion_for(identity, "", aud_host, now)
+    }
+
+    /// [`Signer::assertion`] with `idp_iss`, the issuer of the identity's
+    /// provider (SPEC §12: the assertion carries `idp` and `idp_iss`).
+    ///
+    /// # Errors
+    /// As [`Signer::assertion`].
+    pub fn assertion_for(
+        &self,
+        identity: &Identity,
+        idp_iss: &str,
+        aud_host: &str,
+        now: i64,
+    ) -> Result<HeaderValue, TokenError> {
         let aud = audience(aud_host);
         let slot = self.slot(identity, &aud);
         if let Some(hit) = self.cache.get(&slot) {
-            if hit.is_for(identity, &aud) && hit.is_fresh(now, self.reuse_for) {
+            if hit.is_for(identity, idp_iss, &aud) && hit.is_fresh(now, self.reuse_for) {
                 return Ok(hit.value.clone());
             }
         }
-        let value = self.sign(identity, &aud, now)?;
-        self.remember(slot, identity, &aud, now, value.clone());
+        let value = self.sign(identity, idp_iss, &aud, now)?;
+        self.remember(slot, identity, idp_iss, &aud, now, value.clone());
         Ok(value)
     }
 
@@ -234,10 +256,18 @@ impl Signer {
         self.ttl
     }
 
-    fn sign(&self, identity: &Identity, aud: &str, now: i64) -> Result<HeaderValue, TokenError> {
+    fn sign(
+        &self,
+        identity: &Identity,
+        idp_iss: &str,
+        aud: &str,
+        now: i64,
+    ) -> Result<HeaderValue, TokenError> {
         let claims = Claims {
             iss: &self.issuer,
             sub: &identity.sub,
+            idp: &identity.provider,
+            idp_iss,
             email: identity.email.as_deref(),
             roles: &identity.roles,
             aud,
@@ -252,6 +282,7 @@ impl Signer {
 
     fn slot(&self, identity: &Identity, aud: &str) -> u64 {
         let mut h = self.seed.build_hasher();
+        identity.provider.hash(&mut h);
         identity.sub.hash(&mut h);
         identity.email.hash(&mut h);
         identity.roles.hash(&mut h);
@@ -262,7 +293,15 @@ impl Signer {
     /// Caches a fresh assertion. When the cache is full, stale entries are swept
     /// (at most once a second, so a full cache of live sessions does not turn every
     /// miss into a scan); if it is still full, the assertion is simply not cached.
-    fn remember(&self, slot: u64, identity: &Identity, aud: &str, now: i64, value: HeaderValue) {
+    fn remember(
+        &self,
+        slot: u64,
+        identity: &Identity,
+        idp_iss: &str,
+        aud: &str,
+        now: i64,
+        value: HeaderValue,
+    ) {
         if self.cache.len() >= CACHE_CAPACITY && !self.cache.contains_key(&slot) {
             self.sweep(now);
             if self.cache.len() >= CACHE_CAPACITY {
@@ -270,6 +309,8 @@ impl Signer {
             }
         }
         let entry = Cached {
+            provider: identity.provider.clone(),
+            idp_iss: idp_iss.to_owned(),
             sub: identity.sub.clone(),
             email: identity.email.clone(),
             roles: identity.roles.clone(),
@@ -310,8 +351,10 @@ impl fmt::Debug for Signer {
 // === impl Cached ===
 
 impl Cached {
-    fn is_for(&self, identity: &Identity, aud: &str) -> bool {
-        self.sub == identity.sub
+    fn is_for(&self, identity: &Identity, idp_iss: &str, aud: &str) -> bool {
+        self.provider == identity.provider
+            && self.idp_iss == idp_iss
+            && self.sub == identity.sub
             && self.email == identity.email
             && self.roles == identity.roles
             && self.aud == aud

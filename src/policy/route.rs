@@ -54,6 +54,10 @@ pub struct Rule {
     pub upstream: usize,
     /// `route.strip_prefix`: removed from the forwarded path (SPEC §3).
     pub strip_prefix: Option<String>,
+    /// The providers whose sessions and bearer tokens the route admits, as
+    /// positions in [`Config::all_providers`] order (0 is `[oidc]`):
+    /// `route.providers`, else `policy.providers` (SPEC §12).
+    pub providers: Vec<usize>,
 }
 
 /// What a request must satisfy: a route's own keys, or `[policy]`'s for every
@@ -104,7 +108,13 @@ impl RouteTable {
         let routes: Vec<CompiledRoute> = config
             .routes
             .iter()
-            .map(|route| CompiledRoute::new(route, upstream_index(config, route)))
+            .map(|route| {
+                CompiledRoute::new(
+                    route,
+                    upstream_index(config, route),
+                    provider_indices(config, config.route_providers(route)),
+                )
+            })
             .collect();
         let index = Index::new(&routes);
         let default = Rule {
@@ -113,6 +123,7 @@ impl RouteTable {
             requirements: Requirements::default(),
             upstream: 0,
             strip_prefix: None,
+            providers: provider_indices(config, &config.policy.providers),
         };
         let policy = &config.policy;
         let global = Requirements {
@@ -206,6 +217,22 @@ impl RouteTable {
         search.offer(&self.index.unindexed);
         (search.best != usize::MAX).then_some(search.best)
     }
+}
+
+/// The positions of the providers `names` in [`Config::all_providers`] order;
+/// a name the config loader would have refused is left out (logged), so it
+/// admits nothing.
+fn provider_indices(config: &Config, names: &[String]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let found = config.all_providers().position(|(known, _)| known == name);
+            if found.is_none() {
+                tracing::warn!(provider = %name, "unknown provider; admitted nowhere");
+            }
+            found
+        })
+        .collect()
 }
 
 /// The position of `route`'s upstream in [`Config::all_upstreams`] order: 0
@@ -523,7 +550,7 @@ enum PathMatch {
 }
 
 impl CompiledRoute {
-    fn new(route: &Route, upstream: usize) -> Self {
+    fn new(route: &Route, upstream: usize, providers: Vec<usize>) -> Self {
         let host = route.host.as_deref().map(without_trailing_dots);
         let host = host.map(|h| match h.strip_prefix('*') {
             Some(suffix) => HostMatch::Wildcard(suffix.to_owned()),
@@ -563,6 +590,7 @@ impl CompiledRoute {
                 },
                 upstream,
                 strip_prefix: route.strip_prefix.clone(),
+                providers,
             },
         }
     }

@@ -54,6 +54,10 @@ pub struct Authenticated {
 #[derive(Serialize, Deserialize)]
 pub struct PendingLogin {
     pub login: LoginRequest,
+    /// The provider the login was sent to: the callback must come from it
+    /// (path, `iss`), or it is refused (IdP mix-up, RFC 9700 §4.4).
+    #[serde(default = "default_provider")]
+    pub provider: String,
     /// Where to land after the callback: already checked by `auth::redirect`.
     pub rd: String,
     pub created_at: i64,
@@ -61,6 +65,19 @@ pub struct PendingLogin {
     /// oldest login-state cookies are the ones cleared (see [`start_login`]).
     #[serde(default)]
     pub seq: u64,
+}
+
+fn default_provider() -> String {
+    crate::config::DEFAULT_PROVIDER.to_owned()
+}
+
+/// A sign-in chooser: the providers a browser may sign in with here, each
+/// with the URL that starts its login (SPEC §12).
+#[derive(Debug)]
+pub struct Chooser {
+    pub rd: String,
+    /// `(name, display_name, login URL)`, in the route's order.
+    pub options: Vec<(String, String, String)>,
 }
 
 /// The next [`PendingLogin::seq`].
@@ -94,6 +111,10 @@ pub async fn session(
     let Some(mut session) = load(state, &key).await? else {
         return Ok(None);
     };
+    if rt.provider_named(&session.identity.provider).is_none() {
+        // A reload removed its provider: nothing can refresh or end it there.
+        return Ok(None);
+    }
     let now = state.clock.now();
     let (idle, absolute) = rt.timeouts();
     if session.is_expired(now, idle, absolute) {
@@ -375,8 +396,10 @@ async fn refresh_now(
     let Some(refresh_token) = session.refresh_token.clone() else {
         return Ok(Some(session));
     };
-    match rt
-        .provider
+    let Some(provider) = rt.provider_named(&session.identity.provider) else {
+        return Ok(None);
+    };
+    match provider
         .refresh(&refresh_token, &session.identity.sub)
         .await
     {
@@ -389,7 +412,7 @@ async fn refresh_now(
                 // not bring the session back, and are given up.
                 tracing::info!(session = ?key, "session ended during its refresh; new tokens revoked");
                 if let Some(refresh_token) = &session.refresh_token {
-                    rt.provider.revoke(refresh_token).await;
+                    provider.revoke(refresh_token).await;
                 }
                 return Ok(None);
             }
@@ -493,8 +516,10 @@ fn apply(session: &mut Session, tokens: Tokens, keep_access_token: bool, now: i6
 pub fn start_login(
     state: &State,
     rt: &Runtime,
+    provider: &crate::auth::oidc::Provider,
     rd: Option<&str>,
     headers: &http::HeaderMap,
+    prompt: Option<crate::auth::oidc::Prompt>,
 ) -> Result<LoginRedirect, Reject> {
     let server = &rt.config.server;
     let mut rd = redirect::safe_target(rd, &server.public_url, &server.allowed_redirect_hosts);
@@ -504,13 +529,13 @@ pub fn start_login(
         rd = "/".to_owned();
     }
     let login = LoginRequest::generate();
-    let location = rt
-        .provider
-        .authorize_url(&login)
+    let location = provider
+        .authorize_url(&login, prompt)
         .map_err(|_| Reject::ProviderUnavailable)?;
     let name = rt.cookies.login_name(&login.state);
     let pending = PendingLogin {
         login,
+        provider: provider.name().to_owned(),
         rd,
         created_at: state.clock.now(),
         seq: LOGIN_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -582,23 +607,76 @@ fn logins_to_clear(
 }
 
 /// The URL a script can send the user to for login (in 401 bodies).
-pub fn login_url(rt: &Runtime, rd: &str) -> String {
+pub fn login_url(rt: &Runtime, rd: &str, provider: Option<&str>) -> String {
     let server = &rt.config.server;
     let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    let provider = provider.map_or(String::new(), |name| {
+        let name: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        format!("&provider={name}")
+    });
     format!(
-        "{}{}/login?rd={rd}",
+        "{}{}/login?rd={rd}{provider}",
         server.public_url.as_str().trim_end_matches('/'),
         server.auth_prefix
     )
 }
 
+/// The providers of `admitted` (indices) a browser can sign in with.
+pub fn sign_in_providers<'a>(
+    rt: &'a Runtime,
+    admitted: &'a [usize],
+) -> impl Iterator<Item = &'a std::sync::Arc<crate::auth::oidc::Provider>> + 'a {
+    admitted
+        .iter()
+        .map(|&index| rt.providers.get(index))
+        .filter(|provider| provider.has_client())
+}
+
+/// A login for a browser that may sign in with the providers `admitted`
+/// (indices): straight to the one, or the chooser among several.
+///
+/// # Errors
+/// [`Reject::ProviderUnavailable`] when the provider is not discovered yet,
+/// [`Reject::ChooseProvider`] when there are several.
+pub fn login_for(
+    state: &State,
+    rt: &Runtime,
+    rd: &str,
+    headers: &http::HeaderMap,
+    admitted: &[usize],
+) -> Result<LoginRedirect, Reject> {
+    let candidates: Vec<_> = sign_in_providers(rt, admitted).collect();
+    match candidates.as_slice() {
+        [] => Err(Reject::ProviderUnavailable),
+        [only] => start_login(state, rt, only, Some(rd), headers, None),
+        several => Err(Reject::ChooseProvider(Chooser {
+            rd: rd.to_owned(),
+            options: several
+                .iter()
+                .map(|p| {
+                    let url = login_url(rt, rd, Some(p.name()));
+                    (p.name().to_owned(), p.display_name().to_owned(), url)
+                })
+                .collect(),
+        })),
+    }
+}
+
 /// Where a login started by a request for `target` on `authority` (the `Host`
-/// as sent) returns to: the path and query on the public host, or the whole
-/// URL (with the public URL's scheme) when the request was for another host.
+/// as sent) returns to: the path and query, or the whole URL (with the public
+/// URL's scheme) when the request was for another host that shares the
+/// session cookie (`session.cookie_domain`), the only kind of other host a
+/// browser session can reach.
 pub fn return_url(rt: &Runtime, authority: &str, target: &Target) -> String {
     let public_host = rt.config.server.public_url.host_str().unwrap_or_default();
     let asked_host = crate::proxy::host_name(authority).unwrap_or_default();
-    if asked_host.is_empty() || asked_host.eq_ignore_ascii_case(public_host) {
+    let shares_cookie = rt
+        .config
+        .session
+        .cookie_domain
+        .as_deref()
+        .is_some_and(|domain| asked_host == domain || asked_host.ends_with(&format!(".{domain}")));
+    if asked_host.eq_ignore_ascii_case(public_host) || !shares_cookie {
         return target.path_and_query();
     }
     let scheme = rt.config.server.public_url.scheme();
@@ -620,19 +698,26 @@ pub fn unauthenticated(
     is_navigation: bool,
     rd: &str,
     headers: &http::HeaderMap,
+    admitted: &[usize],
 ) -> Reject {
+    // Naming the provider matters only where there are several.
+    let mut sign_in = sign_in_providers(rt, admitted);
+    let only = match (sign_in.next(), sign_in.next()) {
+        (Some(only), None) if rt.providers.iter().count() > 1 => Some(only.name()),
+        _ => None,
+    };
     if !is_navigation {
         return Reject::Unauthenticated {
-            login_url: login_url(rt, rd),
+            login_url: login_url(rt, rd, only),
         };
     }
     if !rd.starts_with('/') {
         return Reject::LoginRequired(LoginRedirect {
-            location: login_url(rt, rd),
+            location: login_url(rt, rd, only),
             set_cookies: Vec::new(),
         });
     }
-    match start_login(state, rt, Some(rd), headers) {
+    match login_for(state, rt, rd, headers, admitted) {
         Ok(redirect) => Reject::LoginRequired(redirect),
         Err(reject) => reject,
     }

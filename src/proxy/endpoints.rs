@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use subtle::ConstantTimeEq;
 
 use crate::auth::oidc::OidcError;
+use crate::config;
 use crate::session::{Session, SessionId};
 
 use super::authenticate::{self, PendingLogin};
@@ -35,14 +36,24 @@ pub async fn handle(
     let endpoint = path
         .strip_prefix(rt.config.server.auth_prefix.as_str())
         .unwrap_or_default();
-    ex.route = Some(format!("auth:{}", endpoint.trim_start_matches('/')));
+    ex.route = Some(endpoint_label(endpoint).to_owned());
     let method = req.method().clone();
+    let callback_of = endpoint
+        .strip_prefix("/callback/")
+        .filter(|name| rt.providers.named(name).is_some_and(|(i, _)| i > 0));
     match (endpoint, method) {
         ("/login", Method::GET | Method::HEAD) => login(state, rt, req.headers(), query),
-        ("/callback", Method::GET) => callback(state, rt, req.headers(), query).await,
+        ("/callback", Method::GET) => {
+            callback(state, rt, req.headers(), query, config::DEFAULT_PROVIDER).await
+        }
+        (_, Method::GET) if callback_of.is_some() => {
+            let name = callback_of.unwrap_or_default();
+            callback(state, rt, req.headers(), query, name).await
+        }
         ("/logout", Method::GET | Method::POST) => logout(state, rt, req.headers()).await,
         ("/backchannel-logout", Method::POST) => backchannel_logout(state, rt, req).await,
         ("/userinfo", Method::GET | Method::HEAD) => userinfo(state, rt, req.headers()).await,
+        ("" | "/", Method::GET | Method::HEAD) => signed_in(state, rt, ex, req.headers()).await,
         ("/jwks.json", Method::GET | Method::HEAD) => Ok(jwks(state)),
         (check, _) if check == "/check" || check.starts_with("/check/") => {
             forward_auth(state, rt, ex, &req, check, query).await
@@ -52,6 +63,27 @@ pub async fn handle(
             _,
         ) => Err(Reject::MethodNotAllowed),
         _ => Err(Reject::NotFound),
+    }
+}
+
+/// The route label of a request under the auth prefix: one per endpoint,
+/// whatever follows it, so no client can grow the metrics' label set.
+fn endpoint_label(endpoint: &str) -> &'static str {
+    let first = endpoint
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match first {
+        "login" => "auth:login",
+        "callback" => "auth:callback",
+        "logout" => "auth:logout",
+        "backchannel-logout" => "auth:backchannel-logout",
+        "userinfo" => "auth:userinfo",
+        "jwks.json" => "auth:jwks.json",
+        "check" => "auth:check",
+        "" => "auth:signed-in",
+        _ => "auth:unknown",
     }
 }
 
@@ -94,8 +126,7 @@ async fn forward_auth(
         target: &target,
         authority: &original.host,
     };
-    let who =
-        super::authenticate_for(state, rt, ex, rule.auth, headers, &asked, may_redirect).await?;
+    let who = super::authenticate_for(state, rt, ex, rule, headers, &asked, may_redirect).await?;
     // The front proxy passes the browser's `Origin` and `Sec-WebSocket-*` on.
     super::check_websocket_origin(rt, who.as_ref(), headers)?;
     let mut resp = Response::builder()
@@ -115,11 +146,12 @@ async fn forward_auth(
         .map_err(|denial| Reject::Forbidden {
             denial,
             via_bearer: who.via_bearer(),
+            viewer: None,
         })?;
         // The route's upstream's header set: the front proxy copies these on.
         crate::identity::headers::prepare(permit.identity(), upstream.header_set())?
             .apply(resp.headers_mut());
-        if let Some(assertion) = super::identity_assertion(state, permit.identity(), &host) {
+        if let Some(assertion) = super::identity_assertion(state, rt, permit.identity(), &host) {
             resp.headers_mut().insert(
                 crate::identity::headers::X_PORTCULLIS_IDENTITY.clone(),
                 assertion,
@@ -298,7 +330,9 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     }
 }
 
-/// `GET /login?rd=PATH`: start a login.
+/// `GET /login?rd=PATH[&provider=NAME]`: start a login with `provider`, or,
+/// without one, with the provider the route of `rd` admits (the chooser
+/// when it admits several). An unknown or bearer-only provider is 400.
 fn login(
     state: &State,
     rt: &Runtime,
@@ -306,8 +340,58 @@ fn login(
     query: Option<&str>,
 ) -> Result<Response<Body>, Reject> {
     let rd = query_param(query, "rd");
-    let redirect = authenticate::start_login(state, rt, rd.as_deref(), headers)?;
+    let redirect = match query_param(query, "provider") {
+        Some(name) => {
+            let provider = rt
+                .providers
+                .named(&name)
+                .map(|(_, p)| p)
+                .filter(|p| p.has_client())
+                .ok_or(Reject::UnknownProvider(name))?;
+            let prompt = query_param(query, "prompt")
+                .as_deref()
+                .and_then(crate::auth::oidc::Prompt::parse);
+            authenticate::start_login(state, rt, provider, rd.as_deref(), headers, prompt)?
+        }
+        None => {
+            let admitted = admitted_for(rt, rd.as_deref());
+            let rd = rd.as_deref().unwrap_or("/");
+            authenticate::login_for(state, rt, rd, headers, &admitted)?
+        }
+    };
     Ok(respond::redirect(&redirect.location, &redirect.set_cookies))
+}
+
+/// The providers (indices) the route of a return URL admits: the rule of its
+/// path (on the public host, or the host an absolute `rd` names); every
+/// provider when `rd` says nothing usable.
+fn admitted_for(rt: &Runtime, rd: Option<&str>) -> Vec<usize> {
+    let every = || (0..rt.providers.iter().count()).collect();
+    let Some(rd) = rd else { return every() };
+    let public_host = rt.config.server.public_url.host_str().unwrap_or_default();
+    let (host, path) = if rd.starts_with('/') {
+        (public_host.to_owned(), rd.to_owned())
+    } else {
+        match url::Url::parse(rd) {
+            Ok(url) => {
+                let mut path = url.path().to_owned();
+                if let Some(q) = url.query() {
+                    path.push('?');
+                    path.push_str(q);
+                }
+                (url.host_str().unwrap_or_default().to_owned(), path)
+            }
+            Err(_) => return every(),
+        }
+    };
+    match crate::policy::normalize::normalize_str(&path) {
+        Ok(target) => rt
+            .routes
+            .find(Some(&host), &Method::GET, target.match_path())
+            .providers
+            .clone(),
+        Err(_) => every(),
+    }
 }
 
 /// `GET /callback`: the provider sends the browser back with a code (or an error).
@@ -323,6 +407,7 @@ async fn callback(
     rt: &Runtime,
     headers: &HeaderMap,
     query: Option<&str>,
+    provider_name: &str,
 ) -> Result<Response<Body>, Reject> {
     let state_param = query_param(query, "state").ok_or(Reject::Login {
         failure: LoginFailure::MissingState,
@@ -353,15 +438,30 @@ async fn callback(
             rd: pending.rd,
         }));
     }
-    // RFC 9207: when the provider names itself, it must be ours (mix-up defence).
-    if let Some(iss) = query_param(query, "iss") {
-        let expected = rt.provider.metadata().map(|m| m.issuer).unwrap_or_default();
-        if iss != expected {
-            return Err(fail(LoginFailure::IssuerMismatch { rd: pending.rd }));
+    // IdP mix-up (RFC 9700 §4.4): the callback's path, the login's state and
+    // the response's `iss` must all name one provider.
+    if pending.provider != provider_name {
+        return Err(fail(LoginFailure::ProviderMismatch { rd: pending.rd }));
+    }
+    let Some(provider) = rt.provider_named(provider_name) else {
+        return Err(fail(LoginFailure::ProviderMismatch { rd: pending.rd }));
+    };
+    // RFC 9207: when the provider names itself, it must be this one; one that
+    // says it always does must have.
+    match query_param(query, "iss") {
+        Some(iss) => {
+            let expected = provider.metadata().map(|m| m.issuer).unwrap_or_default();
+            if iss != expected {
+                return Err(fail(LoginFailure::IssuerMismatch { rd: pending.rd }));
+            }
         }
+        None if provider.sends_response_iss() => {
+            return Err(fail(LoginFailure::IssuerMissing { rd: pending.rd }));
+        }
+        None => {}
     }
     let code = query_param(query, "code").ok_or(fail(LoginFailure::MissingCode))?;
-    let tokens = match rt.provider.complete_login(&code, &pending.login).await {
+    let tokens = match provider.complete_login(&code, &pending.login).await {
         Ok(tokens) => tokens,
         Err(error) if error.is_outage() => {
             state
@@ -478,6 +578,7 @@ async fn logout(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, Reject> {
     let mut id_token_hint = String::new();
+    let mut provider = rt.provider();
     if let Some(id) = rt.cookies.session_id(headers) {
         let key = id.key();
         if let Some(session) = state
@@ -493,8 +594,12 @@ async fn logout(
                 .map_err(Reject::StoreUnavailable)?;
             state.metrics.logouts.with_label_values(&["user"]).inc();
             tracing::info!(sub = %session.identity.sub, session = ?key, "logout");
+            // Revocation and RP-initiated logout go to the session's own provider.
+            if let Some(own) = rt.provider_named(&session.identity.provider) {
+                provider = own;
+            }
             if let Some(refresh_token) = &session.refresh_token {
-                rt.provider.revoke(refresh_token).await;
+                provider.revoke(refresh_token).await;
             }
             id_token_hint = Arc::unwrap_or_clone(session).id_token;
         }
@@ -505,8 +610,7 @@ async fn logout(
         .join(&server.post_logout_url)
         .map(String::from)
         .unwrap_or_else(|_| server.post_logout_url.clone());
-    let location = rt
-        .provider
+    let location = provider
         .end_session_url(&id_token_hint, &after)
         .unwrap_or_else(|| server.post_logout_url.clone());
     Ok(respond::redirect(&location, &[rt.cookies.clear_session()]))
@@ -536,7 +640,15 @@ async fn backchannel_logout(
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| Reject::Backchannel("no logout_token".into()))?;
-    let order = match rt.provider.validate_logout_token(&token).await {
+    // The logout token's issuer picks the provider whose keys verify it
+    // (which checks `iss` again) and whose sessions it may end (SPEC §12).
+    let iss = crate::auth::providers::unverified_issuer(&token).unwrap_or_default();
+    let Some((_, provider)) = rt.providers.by_issuer(&iss) else {
+        return Err(Reject::Backchannel(format!(
+            "no provider has issuer {iss:?}"
+        )));
+    };
+    let order = match provider.validate_logout_token(&token).await {
         Ok(order) => order,
         Err(error) if error.is_outage() => return Err(Reject::ProviderUnavailable),
         Err(error) => return Err(Reject::Backchannel(error.to_string())),
@@ -548,9 +660,10 @@ async fn backchannel_logout(
     {
         return Err(Reject::Backchannel(format!("jti {:?} replayed", order.jti)));
     }
+    let of_provider = |value| crate::session::subject_key(provider.name(), value);
     let ended = match (&order.sid, &order.sub) {
-        (Some(sid), _) => state.store.delete_by_sid(sid).await,
-        (None, Some(sub)) => state.store.delete_by_sub(sub).await,
+        (Some(sid), _) => state.store.delete_by_sid(&of_provider(sid)).await,
+        (None, Some(sub)) => state.store.delete_by_sub(&of_provider(sub)).await,
         (None, None) => Ok(0),
     }
     .map_err(Reject::StoreUnavailable)?;
@@ -559,7 +672,7 @@ async fn backchannel_logout(
         .logouts
         .with_label_values(&["backchannel"])
         .inc();
-    tracing::info!(sid = ?order.sid, sub = ?order.sub, ended, "back-channel logout");
+    tracing::info!(provider = provider.name(), sid = ?order.sid, sub = ?order.sub, ended, "back-channel logout");
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CACHE_CONTROL, "no-store")
@@ -575,12 +688,13 @@ async fn userinfo(
 ) -> Result<Response<Body>, Reject> {
     let Some(auth) = authenticate::session(state, rt, headers).await? else {
         return Err(Reject::Unauthenticated {
-            login_url: authenticate::login_url(rt, "/"),
+            login_url: authenticate::login_url(rt, "/", None),
         });
     };
     let (idle, absolute) = rt.timeouts();
     let identity = &auth.session.identity;
     let json = serde_json::json!({
+        "provider": identity.provider,
         "sub": identity.sub,
         "email": identity.email,
         "name": identity.name,
@@ -593,6 +707,38 @@ async fn userinfo(
         .header(header::CACHE_CONTROL, "no-store")
         .body(body::full(json.to_string()))
         .expect("static response parts are valid"))
+}
+
+/// `GET {auth_prefix}/`: who is signed in, with which provider, until when,
+/// and the claims the rules see (SPEC §12), so a person or an operator can
+/// answer "why am I refused?" without reading logs. Without a session: the
+/// login (a browser) or 401.
+async fn signed_in(
+    state: &Arc<State>,
+    rt: &Runtime,
+    ex: &Exchange,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, Reject> {
+    let Some(auth) = authenticate::session(state, rt, headers).await? else {
+        let prefix = &rt.config.server.auth_prefix;
+        let admitted: Vec<usize> = (0..rt.providers.iter().count()).collect();
+        return Err(authenticate::unauthenticated(
+            state,
+            rt,
+            ex.is_navigation,
+            &format!("{prefix}/"),
+            headers,
+            &admitted,
+        ));
+    };
+    let (idle, absolute) = rt.timeouts();
+    let expires_at = auth.session.expires_at(idle, absolute);
+    Ok(super::pages::signed_in(
+        rt,
+        &auth.session.identity,
+        expires_at,
+        ex,
+    ))
 }
 
 /// `GET {auth_prefix}/jwks.json`: the public key apps verify `X-Portcullis-Identity` with.

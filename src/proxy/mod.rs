@@ -12,6 +12,7 @@ pub mod body;
 pub mod endpoints;
 mod exchange;
 pub mod forward;
+pub mod pages;
 pub mod respond;
 
 use std::sync::atomic::AtomicI64;
@@ -26,13 +27,14 @@ use hyper::body::Incoming;
 use crate::admin::metrics::{method_label, Metrics};
 use crate::auth::bearer::{self, BearerError};
 use crate::auth::oidc::Provider;
+use crate::auth::providers::{self, Providers};
 use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::identity::{self, Identity};
 use crate::policy::authorize::{self, Denial};
 use crate::policy::normalize::{self, PathError, Target};
 use crate::policy::origin::{self, OriginError, Origins};
-use crate::policy::route::RouteTable;
+use crate::policy::route::{RouteTable, Rule};
 use crate::session::cookie::Cookies;
 use crate::session::seal::Sealer;
 use crate::session::{SessionError, SessionKey, SessionStore};
@@ -89,20 +91,22 @@ pub struct Runtime {
     /// sessions keep it (SPEC §7).
     pub passes_access_token: bool,
     pub cookies: Cookies,
-    pub provider: Arc<Provider>,
-    /// `server.templates_dir/error.html`, read at load (and reload).
-    pub error_template: Option<String>,
+    /// Every identity provider, by the index a route's rule carries (SPEC §12).
+    pub providers: Providers,
+    /// The pages of `server.templates_dir`, read at load (and reload).
+    pub templates: pages::Templates,
 }
 
 impl Runtime {
-    /// Compiles `config` into a runtime using `provider`; upstreams whose
-    /// transport is unchanged keep `previous`'s connection pools.
+    /// Compiles `config` into a runtime using `providers` (built for it, in
+    /// `Config::all_providers` order); upstreams whose transport is unchanged
+    /// keep `previous`'s connection pools.
     ///
     /// # Errors
     /// When an upstream client cannot be built (for example an unreadable CA file).
     pub fn new(
         config: Config,
-        provider: Arc<Provider>,
+        providers: Providers,
         metrics: Arc<Metrics>,
         previous: Option<&Runtime>,
     ) -> Result<Self, UpstreamError> {
@@ -114,13 +118,9 @@ impl Runtime {
         let cookies = Cookies::new(&config);
         // Checked readable by the config loader; a file that vanished since
         // falls back to the built-in page rather than failing the load.
-        let error_template = config
-            .server
-            .templates_dir
-            .as_ref()
-            .and_then(|dir| std::fs::read_to_string(dir.join("error.html")).ok());
+        let templates = pages::Templates::load(config.server.templates_dir.as_deref());
         Ok(Runtime {
-            error_template,
+            templates,
             config: Arc::new(config),
             routes,
             origins,
@@ -128,8 +128,18 @@ impl Runtime {
             kept_claims,
             passes_access_token,
             cookies,
-            provider,
+            providers,
         })
+    }
+
+    /// The default provider (`[oidc]`).
+    pub fn provider(&self) -> &Arc<Provider> {
+        self.providers.default_provider()
+    }
+
+    /// The provider a session or login names; `None` when a reload removed it.
+    pub fn provider_named(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.named(name).map(|(_, p)| p)
     }
 
     /// `(session.idle_timeout, session.absolute_timeout)`.
@@ -164,6 +174,13 @@ pub enum LoginFailure {
     /// RFC 9207 `iss` names another provider.
     #[error("callback iss names another provider")]
     IssuerMismatch { rd: String },
+    /// No RFC 9207 `iss` from a provider whose discovery says it always sends one.
+    #[error("callback without the iss its provider always sends")]
+    IssuerMissing { rd: String },
+    /// The callback's path names another provider than the login was sent to
+    /// (IdP mix-up, RFC 9700 §4.4).
+    #[error("callback for another provider than the login's")]
+    ProviderMismatch { rd: String },
     /// The code exchange or a token check failed.
     #[error("tokens refused: {reason}")]
     Tokens {
@@ -180,6 +197,8 @@ impl LoginFailure {
             LoginFailure::Expired { rd }
             | LoginFailure::ProviderError { rd, .. }
             | LoginFailure::IssuerMismatch { rd }
+            | LoginFailure::IssuerMissing { rd }
+            | LoginFailure::ProviderMismatch { rd }
             | LoginFailure::Tokens { rd, .. } => rd,
             _ => "/",
         }
@@ -208,9 +227,23 @@ pub enum Reject {
     /// The route's upstream needs a claim the identity lacks (`required`): 403.
     #[error(transparent)]
     MissingClaim(#[from] crate::identity::headers::MissingClaim),
+    /// A session of a provider the route does not admit, on a request that
+    /// cannot be sent to sign in again: 403 `provider_not_allowed` (SPEC §12).
+    #[error("session of provider {provider:?}, which this route does not admit")]
+    ProviderNotAllowed { provider: String },
+    /// A browser must choose among several providers to sign in: 200, the
+    /// sign-in chooser (SPEC §12).
+    #[error("sign-in chooser")]
+    ChooseProvider(authenticate::Chooser),
     /// Authenticated, but the rule refuses this identity: 403.
     #[error("{denial}")]
-    Forbidden { denial: Denial, via_bearer: bool },
+    Forbidden {
+        denial: Denial,
+        via_bearer: bool,
+        /// Who is signed in, for the 403 page (SPEC §12); `None` before
+        /// authentication and for bearer tokens.
+        viewer: Option<Box<pages::Viewer>>,
+    },
     /// No identity and not a browser navigation: 401 with the login URL.
     #[error("no authenticated identity")]
     Unauthenticated { login_url: String },
@@ -223,6 +256,9 @@ pub enum Reject {
     /// A bearer route without any token: 401 with a bare challenge (RFC 6750 §3.1).
     #[error("no bearer token")]
     NoToken,
+    /// `/login?provider=` names no provider, or one without a client: 400.
+    #[error("unknown provider {0:?} (or bearer tokens only)")]
+    UnknownProvider(String),
     /// A path under `auth_prefix` that is no endpoint of the proxy: 404.
     #[error("no such proxy endpoint")]
     NotFound,
@@ -261,10 +297,14 @@ impl Reject {
     /// The decision label for logs and metrics.
     fn decision(&self) -> &'static str {
         match self {
-            Reject::BadTarget(_) | Reject::BadHost | Reject::BadMethod | Reject::ForwardAuth(_) => {
-                "bad_request"
-            }
+            Reject::BadTarget(_)
+            | Reject::BadHost
+            | Reject::BadMethod
+            | Reject::ForwardAuth(_)
+            | Reject::UnknownProvider(_) => "bad_request",
+            Reject::ChooseProvider(_) => "redirect",
             Reject::Denied
+            | Reject::ProviderNotAllowed { .. }
             | Reject::Forbidden { .. }
             | Reject::CrossOrigin(_)
             | Reject::MissingClaim(_) => "forbidden",
@@ -292,7 +332,7 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
         Err(reject) => {
             ex.decision = reject.decision();
             ex.reason = Some(reject.to_string());
-            respond::render(reject, &ex, rt.error_template.as_deref())
+            respond::render(reject, &ex, &rt.templates)
         }
     };
     log_and_count(&state.metrics, &ex, &resp);
@@ -325,7 +365,7 @@ async fn run(
         target: &target,
         authority: host.full.to_str().unwrap_or_default(),
     };
-    let who = authenticate_for(state, rt, ex, rule.auth, req.headers(), &asked, true).await?;
+    let who = authenticate_for(state, rt, ex, rule, req.headers(), &asked, true).await?;
     check_websocket_origin(rt, who.as_ref(), req.headers())?;
     let via_bearer = who.as_ref().is_some_and(Who::via_bearer);
     let permit = match &who {
@@ -333,7 +373,11 @@ async fn run(
             let identity = who.identity();
             ex.sub = Some(identity.sub.clone());
             let permit = authorize::authorize(&rt.routes.global, rule, identity, via_bearer)
-                .map_err(|denial| Reject::Forbidden { denial, via_bearer })?;
+                .map_err(|denial| Reject::Forbidden {
+                    denial,
+                    via_bearer,
+                    viewer: (!via_bearer).then(|| pages::Viewer::of(rt, identity)),
+                })?;
             Some(permit)
         }
         None => None,
@@ -351,7 +395,7 @@ async fn run(
     };
     let assertion = permit
         .as_ref()
-        .and_then(|permit| identity_assertion(state, permit.identity(), &host.name));
+        .and_then(|permit| identity_assertion(state, rt, permit.identity(), &host.name));
     let pass_token = upstream.passes_access_token() && !via_bearer;
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
@@ -422,6 +466,7 @@ pub fn admit_source(
     authorize::admit_source(global, rule, client).map_err(|denial| Reject::Forbidden {
         denial,
         via_bearer: false,
+        viewer: None,
     })
 }
 
@@ -447,10 +492,17 @@ pub fn check_websocket_origin(
 /// identity headers are still set, and an app that verifies will refuse.
 pub fn identity_assertion(
     state: &State,
+    rt: &Runtime,
     identity: &Identity,
     host: &str,
 ) -> Option<http::HeaderValue> {
-    match state.signer.assertion(identity, host, state.clock.now()) {
+    let idp_iss = rt
+        .provider_named(&identity.provider)
+        .map_or("", |provider| provider.issuer());
+    match state
+        .signer
+        .assertion_for(identity, idp_iss, host, state.clock.now())
+    {
         Ok(value) => Some(value),
         Err(error) => {
             tracing::error!(%error, "cannot sign X-Portcullis-Identity");
@@ -495,28 +547,40 @@ pub async fn authenticate_for(
     state: &Arc<State>,
     rt: &Runtime,
     ex: &Exchange,
-    auth: AuthMode,
+    rule: &Rule,
     headers: &http::HeaderMap,
     asked: &Asked<'_>,
     may_redirect: bool,
 ) -> Result<Option<Who>, Reject> {
     let no_session = || {
         let rd = authenticate::return_url(rt, asked.authority, asked.target);
-        authenticate::unauthenticated(state, rt, ex.is_navigation && may_redirect, &rd, headers)
+        let is_navigation = ex.is_navigation && may_redirect;
+        authenticate::unauthenticated(state, rt, is_navigation, &rd, headers, &rule.providers)
     };
     let by_session = |auth: Option<authenticate::Authenticated>| match auth {
-        Some(auth) => Ok(Some(Who::Session(auth))),
+        Some(auth) if admits(rt, rule, &auth.session.identity.provider) => {
+            Ok(Some(Who::Session(auth)))
+        }
+        // A session of a provider this route does not admit (SPEC §12): a
+        // browser signs in again (which replaces it), anything else is refused.
+        Some(auth) if ex.is_navigation && may_redirect => {
+            tracing::debug!(provider = %auth.session.identity.provider, "session of a provider the route does not admit");
+            Err(no_session())
+        }
+        Some(auth) => Err(Reject::ProviderNotAllowed {
+            provider: auth.session.identity.provider.clone(),
+        }),
         None => Err(no_session()),
     };
     let by_bearer = |identity: Arc<Identity>| Some(Who::Bearer(identity));
-    match auth {
+    match rule.auth {
         AuthMode::Public => Ok(None),
         AuthMode::Deny => Err(Reject::Denied),
         AuthMode::Login => by_session(authenticate::session(state, rt, headers).await?),
-        AuthMode::Bearer => Ok(by_bearer(bearer_identity(state, rt, headers).await?)),
+        AuthMode::Bearer => Ok(by_bearer(bearer_identity(rt, rule, headers).await?)),
         AuthMode::LoginOrBearer => {
             if bearer::token(headers).ok().flatten().is_some() {
-                Ok(by_bearer(bearer_identity(state, rt, headers).await?))
+                Ok(by_bearer(bearer_identity(rt, rule, headers).await?))
             } else {
                 by_session(authenticate::session(state, rt, headers).await?)
             }
@@ -524,21 +588,29 @@ pub async fn authenticate_for(
     }
 }
 
+/// Returns true if and only if `rule` admits sessions and tokens of the
+/// provider named `provider`.
+fn admits(rt: &Runtime, rule: &Rule, provider: &str) -> bool {
+    rt.providers
+        .named(provider)
+        .is_some_and(|(index, _)| rule.providers.contains(&index))
+}
+
+/// The request's bearer token, verified by the provider whose issuer is the
+/// token's `iss` (its keys, its audience), if `rule` admits that provider.
 async fn bearer_identity(
-    state: &State,
     rt: &Runtime,
+    rule: &Rule,
     headers: &http::HeaderMap,
 ) -> Result<Arc<Identity>, Reject> {
     let token = bearer::token(headers)?.ok_or(Reject::NoToken)?;
-    let oidc = &rt.config.oidc;
-    let audience = bearer::Audience {
-        audience: oidc.audience.as_deref().unwrap_or(&oidc.client_id),
-        now: state.clock.now(),
-        leeway: i64::try_from(oidc.clock_leeway.as_secs()).unwrap_or(60),
-        roles_claim: &oidc.roles_claim,
-        kept_claims: &rt.kept_claims,
+    let iss = providers::unverified_issuer(token).unwrap_or_default();
+    let provider = match rt.providers.by_issuer(&iss) {
+        Some((index, provider)) if rule.providers.contains(&index) => provider,
+        Some(_) => return Err(Reject::InvalidToken(BearerError::IssuerNotAdmitted(iss))),
+        None => return Err(Reject::InvalidToken(BearerError::UnknownIssuer(iss))),
     };
-    match rt.provider.verify_bearer(token, &audience).await {
+    match provider.verify_bearer(token).await {
         Ok(identity) => Ok(identity),
         Err(BearerError::NotReady) => Err(Reject::ProviderUnavailable),
         Err(error) => Err(Reject::InvalidToken(error)),

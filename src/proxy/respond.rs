@@ -6,6 +6,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::body::{self, Body};
 use super::exchange::Exchange;
+use super::pages::{self, Templates};
 use super::{LoginFailure, Reject, UpstreamError};
 
 /// What a refusal looks like to the client.
@@ -37,7 +38,8 @@ impl Shape {
 const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// The response for `reject`, shaped for the client in `ex`.
-pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response<Body> {
+pub fn render(reject: Reject, ex: &Exchange, templates: &Templates) -> Response<Body> {
+    let template = templates.error.as_deref();
     let shape = match reject {
         Reject::LoginRequired(redirect) => {
             return self::redirect(&redirect.location, &redirect.set_cookies)
@@ -67,12 +69,32 @@ pub fn render(reject: Reject, ex: &Exchange, template: Option<&str>) -> Response
             "forbidden",
             "You do not have access to this page.",
         ),
+        Reject::ProviderNotAllowed { .. } => Shape::new(
+            StatusCode::FORBIDDEN,
+            "provider_not_allowed",
+            "This page does not accept the account you signed in with.",
+        ),
+        Reject::UnknownProvider(_) => Shape::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_provider",
+            "There is no such sign-in option here.",
+        ),
+        Reject::ChooseProvider(chooser) => return pages::chooser(&chooser, ex, templates),
         Reject::CrossOrigin(_) => Shape::new(
             StatusCode::FORBIDDEN,
             "cross_origin",
             "This connection was opened from another site and is refused.",
         ),
-        Reject::Forbidden { via_bearer, denial } => Shape {
+        Reject::Forbidden {
+            via_bearer,
+            denial,
+            viewer: Some(viewer),
+        } if ex.is_navigation && !via_bearer => {
+            return pages::forbidden(&denial, &viewer, ex, templates)
+        }
+        Reject::Forbidden {
+            via_bearer, denial, ..
+        } => Shape {
             challenge: via_bearer.then(|| {
                 format!(
                     "{REALM}, error=\"insufficient_scope\", error_description=\"{}\"",

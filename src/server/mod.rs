@@ -107,6 +107,8 @@ impl Running {
             state: self.state.clone(),
             metrics: self.state.metrics.clone(),
             certs: self.certs.clone(),
+            readiness: self.readiness.clone(),
+            shutdown: self.shutdown.subscribe(),
         }
     }
 
@@ -170,11 +172,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         &config.identity,
         &config.server.public_url,
     )?);
-    let provider = Arc::new(
-        Provider::new(&config, HttpClient::new(PROVIDER_TIMEOUT), clock.clone())
-            .with_counters(metrics.provider_counters()),
-    );
-    let runtime = Runtime::new(config, provider.clone(), metrics.clone(), None)?;
+    let providers = build_providers(&config, &clock, &metrics, None);
+    let discovering: Vec<Arc<Provider>> = providers.iter().cloned().collect();
+    let runtime = Runtime::new(config, providers, metrics.clone(), None)?;
     let state = Arc::new(State {
         runtime: ArcSwap::from_pointee(runtime),
         metrics: metrics.clone(),
@@ -192,7 +192,9 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         // Redis expires its records itself.
         memory.spawn_sweeper(SWEEP_EVERY, shutdown_rx.clone());
     }
-    tokio::spawn(discovery(provider, readiness.clone(), shutdown_rx.clone()));
+    for provider in discovering {
+        tokio::spawn(discovery(provider, readiness.clone(), shutdown_rx.clone()));
+    }
     tokio::spawn(housekeeping(
         state.clone(),
         readiness.clone(),
@@ -258,14 +260,62 @@ fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, Serv
     }
 }
 
-/// Background task: discover the provider (retrying with backoff) and mark it ready.
-async fn discovery(
+/// The providers of `config` in `Config::all_providers` order, each kept from
+/// `previous` when its settings are unchanged (with its metadata and keys).
+pub(crate) fn build_providers(
+    config: &Config,
+    clock: &Arc<dyn crate::clock::Clock>,
+    metrics: &Metrics,
+    previous: Option<&crate::auth::providers::Providers>,
+) -> crate::auth::providers::Providers {
+    let list = config
+        .all_providers()
+        .map(|(name, oidc)| {
+            let kept = previous
+                .and_then(|old| old.named(name))
+                .map(|(_, old)| old)
+                .filter(|old| old.has_settings_of(name, oidc, config));
+            match kept {
+                Some(old) => old.clone(),
+                None => Arc::new(
+                    Provider::named(
+                        name,
+                        oidc,
+                        config,
+                        HttpClient::new(PROVIDER_TIMEOUT),
+                        clock.clone(),
+                    )
+                    .with_counters(metrics.provider_counters()),
+                ),
+            }
+        })
+        .collect();
+    crate::auth::providers::Providers::new(list)
+}
+
+/// Background task: discover a provider (retrying with backoff). The default
+/// one gates `/readyz`; any other is only named in its body until it is
+/// discovered, since one provider down never takes the proxy out of service
+/// (SPEC §12: its routes answer 503 meanwhile).
+pub(crate) async fn discovery(
     provider: Arc<Provider>,
     readiness: Arc<Readiness>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let name = provider.name().to_owned();
+    let is_default = name == crate::config::DEFAULT_PROVIDER;
+    if !is_default {
+        readiness.note(&format!("provider {name}"), false);
+    }
+    let on_ready = || {
+        if is_default {
+            readiness.set("provider", true);
+        } else {
+            readiness.note(&format!("provider {name}"), true);
+        }
+    };
     tokio::select! {
-        () = provider.discover_with_retry(|| readiness.set("provider", true)) => {}
+        () = provider.discover_with_retry(on_ready) => {}
         _ = shutdown.changed() => {}
     }
 }

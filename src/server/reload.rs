@@ -12,13 +12,12 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::Metrics;
-use crate::auth::http::HttpClient;
-use crate::auth::oidc::{OidcError, Provider};
+use crate::auth::oidc::OidcError;
 use crate::config::{self, Config, ConfigError};
 use crate::proxy::{Runtime, State, UpstreamError};
 
 use super::tls::CertStore;
-use super::{ServerError, PROVIDER_TIMEOUT};
+use super::ServerError;
 
 /// Why a reload was refused. The old configuration keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +39,9 @@ pub struct Reloader {
     pub(super) state: Arc<State>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) certs: Option<Arc<CertStore>>,
+    /// For the discovery of providers a reload adds.
+    pub(super) readiness: Arc<crate::admin::Readiness>,
+    pub(super) shutdown: watch::Receiver<bool>,
 }
 
 /// Settings read once at start: a reload that changes them says so and keeps
@@ -111,24 +113,37 @@ impl Reloader {
         if !ignored.is_empty() {
             tracing::warn!(keys = ?ignored, "these settings change only at restart; keeping the running values for them");
         }
-        let provider = if old.provider.has_settings_of(&config) {
-            old.provider.clone()
-        } else {
-            let provider = Arc::new(
-                Provider::new(
-                    &config,
-                    HttpClient::new(PROVIDER_TIMEOUT),
-                    self.state.clock.clone(),
-                )
-                .with_counters(self.metrics.provider_counters()),
-            );
-            provider.discover().await?;
-            provider
-        };
+        let providers = super::build_providers(
+            &config,
+            &self.state.clock,
+            &self.metrics,
+            Some(&old.providers),
+        );
+        // A new default provider must answer before it replaces the old one;
+        // any other new provider is discovered in the background (its routes
+        // answer 503 until then), so a partner's outage never blocks a reload.
+        for provider in providers.iter() {
+            let is_kept = old
+                .providers
+                .named(provider.name())
+                .is_some_and(|(_, kept)| Arc::ptr_eq(kept, provider));
+            if is_kept {
+                continue; // discovered already, or still being discovered
+            }
+            if provider.name() == crate::config::DEFAULT_PROVIDER {
+                provider.discover().await?;
+            } else {
+                tokio::spawn(super::discovery(
+                    provider.clone(),
+                    self.readiness.clone(),
+                    self.shutdown.clone(),
+                ));
+            }
+        }
         if let (Some(certs), Some(tls)) = (&self.certs, &config.server.tls) {
             certs.reload(tls)?;
         }
-        let runtime = Runtime::new(config, provider, self.metrics.clone(), Some(&old))?;
+        let runtime = Runtime::new(config, providers, self.metrics.clone(), Some(&old))?;
         self.state.runtime.store(Arc::new(runtime));
         Ok(())
     }

@@ -113,8 +113,8 @@ enum Index {
 impl Index {
     fn matches(self, session: &Session, value: &str) -> bool {
         match self {
-            Index::Sid => session.sid.as_deref() == Some(value),
-            Index::Sub => session.identity.sub == value,
+            Index::Sid => session.sid_key().as_deref() == Some(value),
+            Index::Sub => session.sub_key() == value,
         }
     }
 }
@@ -293,17 +293,17 @@ impl MemoryStore {
     // --- indexes; called with the record's `records` guard held ---
 
     fn index(&self, key: &SessionKey, session: &Session) {
-        if let Some(sid) = &session.sid {
-            link(&self.by_sid, self.index_hash(sid), key);
+        if let Some(sid) = session.sid_key() {
+            link(&self.by_sid, self.index_hash(&sid), key);
         }
-        link(&self.by_sub, self.index_hash(&session.identity.sub), key);
+        link(&self.by_sub, self.index_hash(&session.sub_key()), key);
     }
 
     fn unindex(&self, key: &SessionKey, session: &Session) {
-        if let Some(sid) = &session.sid {
-            unlink(&self.by_sid, self.index_hash(sid), key);
+        if let Some(sid) = session.sid_key() {
+            unlink(&self.by_sid, self.index_hash(&sid), key);
         }
-        unlink(&self.by_sub, self.index_hash(&session.identity.sub), key);
+        unlink(&self.by_sub, self.index_hash(&session.sub_key()), key);
     }
 
     fn index_hash(&self, value: &str) -> u64 {
@@ -312,17 +312,19 @@ impl MemoryStore {
 
     /// Moves `key` between index entries where an overwrite changed `sid` or `sub`.
     fn reindex(&self, key: &SessionKey, old: &Session, new: &Session) {
-        if old.sid != new.sid {
-            if let Some(sid) = &old.sid {
-                unlink(&self.by_sid, self.index_hash(sid), key);
+        let (old_sid, new_sid) = (old.sid_key(), new.sid_key());
+        if old_sid != new_sid {
+            if let Some(sid) = old_sid {
+                unlink(&self.by_sid, self.index_hash(&sid), key);
             }
-            if let Some(sid) = &new.sid {
-                link(&self.by_sid, self.index_hash(sid), key);
+            if let Some(sid) = new_sid {
+                link(&self.by_sid, self.index_hash(&sid), key);
             }
         }
-        if old.identity.sub != new.identity.sub {
-            unlink(&self.by_sub, self.index_hash(&old.identity.sub), key);
-            link(&self.by_sub, self.index_hash(&new.identity.sub), key);
+        let (old_sub, new_sub) = (old.sub_key(), new.sub_key());
+        if old_sub != new_sub {
+            unlink(&self.by_sub, self.index_hash(&old_sub), key);
+            link(&self.by_sub, self.index_hash(&new_sub), key);
         }
     }
 

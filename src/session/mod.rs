@@ -48,6 +48,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// The name this session is filed under in the `sub` index: its
+    /// identity's (provider, `sub`) (see [`subject_key`]).
+    pub fn sub_key(&self) -> std::borrow::Cow<'_, str> {
+        subject_key(&self.identity.provider, &self.identity.sub)
+    }
+
+    /// The name this session is filed under in the `sid` index, if it has a `sid`.
+    pub fn sid_key(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.sid
+            .as_deref()
+            .map(|sid| subject_key(&self.identity.provider, sid))
+    }
+
     /// The unix time at which this session ends unless used again.
     pub fn expires_at(&self, idle: Duration, absolute: Duration) -> i64 {
         let idle_end = self.last_seen.saturating_add(secs(idle));
@@ -58,6 +71,22 @@ impl Session {
     /// Returns true if and only if the session is past its idle or absolute timeout at `now`.
     pub fn is_expired(&self, now: i64, idle: Duration, absolute: Duration) -> bool {
         now >= self.expires_at(idle, absolute)
+    }
+}
+
+/// The index name of a provider's `sub` or `sid` (SPEC §12: an identity is
+/// (provider, `sub`), never `sub` alone, so a back-channel logout of one
+/// provider cannot end another's sessions). The default provider's values stay
+/// as they are, so records indexed before several providers existed are still
+/// found; every other provider's are prefixed with its name and U+001F, which
+/// no provider name holds (and a default value holding it is prefixed too, so
+/// no two (provider, value) pairs share a name).
+pub fn subject_key<'a>(provider: &str, value: &'a str) -> std::borrow::Cow<'a, str> {
+    const SEPARATOR: char = '\u{1f}';
+    if provider == crate::config::DEFAULT_PROVIDER && !value.contains(SEPARATOR) {
+        std::borrow::Cow::Borrowed(value)
+    } else {
+        std::borrow::Cow::Owned(format!("{provider}{SEPARATOR}{value}"))
     }
 }
 
@@ -152,10 +181,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes the record under `key` (absent is fine).
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<(), SessionError>>;
 
-    /// Removes every record whose `sid` is `sid`; returns how many.
+    /// Removes every record whose [`Session::sid_key`] is `sid` (a
+    /// [`subject_key`]); returns how many.
     fn delete_by_sid<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<usize, SessionError>>;
 
-    /// Removes every record whose `identity.sub` is `sub`; returns how many.
+    /// Removes every record whose [`Session::sub_key`] is `sub` (a
+    /// [`subject_key`]); returns how many.
     fn delete_by_sub<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<usize, SessionError>>;
 
     /// How many live records there are (for the active-sessions gauge).

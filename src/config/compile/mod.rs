@@ -60,6 +60,7 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     let upstream = server::upstream("upstream", raw.upstream, p);
     let upstreams = server::upstreams(raw.upstreams, p);
     let oidc = oidc::oidc(raw.oidc, p);
+    let providers = oidc::providers(raw.providers, p);
     let session = session::session(raw.session, p);
     let routes = routes::routes(raw.routes, p);
     let policy = routes::policy(raw.policy, p);
@@ -71,6 +72,11 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     }
     if let (Some(routes), Some(upstreams)) = (&routes, &upstreams) {
         check_route_upstreams(routes, upstreams, p);
+    }
+    if let (Some(oidc), Some(providers), Some(routes), Some(policy)) =
+        (&oidc, &providers, &routes, &policy)
+    {
+        check_providers(oidc, providers, routes, policy, p);
     }
     if let Some(server) = &server {
         check_tls_needs_https(server, p);
@@ -85,6 +91,7 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
         upstream: upstream?,
         upstreams: upstreams?,
         oidc: oidc?,
+        providers: providers?,
         session: session?,
         routes: routes?,
         policy: policy?,
@@ -94,6 +101,75 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
 }
 
 // === Rules across sections ===
+
+/// Provider names and issuers across sections (SPEC §12): every name a route
+/// or `[policy]` admits exists; every issuer is one provider's, since a bearer
+/// token's `iss` picks its provider; a route that sends browsers to sign in
+/// admits at least one provider with a client.
+fn check_providers(
+    oidc: &Oidc,
+    providers: &std::collections::BTreeMap<String, Oidc>,
+    routes: &[Route],
+    policy: &Policy,
+    p: &mut Problems,
+) {
+    let has_client = |name: &str| match name {
+        DEFAULT_NAME => Some(oidc.has_client()),
+        other => providers.get(other).map(Oidc::has_client),
+    };
+    let known: Vec<&str> = std::iter::once(DEFAULT_NAME)
+        .chain(providers.keys().map(String::as_str))
+        .collect();
+    let mut check_list = |key: String, names: &[String], auth: AuthMode| {
+        for (i, name) in names.iter().enumerate() {
+            if has_client(name).is_none() {
+                p.push(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "unknown provider {name:?}; defined: {} (add [providers.{name}])",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        let signs_in = matches!(auth, AuthMode::Login | AuthMode::LoginOrBearer);
+        let any_client = names.iter().any(|n| has_client(n) == Some(true));
+        let all_known = names.iter().all(|n| has_client(n).is_some());
+        if signs_in && all_known && !any_client {
+            p.push(
+                key,
+                "admits only providers without a client (bearer tokens only), so no browser could sign in here",
+            );
+        }
+    };
+    check_list(
+        "policy.providers".to_owned(),
+        &policy.providers,
+        policy.default,
+    );
+    for (index, route) in routes.iter().enumerate() {
+        if let Some(names) = &route.providers {
+            check_list(format!("route[{index}].providers"), names, route.auth);
+        }
+    }
+    let mut issuers: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let all =
+        std::iter::once((DEFAULT_NAME, oidc)).chain(providers.iter().map(|(n, o)| (n.as_str(), o)));
+    for (name, provider) in all {
+        let issuer = provider.issuer.as_str().trim_end_matches('/').to_owned();
+        if let Some(first) = issuers.insert(issuer.clone(), name.to_owned()) {
+            let key = if name == DEFAULT_NAME {
+                "oidc.issuer".to_owned()
+            } else {
+                format!("providers.{name}.issuer")
+            };
+            p.push(
+                key,
+                format!("{issuer:?} is also the issuer of provider {first:?}; a token's iss must name one provider"),
+            );
+        }
+    }
+}
 
 /// Every `route.upstream` names `[upstream]` (`default`) or an `[upstreams.NAME]`:
 /// names are resolved here, once, so no request can reach an upstream that
@@ -291,6 +367,33 @@ fn each<T>(
     }
     all
 }
+
+/// The name of an `[upstreams.NAME]` or `[providers.NAME]` table: it labels
+/// metrics and logs, routes refer to it, and `PORTCULLIS_{env}__NAME__KEY`
+/// must be able to override it (environment keys are lowercased).
+fn name_label(name: &str, what: &str, default_section: &str, env: &str) -> Result<(), String> {
+    if name == DEFAULT_NAME {
+        return Err(format!(
+            "{name:?} is the name of {default_section}; give this {what} another name"
+        ));
+    }
+    let is_label = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if is_label {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} name {name:?}: lowercase letters, digits, \"_\" and \"-\" (at most 64), \
+             so that PORTCULLIS_{env}__NAME__KEY can override it"
+        ))
+    }
+}
+
+/// The name `[upstream]` and `[oidc]` go by.
+const DEFAULT_NAME: &str = "default";
 
 fn required_file(p: &mut Problems, key: &str, raw: Option<PathBuf>) -> Option<PathBuf> {
     match raw {

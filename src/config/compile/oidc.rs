@@ -21,66 +21,121 @@ const FLOW_PARAMS: &[&str] = &[
     "code_challenge_method",
 ];
 
+/// `[oidc]` (the `default` provider, which must have a client).
 pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
+    provider("oidc", raw, true, p)
+}
+
+/// `[providers.NAME]` tables (SPEC §12), each compiled under its own key; one
+/// without `client_id` is bearer-only and must name its `audience`.
+pub(super) fn providers(
+    raw: BTreeMap<String, RawOidc>,
+    p: &mut Problems,
+) -> Option<BTreeMap<String, Oidc>> {
+    let mut all = Some(BTreeMap::new());
+    for (name, raw) in raw {
+        let key = format!("providers.{name}");
+        if let Err(why) = super::name_label(&name, "provider", "[oidc]", "PROVIDERS") {
+            p.push(&key, why);
+            all = None;
+            continue;
+        }
+        let compiled = provider(&key, raw, false, p);
+        all = all.zip(compiled).map(|(mut all, provider)| {
+            all.insert(name, provider);
+            all
+        });
+    }
+    all
+}
+
+/// One provider's table at `key`; `needs_client` for `[oidc]`.
+fn provider(key: &str, raw: RawOidc, needs_client: bool, p: &mut Problems) -> Option<Oidc> {
+    let at = |field: &str| format!("{key}.{field}");
     let issuer = match raw.issuer {
-        Some(text) => p.check("oidc.issuer", issuer(&text)),
+        Some(text) => p.check(&at("issuer"), issuer(&text)),
         None => {
-            p.push("oidc.issuer", "required: the provider's issuer URL");
+            p.push(at("issuer"), "required: the provider's issuer URL");
             None
         }
     };
+    let has_client = needs_client || raw.client_id.is_some();
     let client_id = match raw.client_id.map(|id| id.trim().to_owned()) {
         Some(id) if !id.is_empty() => Some(id),
         Some(_) => {
-            p.push("oidc.client_id", "is empty");
+            p.push(at("client_id"), "is empty");
             None
         }
-        None => {
+        None if needs_client => {
             p.push(
-                "oidc.client_id",
+                at("client_id"),
                 "required: this client's id at the provider",
             );
             None
         }
+        // A provider without a client: bearer tokens only (SPEC §12).
+        None => Some(String::new()),
     };
+    let has_secret = raw.client_secret.is_some() || raw.client_secret_file.is_some();
     let client_secret = match secret(
         p,
-        "oidc.client_secret",
+        &at("client_secret"),
         raw.client_secret,
         raw.client_secret_file,
     ) {
         Some(Some(secret)) => Some(secret),
-        Some(None) => {
+        Some(None) if has_client => {
             p.push(
-                "oidc.client_secret",
-                "required (or oidc.client_secret_file)",
+                at("client_secret"),
+                format!("required (or {})", at("client_secret_file")),
             );
             None
         }
+        Some(None) => Some(Secret::new(String::new())),
         None => None,
     };
-    let scopes = scopes(p, raw.scopes);
-    let auth_params = auth_params(p, raw.auth_params.unwrap_or_default());
-    let roles_claim = roles_claim(p, raw.roles_claim.map(|r| r.0));
+    if !has_client && has_secret {
+        p.push(
+            at("client_secret"),
+            "set without client_id: a provider without a client is for bearer tokens only",
+        );
+    }
+    let scopes = scopes(p, key, raw.scopes);
+    let auth_params = auth_params(p, key, raw.auth_params.unwrap_or_default());
+    let roles_claim = roles_claim(p, key, raw.roles_claim.map(|r| r.0));
     let audience = match raw.audience {
         Some(aud) if aud.trim().is_empty() => {
             p.push(
-                "oidc.audience",
+                at("audience"),
                 "is empty; leave it out to expect the client_id",
+            );
+            None
+        }
+        None if !has_client => {
+            p.push(
+                at("audience"),
+                "required for a provider without client_id: the `aud` its bearer tokens must carry",
             );
             None
         }
         aud => Some(aud),
     };
+    let display_name = match raw.display_name {
+        Some(name) if name.trim().is_empty() || name.chars().any(char::is_control) => {
+            p.push(at("display_name"), "is empty or holds control characters");
+            None
+        }
+        name => Some(name),
+    };
     let trusted_audiences = each(
         p,
-        "oidc.trusted_audiences",
+        &at("trusted_audiences"),
         raw.trusted_audiences,
         trusted_audience,
     );
     let clock_leeway = duration(
         p,
-        "oidc.clock_leeway",
+        &at("clock_leeway"),
         raw.clock_leeway,
         DEFAULT_CLOCK_LEEWAY,
     );
@@ -88,18 +143,19 @@ pub(super) fn oidc(raw: RawOidc, p: &mut Problems) -> Option<Oidc> {
     // as fast as it answers.
     let jwks_refetch_interval = duration(
         p,
-        "oidc.jwks_refetch_interval",
+        &at("jwks_refetch_interval"),
         raw.jwks_refetch_interval,
         DEFAULT_JWKS_REFETCH_INTERVAL,
     )
     .and_then(|interval| {
         if interval < MIN_JWKS_REFETCH_INTERVAL {
-            p.push("oidc.jwks_refetch_interval", "must be at least 1s");
+            p.push(at("jwks_refetch_interval"), "must be at least 1s");
             return None;
         }
         Some(interval)
     });
     Some(Oidc {
+        display_name: display_name?,
         issuer: issuer?,
         client_id: client_id?,
         client_secret: client_secret?,
@@ -156,13 +212,13 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-fn scopes(p: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+fn scopes(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<String>> {
     let scopes = raw.unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
     let mut ok = true;
     for (i, scope) in scopes.iter().enumerate() {
         if scope.is_empty() || scope.contains(char::is_whitespace) {
             p.push(
-                format!("oidc.scopes[{i}]"),
+                format!("{key}.scopes[{i}]"),
                 format!("invalid scope {scope:?}: one word each"),
             );
             ok = false;
@@ -170,7 +226,7 @@ fn scopes(p: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>> {
     }
     if !scopes.iter().any(|s| s == "openid") {
         p.push(
-            "oidc.scopes",
+            format!("{key}.scopes"),
             "must contain \"openid\": without it there is no ID token",
         );
         ok = false;
@@ -180,13 +236,14 @@ fn scopes(p: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>> {
 
 fn auth_params(
     p: &mut Problems,
+    key: &str,
     raw: BTreeMap<String, String>,
 ) -> Option<BTreeMap<String, String>> {
     let mut ok = true;
     for name in raw.keys() {
         if FLOW_PARAMS.contains(&name.to_ascii_lowercase().as_str()) {
             p.push(
-                format!("oidc.auth_params.{name}"),
+                format!("{key}.auth_params.{name}"),
                 format!("{name:?} is set by the login flow itself and cannot be overridden"),
             );
             ok = false;
@@ -195,11 +252,11 @@ fn auth_params(
     ok.then_some(raw)
 }
 
-fn roles_claim(p: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>> {
+fn roles_claim(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<String>> {
     let claims = raw.unwrap_or_else(|| vec![DEFAULT_ROLES_CLAIM.to_owned()]);
     if claims.is_empty() {
         p.push(
-            "oidc.roles_claim",
+            format!("{key}.roles_claim"),
             "names no claim; leave it out for the default \"roles\"",
         );
         return None;
@@ -207,7 +264,7 @@ fn roles_claim(p: &mut Problems, raw: Option<Vec<String>>) -> Option<Vec<String>
     let mut ok = true;
     for (i, claim) in claims.iter().enumerate() {
         if claim.trim().is_empty() {
-            p.push(format!("oidc.roles_claim[{i}]"), "is empty");
+            p.push(format!("{key}.roles_claim[{i}]"), "is empty");
             ok = false;
         }
     }

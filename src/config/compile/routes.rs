@@ -112,6 +112,10 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         }
         name => Some(name),
     };
+    let providers = match raw.providers {
+        Some(names) => provider_names(p, &at("providers"), names).map(Some),
+        None => Some(None),
+    };
     let strip_prefix = match &raw.strip_prefix {
         Some(text) => p
             .check(
@@ -190,7 +194,28 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         scopes_all: scopes_all?,
         upstream: upstream?,
         strip_prefix: strip_prefix?,
+        providers: providers?,
     })
+}
+
+/// A `providers` list: at least one name, each once (checked to exist later).
+fn provider_names(p: &mut Problems, key: &str, names: Vec<String>) -> Option<Vec<String>> {
+    if names.is_empty() {
+        p.push(
+            key,
+            "admits no provider, so nobody could sign in; leave it out for policy.providers",
+        );
+        return None;
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if seen.contains(&name.as_str()) {
+            p.push(format!("{key}[{i}]"), format!("{name:?} is listed twice"));
+            return None;
+        }
+        seen.push(name);
+    }
+    Some(names)
 }
 
 /// `route.strip_prefix`: a whole-segment prefix of every path the route can
@@ -368,6 +393,10 @@ pub(super) fn policy(raw: RawPolicy, p: &mut Problems) -> Option<Policy> {
     );
     let scopes_any = scopes(p, "policy.scopes_any", raw.scopes_any);
     let scopes_all = scopes(p, "policy.scopes_all", raw.scopes_all);
+    let providers = match raw.providers {
+        Some(names) => provider_names(p, "policy.providers", names),
+        None => Some(vec![DEFAULT_UPSTREAM.to_owned()]),
+    };
     Some(Policy {
         default: default?,
         roles_any: roles_any?,
@@ -377,5 +406,6 @@ pub(super) fn policy(raw: RawPolicy, p: &mut Problems) -> Option<Policy> {
         source_ips: source_ips?,
         scopes_any: scopes_any?,
         scopes_all: scopes_all?,
+        providers: providers?,
     })
 }

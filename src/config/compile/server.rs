@@ -279,7 +279,7 @@ pub(super) fn upstreams(
     let mut all = Some(BTreeMap::new());
     for (name, raw) in raw {
         let key = format!("upstreams.{name}");
-        if let Err(why) = upstream_name(&name) {
+        if let Err(why) = super::name_label(&name, "upstream", "[upstream]", "UPSTREAMS") {
             p.push(&key, why);
             all = None;
             continue;
@@ -291,28 +291,6 @@ pub(super) fn upstreams(
         });
     }
     all
-}
-
-/// An upstream's name: it labels metrics and logs, and routes refer to it.
-fn upstream_name(name: &str) -> Result<(), String> {
-    if name == DEFAULT_UPSTREAM {
-        return Err(format!(
-            "{name:?} is the name of [upstream]; give this one another name"
-        ));
-    }
-    let is_label = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if is_label {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid upstream name {name:?}: lowercase letters, digits, \"_\" and \"-\" (at most 64), \
-             so that PORTCULLIS_UPSTREAMS__NAME__KEY can override it"
-        ))
-    }
 }
 
 fn identity_preset(p: &mut Problems, key: &str, raw: Option<String>) -> Option<IdentityPreset> {

@@ -27,9 +27,15 @@ fn lines(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// The headers `set` writes for `identity`, sorted, without
+/// `X-Forwarded-Provider` (checked here: every set carries it).
 fn set_all(identity: &Identity, set: &HeaderSet) -> Vec<String> {
     let mut headers = HeaderMap::new();
     super::set(&mut headers, identity, set).expect("set");
+    let provider = headers
+        .remove("x-forwarded-provider")
+        .expect("every set names the provider");
+    assert_eq!(provider, identity.provider.as_str());
     let mut out = lines(&headers);
     out.sort();
     out
@@ -362,4 +368,16 @@ fn kept_values_are_no_part_of_the_identity() {
     assert!(json.get("header_values").is_none(), "{json}");
     let back: Identity = serde_json::from_value(json).expect("and reads back");
     assert_eq!(back, fresh);
+}
+
+#[test]
+fn every_header_set_names_the_provider() {
+    let mut partner = alice();
+    partner.provider = "partners".into();
+    for preset in IdentityPreset::ALL {
+        let mut headers = HeaderMap::new();
+        set(&mut headers, &partner, &self::preset(preset)).expect("set");
+        assert_eq!(headers["x-forwarded-provider"], "partners", "{preset:?}");
+        assert_eq!(headers.get_all("x-forwarded-provider").iter().count(), 1);
+    }
 }

@@ -125,6 +125,7 @@ fn claims_are_exactly_the_documented_ones() {
     assert_eq!(
         claims,
         json!({
+            "idp": "default",
             "iss": "https://app.example.com",
             "sub": "alice",
             "email": "alice@example.com",
@@ -249,7 +250,7 @@ fn cache_is_bounded() {
         };
         // Signing this many is slow; insert directly what `assertion` would.
         let slot = signer.slot(&who, HOST);
-        signer.remember(slot, &who, HOST, t0, HeaderValue::from_static("x"));
+        signer.remember(slot, &who, "", HOST, t0, HeaderValue::from_static("x"));
     }
     assert_eq!(signer.cached(), CACHE_CAPACITY);
     // Once the entries are stale, a full cache is swept to make room.
@@ -330,4 +331,28 @@ fn debug_never_prints_an_assertion() {
     let value = signer.assertion(&alice(), HOST, now()).expect("signs");
     let debug = format!("{signer:?}");
     assert!(!debug.contains(text(&value)), "{debug}");
+}
+
+/// SPEC §12: the assertion names the provider (`idp`) and its issuer
+/// (`idp_iss`), and one provider's assertion is never reused for the same
+/// `sub` at another.
+#[test]
+fn the_assertion_names_the_provider_and_is_never_shared_across_providers() {
+    let signer = generated();
+    let at = now();
+    let mut partner = alice();
+    partner.provider = "partners".into();
+    let ours = signer
+        .assertion_for(&alice(), "https://idp.example.com", HOST, at)
+        .expect("signs");
+    let theirs = signer
+        .assertion_for(&partner, "https://partner.example", HOST, at)
+        .expect("signs");
+    assert_ne!(ours, theirs);
+    let claims = verify_as_app(&signer, text(&theirs), HOST).expect("verifies");
+    assert_eq!(claims["idp"], "partners");
+    assert_eq!(claims["idp_iss"], "https://partner.example");
+    let claims = verify_as_app(&signer, text(&ours), HOST).expect("verifies");
+    assert_eq!(claims["idp"], "default");
+    assert_eq!(claims["idp_iss"], "https://idp.example.com");
 }

@@ -17,6 +17,7 @@ fn rule(req: Requirements) -> Rule {
         requirements: req,
         upstream: 0,
         strip_prefix: None,
+        providers: vec![0],
     }
 }
 

@@ -61,6 +61,7 @@ fn route(name: &str) -> Route {
         scopes_all: Vec::new(),
         upstream: None,
         strip_prefix: None,
+        providers: None,
     }
 }
 

@@ -199,8 +199,8 @@ impl RedisStore {
         let record = self.names.record(key);
         let plain = serde_json::to_vec(session).expect("a Session always serializes");
         let sealed = self.sealer.seal(record.as_bytes(), &plain);
-        let sid_tag = session.sid.as_deref().map(|sid| self.tag(sid));
-        let sub_tag = self.tag(&session.identity.sub);
+        let sid_tag = session.sid_key().map(|sid| self.tag(&sid));
+        let sub_tag = self.tag(&session.sub_key());
         let sid_index = match &sid_tag {
             Some(tag) => self.names.sid(tag),
             None => record.clone(), // a placeholder: the script ignores it
