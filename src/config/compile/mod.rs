@@ -368,10 +368,47 @@ fn each<T>(
     all
 }
 
-/// The name of an `[upstreams.NAME]` or `[providers.NAME]` table: it labels
-/// metrics and logs, routes refer to it, and `PORTCULLIS_{env}__NAME__KEY`
-/// must be able to override it (environment keys are lowercased).
-fn name_label(name: &str, what: &str, default_section: &str, env: &str) -> Result<(), String> {
+/// A section of named tables (`[upstreams.NAME]`, `[providers.NAME]`).
+struct Named {
+    /// The section's key: `upstreams`.
+    section: &'static str,
+    /// What one table is: `upstream`.
+    what: &'static str,
+    /// The table that goes by `default`: `[upstream]`.
+    default_section: &'static str,
+}
+
+/// Compiles each table of a named section under its own key
+/// (`upstreams.grafana`), after checking its name.
+fn named<R, T>(
+    p: &mut Problems,
+    kind: &Named,
+    raw: std::collections::BTreeMap<String, R>,
+    compile: impl Fn(&str, R, &mut Problems) -> Option<T>,
+) -> Option<std::collections::BTreeMap<String, T>> {
+    let mut all = Some(std::collections::BTreeMap::new());
+    for (name, raw) in raw {
+        let key = format!("{}.{name}", kind.section);
+        if let Err(why) = name_label(&name, kind) {
+            p.push(&key, why);
+            all = None;
+            continue;
+        }
+        let compiled = compile(&key, raw, p);
+        all = all.zip(compiled).map(|(mut all, table)| {
+            all.insert(name, table);
+            all
+        });
+    }
+    all
+}
+
+/// The name of a named table: it labels metrics and logs, routes refer to
+/// it, and `PORTCULLIS_<SECTION>__NAME__KEY` must be able to override it
+/// (environment keys are lowercased).
+fn name_label(name: &str, kind: &Named) -> Result<(), String> {
+    let (what, default_section) = (kind.what, kind.default_section);
+    let env = kind.section.to_ascii_uppercase();
     if name == DEFAULT_NAME {
         return Err(format!(
             "{name:?} is the name of {default_section}; give this {what} another name"

@@ -32,21 +32,12 @@ pub(super) fn providers(
     raw: BTreeMap<String, RawOidc>,
     p: &mut Problems,
 ) -> Option<BTreeMap<String, Oidc>> {
-    let mut all = Some(BTreeMap::new());
-    for (name, raw) in raw {
-        let key = format!("providers.{name}");
-        if let Err(why) = super::name_label(&name, "provider", "[oidc]", "PROVIDERS") {
-            p.push(&key, why);
-            all = None;
-            continue;
-        }
-        let compiled = provider(&key, raw, false, p);
-        all = all.zip(compiled).map(|(mut all, provider)| {
-            all.insert(name, provider);
-            all
-        });
-    }
-    all
+    let kind = super::Named {
+        section: "providers",
+        what: "provider",
+        default_section: "[oidc]",
+    };
+    super::named(p, &kind, raw, |key, raw, p| provider(key, raw, false, p))
 }
 
 /// One provider's table at `key`; `needs_client` for `[oidc]`.

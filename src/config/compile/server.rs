@@ -276,21 +276,12 @@ pub(super) fn upstreams(
     raw: BTreeMap<String, RawUpstream>,
     p: &mut Problems,
 ) -> Option<BTreeMap<String, Upstream>> {
-    let mut all = Some(BTreeMap::new());
-    for (name, raw) in raw {
-        let key = format!("upstreams.{name}");
-        if let Err(why) = super::name_label(&name, "upstream", "[upstream]", "UPSTREAMS") {
-            p.push(&key, why);
-            all = None;
-            continue;
-        }
-        let compiled = upstream(&key, raw, p);
-        all = all.zip(compiled).map(|(mut all, upstream)| {
-            all.insert(name, upstream);
-            all
-        });
-    }
-    all
+    let kind = super::Named {
+        section: "upstreams",
+        what: "upstream",
+        default_section: "[upstream]",
+    };
+    super::named(p, &kind, raw, upstream)
 }
 
 fn identity_preset(p: &mut Problems, key: &str, raw: Option<String>) -> Option<IdentityPreset> {
