@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 
 use crate::admin::Metrics;
@@ -29,6 +27,7 @@ use crate::policy::normalize::Target;
 use crate::session::{SessionKey, SessionStore};
 
 use super::body::Body;
+use super::pool::{Pool, PoolError, PoolSettings};
 
 /// Why a request could not be forwarded. The client sees only 502 or 504.
 #[derive(Debug, thiserror::Error)]
@@ -114,30 +113,6 @@ impl SessionEnd {
     }
 }
 
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, Body>;
-
-/// One upstream's connections: a pooled client per serving thread. Kept across
-/// a reload that leaves the upstream's transport settings as they were, so its
-/// idle connections survive.
-pub struct Pool {
-    /// One connection pool per serving thread (see [`ForwardContext::worker`]).
-    clients: Vec<UpstreamClient>,
-    /// What the pool was built from; a reload with other values builds anew.
-    settings: PoolSettings,
-}
-
-/// The settings a [`Pool`] is built from.
-#[derive(Clone, Debug, PartialEq)]
-struct PoolSettings {
-    scheme: String,
-    authority: String,
-    ca_file: Option<std::path::PathBuf>,
-    connect_timeout: Duration,
-    pool_idle_timeout: Duration,
-    pool_max_idle_per_host: usize,
-    threads: usize,
-}
-
 impl PoolSettings {
     fn of(up: &config::Upstream, threads: usize) -> Self {
         PoolSettings {
@@ -152,33 +127,22 @@ impl PoolSettings {
     }
 }
 
-impl Pool {
-    fn new(up: &config::Upstream, settings: PoolSettings) -> Result<Self, UpstreamError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(up.connect_timeout));
-        let tls = upstream_tls(up)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        // A pooled connection is served by a task on the thread that opened
-        // it; a request from another thread would cross threads twice (request
-        // in, response out). Separate pools keep each request on one thread.
-        let clients = (0..settings.threads)
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(up.pool_idle_timeout)
-                    .pool_max_idle_per_host(up.pool_max_idle_per_host)
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .build(connector.clone())
-            })
-            .collect();
-        Ok(Pool { clients, settings })
-    }
+/// A pool for `up`: an https-or-http connector with `up`'s TLS roots.
+fn new_pool(up: &config::Upstream, settings: PoolSettings) -> Result<Pool, UpstreamError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(up.connect_timeout));
+    let tls = upstream_tls(up)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let target: Uri = format!("{}://{}/", settings.scheme, settings.authority)
+        .parse()
+        .map_err(|e| UpstreamError::Build(format!("upstream {}: {e}", up.url)))?;
+    Ok(Pool::new(connector, target, settings))
 }
 
 /// `host[:port]` of an upstream URL, as it goes into the request URI.
@@ -259,7 +223,6 @@ pub struct Upstream {
     header_set: identity::headers::HeaderSet,
     /// Every identity header name of every upstream: stripped from every request.
     strip: Arc<identity::headers::StripSet>,
-    scheme: Scheme,
     authority: Authority,
     /// `authority` as the `Host` value, unless `pass_host_header`.
     authority_host: HeaderValue,
@@ -292,10 +255,6 @@ impl Upstream {
         reuse: Option<Arc<Pool>>,
     ) -> Result<Self, UpstreamError> {
         let url = &up.url;
-        let scheme: Scheme = url
-            .scheme()
-            .parse()
-            .map_err(|e| UpstreamError::Build(format!("scheme of {url}: {e}")))?;
         if url.host_str().is_none() {
             return Err(UpstreamError::Build(format!("{url} has no host")));
         }
@@ -307,7 +266,7 @@ impl Upstream {
         let base_path = url.path().trim_end_matches('/').to_owned();
         let pool = match reuse {
             Some(pool) => pool,
-            None => Arc::new(Pool::new(
+            None => Arc::new(new_pool(
                 up,
                 PoolSettings::of(up, config.server.serving_threads()),
             )?),
@@ -317,7 +276,6 @@ impl Upstream {
             pool,
             header_set: identity::headers::HeaderSet::new(&up.identity_headers),
             strip,
-            scheme,
             authority,
             authority_host,
             base_path,
@@ -358,6 +316,16 @@ impl Upstream {
         self.pass_access_token
     }
 
+    /// Closes idle connections past `pool_idle_timeout` (housekeeping).
+    pub fn sweep_idle(&self) {
+        self.pool.sweep();
+    }
+
+    /// How many idle connections this upstream's pool holds (tests).
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
     /// Returns true if and only if `other` uses the same pool (tests of reload).
     pub fn shares_pool_with(&self, other: &Upstream) -> bool {
         Arc::ptr_eq(&self.pool, &other.pool)
@@ -388,6 +356,7 @@ impl Upstream {
             }
         }
         let (mut parts, body) = req.into_parts();
+        // Origin-form: the connection is to the upstream already.
         parts.uri = self.upstream_uri(target, ctx.strip_prefix)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
@@ -395,11 +364,12 @@ impl Upstream {
         let upstream_req =
             Request::from_parts(parts, super::body::streamed(body, self.max_body_bytes));
 
-        // A reload may change the thread count only for the next start.
-        let clients = &self.pool.clients;
-        let client = &clients[ctx.worker % clients.len()];
         let started = Instant::now();
-        let sent = tokio::time::timeout(self.response_timeout, client.request(upstream_req)).await;
+        let sent = tokio::time::timeout(
+            self.response_timeout,
+            self.pool.send(ctx.worker, upstream_req),
+        )
+        .await;
         let elapsed = started.elapsed();
         *latency = Some(elapsed);
         self.metrics
@@ -408,14 +378,14 @@ impl Upstream {
             .observe(elapsed.as_secs_f64());
         let mut resp = match sent {
             Err(_) => return Err(self.fail(&ctx, UpstreamError::Timeout(self.response_timeout))),
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(PoolError::Connect(reason))) => {
                 let err = UpstreamError::Connect {
                     authority: self.authority.to_string(),
-                    reason: error_chain(&e),
+                    reason,
                 };
                 return Err(self.fail(&ctx, err));
             }
-            Ok(Err(e)) => {
+            Ok(Err(PoolError::Send(e))) => {
                 return Err(match client_body_error(&e) {
                     Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge {
                         limit: self.max_body_bytes.unwrap_or_default(),
@@ -448,7 +418,7 @@ impl Upstream {
             (false, _) => remove_hop_by_hop(resp.headers_mut()),
         }
         strip_upstream_claims(resp.headers_mut(), &self.strip, &self.cookie_name);
-        Ok(resp.map(|body| super::body::streamed(body, None)))
+        Ok(resp)
     }
 
     fn fail(&self, ctx: &ForwardContext<'_>, err: UpstreamError) -> UpstreamError {
@@ -476,12 +446,7 @@ impl Upstream {
         // Handed over, not copied: the string becomes the URI's own bytes.
         let pq = PathAndQuery::from_maybe_shared(bytes::Bytes::from(path_and_query))
             .map_err(|e| UpstreamError::Build(format!("path of {:?}: {e}", target.path())))?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| UpstreamError::Build(e.to_string()))
+        Ok(Uri::from(pq))
     }
 
     /// Everything the proxy does to the client's headers, in an order that lets
@@ -965,26 +930,20 @@ enum ClientBodyError {
 /// Why the upstream request failed, when it failed because reading the client's
 /// body did: hyper reports a user body error whose cause is the incoming body's
 /// own error (hyper's, or the body limit's).
-fn client_body_error(error: &hyper_util::client::legacy::Error) -> Option<ClientBodyError> {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
-            if hyper_error.is_user() {
-                let inner = std::error::Error::source(hyper_error)?;
-                if inner.is::<http_body_util::LengthLimitError>() {
-                    return Some(ClientBodyError::TooLarge);
-                }
-                return inner
-                    .is::<hyper::Error>()
-                    .then_some(ClientBodyError::Broken);
-            }
-        }
-        source = cause.source();
+fn client_body_error(error: &hyper::Error) -> Option<ClientBodyError> {
+    if !error.is_user() {
+        return None;
     }
-    None
+    let inner = std::error::Error::source(error)?;
+    if inner.is::<http_body_util::LengthLimitError>() {
+        return Some(ClientBodyError::TooLarge);
+    }
+    inner
+        .is::<hyper::Error>()
+        .then_some(ClientBodyError::Broken)
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -335,6 +335,9 @@ async fn housekeeping(
             _ = shutdown.changed() => return,
         }
         state.sweep_caches();
+        for upstream in state.runtime.load().upstreams.iter() {
+            upstream.sweep_idle();
+        }
         let is_up = check_store(&*state.store, was_up).await;
         was_up = Some(is_up);
         readiness.set("session_store", is_up);
