@@ -10,6 +10,7 @@
 # same PORTCULLIS_<SECTION>__<KEY>_FILE variables an operator would use:
 #
 #   oidc.client_secret_file       a random client secret
+#   providers.NAME.client_secret_file  one more for each such provider
 #   session.secret_file           32 random bytes, base64
 #   session.previous_secrets_file one more such key
 #   session.redis_url_file        redis://:<random password>@127.0.0.1:6379/0
@@ -58,7 +59,7 @@ named_secret_files() {
             sub(/[[:space:]]*=.*$/, "", key)
             print section "." key
         }
-    ' "$1" | grep -Ex 'oidc\.client_secret_file|session\.(secret|previous_secrets|redis_url)_file' || true
+    ' "$1" | grep -Ex 'oidc\.client_secret_file|providers\.[a-z0-9_-]+\.client_secret_file|session\.(secret|previous_secrets|redis_url)_file' || true
 }
 
 random_base64() {
@@ -75,12 +76,21 @@ trap 'rm -rf "$secrets"' EXIT
 chmod 700 "$secrets"
 
 replaced=()
+# Provider names may hold "-", which no shell variable name may: these are
+# passed with env(1) instead of exported.
+provider_env=()
 while IFS= read -r key; do
     [[ -n $key ]] || continue
     case $key in
     oidc.client_secret_file)
         random_base64 24 | tr '+/' '-_' >"$secrets/client-secret"
         export PORTCULLIS_OIDC__CLIENT_SECRET_FILE="$secrets/client-secret"
+        ;;
+    providers.*.client_secret_file)
+        name=${key#providers.}
+        name=${name%.client_secret_file}
+        random_base64 24 | tr '+/' '-_' >"$secrets/client-secret.$name"
+        provider_env+=("PORTCULLIS_PROVIDERS__${name^^}__CLIENT_SECRET_FILE=$secrets/client-secret.$name")
         ;;
     session.secret_file)
         random_base64 32 >"$secrets/session-secret"
@@ -113,5 +123,5 @@ fi
 echo "check.sh: ${portcullis[*]} check --config $config" >&2
 
 status=0
-"${portcullis[@]}" check --config "$config" || status=$?
+env ${provider_env[@]+"${provider_env[@]}"} "${portcullis[@]}" check --config "$config" || status=$?
 exit "$status"

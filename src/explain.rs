@@ -118,6 +118,8 @@ pub struct RuleView {
 /// The identity an authenticated request would carry.
 #[derive(Clone, Debug, Serialize)]
 pub struct IdentityView {
+    /// The provider whose issuer is the claims' `iss` (`default` without one).
+    pub provider: String,
     pub sub: String,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -308,9 +310,17 @@ pub fn explain(
     request: &Request,
     claims: Option<&Map<String, Value>>,
 ) -> Explanation {
+    // The provider is the one whose issuer the claims name (SPEC §12): its
+    // roles_claim reads the roles, and the route must admit it.
+    let (provider_index, provider_name, oidc) = claims.map(|c| provider_of(config, c)).unwrap_or((
+        0,
+        crate::config::DEFAULT_PROVIDER,
+        &config.oidc,
+    ));
     let identity = claims.map(|c| {
-        let mut identity = claims::identity(c, &config.oidc.roles_claim, &config.kept_claims());
+        let mut identity = claims::identity(c, &oidc.roles_claim, &config.kept_claims());
         identity.scopes = claims::scopes(c);
+        identity.provider = provider_name.to_owned();
         identity
     });
     let mut out = Explanation {
@@ -320,11 +330,12 @@ pub fn explain(
         path: None,
         rule: None,
         identity: identity.as_ref().map(|i| IdentityView {
+            provider: i.provider.clone(),
             sub: i.sub.clone(),
             email: i.email.clone(),
             email_verified: i.email_verified,
             roles: i.roles.clone(),
-            roles_claim: config.oidc.roles_claim.clone(),
+            roles_claim: oidc.roles_claim.clone(),
             claims: i.claims.clone(),
             scopes: i.scopes.clone(),
             presented_as: None,
@@ -367,6 +378,7 @@ pub fn explain(
         table: &table,
         rule,
         source: &view.source,
+        provider: provider_index,
     };
     out.rule = Some(view.clone());
 
@@ -403,6 +415,8 @@ struct Judge<'a> {
     table: &'a RouteTable,
     rule: &'a Rule,
     source: &'a str,
+    /// The claims' provider, as a position in `Config::all_providers`.
+    provider: usize,
 }
 
 impl Judge<'_> {
@@ -461,6 +475,26 @@ impl Judge<'_> {
                 &[401],
                 "the claims have no \"sub\": a token without a subject is refused → 401".to_owned(),
             ),
+            (_, Some(identity)) if !rule.providers.contains(&self.provider) => {
+                let admits = self.source;
+                if presented.is_some_and(Presented::is_bearer) {
+                    deny(
+                        &[401],
+                        format!(
+                            "a token of provider {:?}, which {admits}.providers does not admit → 401 invalid_token",
+                            identity.provider
+                        ),
+                    )
+                } else {
+                    deny(
+                        &[302, 403],
+                        format!(
+                            "a session of provider {:?}, which {admits}.providers does not admit → a browser signs in again (302), anything else 403 provider_not_allowed",
+                            identity.provider
+                        ),
+                    )
+                }
+            }
             (_, Some(identity)) => {
                 let via_bearer = presented.is_some_and(Presented::is_bearer);
                 match authorize(&self.table.global, rule, identity, via_bearer) {
@@ -494,6 +528,27 @@ impl Judge<'_> {
         let how = presented.map_or(String::new(), |p| format!(", {}", p.as_phrase()));
         format!("{denial} (decided by {place}.{}{how})", denial.key())
     }
+}
+
+/// The provider whose issuer is the claims' `iss` (a trailing `/` aside):
+/// its position, name and config; `default` when `iss` names none.
+fn provider_of<'a>(
+    config: &'a Config,
+    claims: &Map<String, Value>,
+) -> (usize, &'a str, &'a crate::config::Oidc) {
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    config
+        .all_providers()
+        .enumerate()
+        .find(|(_, (_, oidc))| {
+            !iss.is_empty()
+                && oidc.issuer.as_str().trim_end_matches('/') == iss.trim_end_matches('/')
+        })
+        .map(|(i, (name, oidc))| (i, name, oidc))
+        .unwrap_or((0, crate::config::DEFAULT_PROVIDER, &config.oidc))
 }
 
 /// `rule` without requirements of its own: judging with it tells whether
@@ -710,8 +765,15 @@ fn write_identity(f: &mut fmt::Formatter<'_>, who: &IdentityView) -> fmt::Result
     };
     writeln!(
         f,
-        "identity  sub {:?}{email}, roles {:?} (from roles_claim {:?})",
-        who.sub, who.roles, who.roles_claim
+        "identity  sub {:?}{email}, roles {:?} (from roles_claim {:?}){}",
+        who.sub,
+        who.roles,
+        who.roles_claim,
+        if who.provider == crate::config::DEFAULT_PROVIDER {
+            String::new()
+        } else {
+            format!(", provider {:?}", who.provider)
+        }
     )?;
     if !who.claims.is_empty() {
         let claims = serde_json::to_string(&who.claims).map_err(|_| fmt::Error)?;

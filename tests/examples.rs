@@ -5,7 +5,8 @@
 //! as its comments say; the deploy manifests parse.
 //!
 //! Secrets: the examples name their secrets as files (`oidc.client_secret_file`,
-//! `session.secret_file`, `session.redis_url_file`) at the paths a Kubernetes
+//! `providers.NAME.client_secret_file`, `session.secret_file`,
+//! `session.redis_url_file`) at the paths a Kubernetes
 //! Secret is mounted at, which do not exist here, and `check` insists that they
 //! do. So each run moves those paths to files in a temporary directory with
 //! `PORTCULLIS_<SECTION>__<KEY>_FILE` overrides, exactly as an operator trying an
@@ -147,7 +148,34 @@ fn portcullis(path: &Path, secrets: &Secrets) -> Command {
             secrets.path("redis-url"),
         );
     }
+    for name in providers_with_secret_file(&doc) {
+        cmd.env(
+            format!(
+                "PORTCULLIS_PROVIDERS__{}__CLIENT_SECRET_FILE",
+                name.to_ascii_uppercase()
+            ),
+            secrets.path("client-secret"),
+        );
+    }
     cmd
+}
+
+/// The `[providers.NAME]` tables of an example that name a `client_secret_file`.
+fn providers_with_secret_file(doc: &toml::Table) -> Vec<String> {
+    doc.get("providers")
+        .and_then(|p| p.as_table())
+        .map(|providers| {
+            providers
+                .iter()
+                .filter(|(_, table)| {
+                    table
+                        .as_table()
+                        .is_some_and(|t| t.contains_key("client_secret_file"))
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -167,6 +195,7 @@ fn every_example_config_passes_check_with_secrets_redacted() {
         "google.toml",
         "redis.toml",
         "several-apps.toml",
+        "providers.toml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -214,7 +243,8 @@ fn the_redis_example_shares_sessions_with_a_secret() {
 }
 
 /// The `*_file` secret keys `config/check.sh` replaces with placeholders, as
-/// `section.key`.
+/// `section.key` (and `providers.NAME.client_secret_file` for every provider
+/// that names one).
 const PLACEHOLDER_KEYS: &[(&str, &str)] = &[
     ("oidc", "client_secret_file"),
     ("session", "secret_file"),
@@ -271,6 +301,10 @@ fn each_example_prints_a_validate_command_that_works_as_printed() {
             // A shell's own overrides do not change what the script checks: these
             // would otherwise clash with the *_file keys (both forms set) or fail.
             .env("PORTCULLIS_OIDC__CLIENT_SECRET", CLIENT_SECRET)
+            .env(
+                "PORTCULLIS_PROVIDERS__PARTNERS__CLIENT_SECRET",
+                CLIENT_SECRET,
+            )
             .env("PORTCULLIS_SESSION__SECRET", "not-a-base64-key")
             .env(
                 "PORTCULLIS_SESSION__REDIS_URL_FILE",
@@ -296,6 +330,11 @@ fn each_example_prints_a_validate_command_that_works_as_printed() {
             .iter()
             .filter(|(section, key)| named(section, key))
             .map(|(section, key)| format!("{section}.{key}"))
+            .chain(
+                providers_with_secret_file(&doc)
+                    .into_iter()
+                    .map(|name| format!("providers.{name}.client_secret_file")),
+            )
             .collect();
         let mut replaced: Vec<String> = stderr
             .lines()
@@ -645,6 +684,16 @@ fn examples_commit_no_secret() {
             "{}: use oidc.client_secret_file",
             path.display()
         );
+        let providers = doc.get("providers").and_then(|p| p.as_table());
+        for (name, table) in providers.into_iter().flatten() {
+            assert!(
+                !table
+                    .as_table()
+                    .is_some_and(|t| t.contains_key("client_secret")),
+                "{}: use providers.{name}.client_secret_file",
+                path.display()
+            );
+        }
         assert!(
             !inline("session", "secret") && !inline("session", "previous_secrets"),
             "{}: use session.secret_file",

@@ -296,3 +296,53 @@ claims = { department = ["eng"] }
         &["source_ips cannot be judged without --client"],
     );
 }
+
+/// SPEC §12: the claims' `iss` picks the provider; its `roles_claim` reads the
+/// roles, and a route that does not admit it refuses.
+#[test]
+fn explain_judges_claims_as_their_providers() {
+    let f = Fixture::new();
+    let extra = r#"
+[providers.partners]
+issuer = "https://idp.partner.example"
+client_id = "portcullis"
+client_secret = "s"
+roles_claim = "groups"
+
+[[route]]
+name = "admin"
+path = "/admin"
+roles_any = ["admin"]
+
+[[route]]
+name = "partners"
+path = "/partners"
+providers = ["partners", "default"]
+roles_any = ["admin"]
+"#;
+    let config = f.dir.path().join("providers.toml");
+    let toml = crate::support::base_config("http://127.0.0.1:8080", extra);
+    std::fs::write(&config, toml).expect("write config");
+    let partner = f.claims(
+        "partner.json",
+        r#"{"iss":"https://idp.partner.example","sub":"p1","groups":["admin"],"roles":["nobody"]}"#,
+    );
+    let partner = partner.to_string_lossy();
+    let run = |path: &str| {
+        f.explain_with(
+            &config,
+            &[
+                "--claims",
+                &partner,
+                "GET",
+                &format!("http://app.test{path}"),
+            ],
+        )
+    };
+    expect(&run("/partners"), 0, &["provider \"partners\"", "ALLOW"]);
+    expect(
+        &run("/admin"),
+        2,
+        &["provider \"partners\"", "does not admit"],
+    );
+}

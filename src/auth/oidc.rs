@@ -102,7 +102,11 @@ impl OidcError {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Metadata {
     pub issuer: String,
+    /// Empty where the provider has none: an issuer of tokens only (GitHub
+    /// Actions), usable by a provider without a client (SPEC §12).
+    #[serde(default)]
     pub authorization_endpoint: String,
+    #[serde(default)]
     pub token_endpoint: String,
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
@@ -293,7 +297,15 @@ impl Provider {
         };
         Provider {
             name: name.to_owned(),
-            display_name: oidc.display_name.clone().unwrap_or_else(|| name.to_owned()),
+            // Without a display name, people see the provider's host rather
+            // than the config's internal name ("default").
+            display_name: oidc.display_name.clone().unwrap_or_else(|| {
+                if name == config::DEFAULT_PROVIDER {
+                    oidc.issuer.host_str().unwrap_or(name).to_owned()
+                } else {
+                    name.to_owned()
+                }
+            }),
             audience: oidc
                 .audience
                 .clone()
@@ -450,6 +462,14 @@ impl Provider {
                 expected: self.issuer.clone(),
                 found: metadata.issuer,
             });
+        }
+        if self.has_client()
+            && (metadata.authorization_endpoint.is_empty() || metadata.token_endpoint.is_empty())
+        {
+            return Err(OidcError::Discovery(format!(
+                "{url}: no authorization_endpoint or token_endpoint, so browsers cannot sign in \
+                 here; a provider used for bearer tokens only takes no client_id"
+            )));
         }
         let client_auth =
             choose_client_auth(metadata.token_endpoint_auth_methods_supported.as_deref())?;

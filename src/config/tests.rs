@@ -1422,6 +1422,32 @@ cookie_domain = "example.com""#,
     case("policy", "scopes_any = [\"a\\\"b\"]", "policy.scopes_any[0]"),
     case("policy", "source_ips = [\"nope\"]", "policy.source_ips[0]"),
     case("policy", "claims = { dept = [] }", "policy.claims.dept"),
+    // Several identity providers (SPEC §12).
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"", "providers.ci.audience"),
+    case("route", "[providers.ci]\naudience = \"https://app.example.com\"", "providers.ci.issuer"),
+    case("route", "[providers.ci]\nissuer = \"http://ci.example.com\"\naudience = \"a\"", "providers.ci.issuer"),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \" \"", "providers.ci.audience"),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\nclient_secret = \"s3cr3t\"", "providers.ci.client_secret"),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\nclient_secret_file = \"{file}\"", "providers.ci.client_secret"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"", "providers.p.client_secret"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"\"\nclient_secret = \"s\"", "providers.p.client_id"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"\nclient_secret = \"s\"\ndisplay_name = \" \"", "providers.p.display_name"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"\nclient_secret = \"s\"\nnope = 1", "providers.p.nope"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"\nclient_secret = \"s\"\nscopes = [\"email\"]", "providers.p.scopes"),
+    case("route", "[providers.default]\nissuer = \"https://p.example.com\"\naudience = \"a\"", "providers.default"),
+    case("route", "[providers.Partners]\nissuer = \"https://p.example.com\"\naudience = \"a\"", "providers.Partners"),
+    case("route", "[providers.p]\nissuer = \"https://idp.example.com/\"\naudience = \"a\"", "providers.p.issuer"),
+    case("route", "[providers.p]\nissuer = \"https://idp.example.com\"\naudience = \"a\"", "providers.p.issuer"),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\naudience = \"a\"\n[providers.q]\nissuer = \"https://p.example.com/\"\naudience = \"b\"", "providers.q.issuer"),
+    case("route", "[[route]]\npath = \"/a\"\nproviders = [\"nope\"]", "route[0].providers[0]"),
+    case("route", "[[route]]\npath = \"/a\"\nproviders = [\"default\", \"nope\"]", "route[0].providers[1]"),
+    case("route", "[[route]]\npath = \"/a\"\nproviders = []", "route[0].providers"),
+    case("route", "[[route]]\npath = \"/a\"\nproviders = [\"default\", \"default\"]", "route[0].providers[1]"),
+    case("policy", "providers = [\"nope\"]", "policy.providers[0]"),
+    case("policy", "providers = []", "policy.providers"),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nproviders = [\"ci\"]", "route[0].providers"),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nauth = \"login_or_bearer\"\nproviders = [\"ci\"]", "route[0].providers"),
+    case("policy", "providers = [\"ci\"]\n[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"", "policy.providers"),
 ];
 
 #[test]
@@ -1576,6 +1602,18 @@ cookie_domain = ".example.com""#,
     case("route", "[[route]]\npath = \"/a\"\nauth = \"public\"\nsource_ips = [\"10.0.0.0/8\"]", ""),
     case("route", "[[route]]\npath = \"/a\"\nauth = \"login_or_bearer\"\nscopes_all = [\"reports:read\", \"https://api.example.com/x\"]", ""),
     case("policy", "claims = { dept = [\"eng\"] }\nsource_ips = [\"10.0.0.0/8\"]\nscopes_any = [\"api\"]", ""),
+    // The pass side of the provider rules (SPEC §12).
+    case("oidc", "display_name = \"Example Corp\"", ""),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"", ""),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"\nclient_secret_file = \"{file}\"", ""),
+    case("route", "[providers.p]\nissuer = \"https://idp.example.com/realms/p\"\naudience = \"a\"", ""),
+    case("route", "[providers.p_2-x]\nissuer = \"http://127.0.0.1:9000\"\naudience = \"a\"", ""),
+    case("route", "[providers.p]\nissuer = \"https://p.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nproviders = [\"default\", \"p\"]", ""),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nauth = \"bearer\"\nproviders = [\"ci\"]", ""),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nauth = \"public\"\nproviders = [\"ci\"]", ""),
+    case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nauth = \"login_or_bearer\"\nproviders = [\"ci\", \"default\"]", ""),
+    case("policy", "providers = [\"ci\"]\ndefault = \"bearer\"\n[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"", ""),
+    case("policy", "providers = [\"default\", \"p\"]\n[providers.p]\nissuer = \"https://p.example.com\"\nclient_id = \"app\"\nclient_secret = \"s\"", ""),
 ];
 
 #[test]
@@ -1782,5 +1820,194 @@ fn named_upstreams_are_overridden_by_env_in_lowercase() {
     assert_eq!(
         config.upstreams["grafana"].url.as_str(),
         "http://10.0.0.9:3000/"
+    );
+}
+
+// === Several identity providers (SPEC §12) ===
+
+/// [`MINIMAL`] followed by `more` (tables, `[[route]]`s).
+fn minimal_with(more: &str) -> String {
+    format!("{MINIMAL}\n{more}\n")
+}
+
+#[test]
+fn a_providers_table_compiles_with_its_display_name_and_client() {
+    let c = valid(
+        &minimal_with(
+            r#"
+[providers.partners]
+display_name = "Partner SSO"
+issuer = "https://idp.partner.example"
+client_id = "portcullis-partners"
+client_secret = "partner-secret"
+roles_claim = "groups"
+
+[[route]]
+path = "/partners"
+providers = ["partners", "default"]
+
+[[route]]
+path = "/private"
+"#,
+        ),
+        &[],
+    );
+    let partners = &c.providers["partners"];
+    assert_eq!(partners.display_name.as_deref(), Some("Partner SSO"));
+    assert_eq!(partners.issuer.as_str(), "https://idp.partner.example/");
+    assert_eq!(partners.client_id, "portcullis-partners");
+    assert_eq!(partners.client_secret.expose(), "partner-secret");
+    assert_eq!(partners.roles_claim, ["groups"]);
+    assert!(partners.has_client());
+    assert_eq!(partners.audience, None, "the client_id is expected");
+    assert_eq!(c.oidc.display_name, None, "[oidc] says nothing of its own");
+    assert_eq!(
+        c.routes[0].providers.as_deref(),
+        Some(&["partners".to_owned(), "default".to_owned()][..])
+    );
+    assert_eq!(c.routes[1].providers, None);
+    assert_eq!(c.policy.providers, ["default"], "the default's users only");
+    assert_eq!(c.route_providers(&c.routes[1]), ["default"]);
+    let names: Vec<&str> = c.all_providers().map(|(name, _)| name).collect();
+    assert_eq!(names, ["default", "partners"]);
+}
+
+#[test]
+fn a_provider_without_client_id_is_bearer_only_and_needs_an_audience() {
+    let bearer_only = "[providers.ci]\nissuer = \"https://token.actions.githubusercontent.com\"\n";
+    let found = problems(load_toml(&minimal_with(bearer_only), &[]));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from(["providers.ci.audience".to_owned()])
+    );
+
+    let c = valid(
+        &minimal_with(&format!(
+            "{bearer_only}audience = \"https://portcullis.example.com\""
+        )),
+        &[],
+    );
+    let ci = &c.providers["ci"];
+    assert!(!ci.has_client());
+    assert_eq!(
+        ci.audience.as_deref(),
+        Some("https://portcullis.example.com")
+    );
+}
+
+#[test]
+fn a_client_secret_without_client_id_is_an_error() {
+    let text = minimal_with(
+        "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\nclient_secret = \"leaked\"",
+    );
+    let found = problems(load_toml(&text, &[]));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from(["providers.ci.client_secret".to_owned()])
+    );
+    assert!(found[0].message.contains("client_id"), "{found:?}");
+    assert!(!found[0].message.contains("leaked"), "{found:?}");
+    valid(
+        &minimal_with("[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\""),
+        &[],
+    );
+}
+
+#[test]
+fn unknown_provider_names_are_errors_naming_the_key_and_the_defined_providers() {
+    let text = minimal_with(
+        r#"
+[policy]
+providers = ["default", "partner"]
+
+[providers.partners]
+issuer = "https://p.example.com"
+audience = "a"
+
+[[route]]
+path = "/a"
+
+[[route]]
+path = "/b"
+auth = "bearer"
+providers = ["partners", "gihtub"]
+"#,
+    );
+    let found = problems(load_toml(&text, &[]));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from([
+            "policy.providers[1]".to_owned(),
+            "route[1].providers[1]".to_owned()
+        ]),
+        "{found:?}"
+    );
+    for (problem, name) in found.iter().zip(["partner", "gihtub"]) {
+        assert!(
+            problem.message.contains(&format!("{name:?}")),
+            "{problem:?}"
+        );
+        assert!(
+            problem.message.contains("default, partners"),
+            "names the defined providers: {problem:?}"
+        );
+    }
+}
+
+#[test]
+fn two_providers_with_one_issuer_are_an_error() {
+    let text = minimal_with(
+        "[providers.again]\nissuer = \"https://idp.example.com\"\nclient_id = \"other\"\nclient_secret = \"s\"",
+    );
+    let found = problems(load_toml(&text, &[]));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from(["providers.again.issuer".to_owned()])
+    );
+    assert!(found[0].message.contains("\"default\""), "{found:?}");
+    valid(
+        &minimal_with(
+            "[providers.again]\nissuer = \"https://idp.example.com/realms/other\"\nclient_id = \"other\"\nclient_secret = \"s\"",
+        ),
+        &[],
+    );
+}
+
+#[test]
+fn a_sign_in_route_admitting_only_bearer_only_providers_is_an_error() {
+    let ci = "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n";
+    for auth in ["login", "login_or_bearer"] {
+        let text = minimal_with(&format!(
+            "{ci}[[route]]\npath = \"/a\"\nauth = \"{auth}\"\nproviders = [\"ci\"]"
+        ));
+        let found = problems(load_toml(&text, &[]));
+        assert_eq!(
+            keys(&found),
+            BTreeSet::from(["route[0].providers".to_owned()]),
+            "{auth}"
+        );
+        assert!(found[0].message.contains("sign in"), "{found:?}");
+    }
+    for (auth, providers) in [
+        ("bearer", "[\"ci\"]"),
+        ("login", "[\"ci\", \"default\"]"),
+        ("login_or_bearer", "[\"default\", \"ci\"]"),
+    ] {
+        valid(
+            &minimal_with(&format!(
+                "{ci}[[route]]\npath = \"/a\"\nauth = \"{auth}\"\nproviders = {providers}"
+            )),
+            &[],
+        );
+    }
+}
+
+#[test]
+fn providers_must_be_tables_of_named_providers() {
+    let found = problems(load_toml(&format!("providers = 1\n{MINIMAL}"), &[]));
+    assert_eq!(
+        keys(&found),
+        BTreeSet::from(["providers".to_owned()]),
+        "{found:?}"
     );
 }

@@ -304,6 +304,7 @@ pub struct Oidc {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_id: String,
     /// `oidc.client_secret` or `oidc.client_secret_file` (empty without a client).
+    #[serde(skip_serializing_if = "Secret::is_empty")]
     pub client_secret: Secret,
     /// `oidc.scopes`, default `["openid", "profile", "email"]`; always contains `openid`.
     pub scopes: Vec<String>,
@@ -493,6 +494,11 @@ impl Secret {
     }
 
     /// The secret itself: for the provider request, the cipher, the client.
+    /// Returns true if and only if the secret is empty (a provider without a client).
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -115,7 +115,6 @@ pub struct Signer {
 /// field, so a hash collision can never hand one user's assertion to another.
 struct Cached {
     provider: String,
-    idp_iss: String,
     sub: String,
     email: Option<String>,
     roles: Vec<String>,
@@ -206,30 +205,31 @@ impl Signer {
         aud_host: &str,
         now: i64,
     ) -> Result<HeaderValue, TokenError> {
-        self.assertion_for(identity, "", aud_host, now)
+        self.assertion_for(identity, &String::new, aud_host, now)
     }
 
-    /// [`Signer::assertion`] with `idp_iss`, the issuer of the identity's
-    /// provider (SPEC §12: the assertion carries `idp` and `idp_iss`).
+    /// [`Signer::assertion`] with `idp_iss`, which gives the issuer of the
+    /// identity's provider (SPEC §12: the assertion carries `idp` and
+    /// `idp_iss`); asked only when a new assertion is signed.
     ///
     /// # Errors
     /// As [`Signer::assertion`].
     pub fn assertion_for(
         &self,
         identity: &Identity,
-        idp_iss: &str,
+        idp_iss: &dyn Fn() -> String,
         aud_host: &str,
         now: i64,
     ) -> Result<HeaderValue, TokenError> {
         let aud = audience(aud_host);
         let slot = self.slot(identity, &aud);
         if let Some(hit) = self.cache.get(&slot) {
-            if hit.is_for(identity, idp_iss, &aud) && hit.is_fresh(now, self.reuse_for) {
+            if hit.is_for(identity, &aud) && hit.is_fresh(now, self.reuse_for) {
                 return Ok(hit.value.clone());
             }
         }
-        let value = self.sign(identity, idp_iss, &aud, now)?;
-        self.remember(slot, identity, idp_iss, &aud, now, value.clone());
+        let value = self.sign(identity, &idp_iss(), &aud, now)?;
+        self.remember(slot, identity, &aud, now, value.clone());
         Ok(value)
     }
 
@@ -293,15 +293,7 @@ impl Signer {
     /// Caches a fresh assertion. When the cache is full, stale entries are swept
     /// (at most once a second, so a full cache of live sessions does not turn every
     /// miss into a scan); if it is still full, the assertion is simply not cached.
-    fn remember(
-        &self,
-        slot: u64,
-        identity: &Identity,
-        idp_iss: &str,
-        aud: &str,
-        now: i64,
-        value: HeaderValue,
-    ) {
+    fn remember(&self, slot: u64, identity: &Identity, aud: &str, now: i64, value: HeaderValue) {
         if self.cache.len() >= CACHE_CAPACITY && !self.cache.contains_key(&slot) {
             self.sweep(now);
             if self.cache.len() >= CACHE_CAPACITY {
@@ -310,7 +302,6 @@ impl Signer {
         }
         let entry = Cached {
             provider: identity.provider.clone(),
-            idp_iss: idp_iss.to_owned(),
             sub: identity.sub.clone(),
             email: identity.email.clone(),
             roles: identity.roles.clone(),
@@ -351,9 +342,8 @@ impl fmt::Debug for Signer {
 // === impl Cached ===
 
 impl Cached {
-    fn is_for(&self, identity: &Identity, idp_iss: &str, aud: &str) -> bool {
+    fn is_for(&self, identity: &Identity, aud: &str) -> bool {
         self.provider == identity.provider
-            && self.idp_iss == idp_iss
             && self.sub == identity.sub
             && self.email == identity.email
             && self.roles == identity.roles

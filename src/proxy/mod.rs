@@ -13,6 +13,7 @@ pub mod endpoints;
 mod exchange;
 pub mod forward;
 pub mod pages;
+pub mod pool;
 pub mod respond;
 
 use std::sync::atomic::AtomicI64;
@@ -496,12 +497,17 @@ pub fn identity_assertion(
     identity: &Identity,
     host: &str,
 ) -> Option<http::HeaderValue> {
-    let idp_iss = rt
-        .provider_named(&identity.provider)
-        .map_or("", |provider| provider.issuer());
+    // The issuer as the provider's tokens state it (from discovery), asked
+    // only when a new assertion is signed.
+    let idp_iss = || {
+        rt.provider_named(&identity.provider)
+            .and_then(|provider| provider.metadata().ok())
+            .map(|metadata| metadata.issuer)
+            .unwrap_or_default()
+    };
     match state
         .signer
-        .assertion_for(identity, idp_iss, host, state.clock.now())
+        .assertion_for(identity, &idp_iss, host, state.clock.now())
     {
         Ok(value) => Some(value),
         Err(error) => {
@@ -563,7 +569,9 @@ pub async fn authenticate_for(
         }
         // A session of a provider this route does not admit (SPEC §12): a
         // browser signs in again (which replaces it), anything else is refused.
-        Some(auth) if ex.is_navigation && may_redirect => {
+        // Behind nginx (`may_redirect` false) that is the 401 its `error_page`
+        // turns into a sign-in.
+        Some(auth) if ex.is_navigation => {
             tracing::debug!(provider = %auth.session.identity.provider, "session of a provider the route does not admit");
             Err(no_session())
         }

@@ -21,6 +21,8 @@ use super::{client, full, init, Echo, Seen};
 pub struct Stack {
     pub echo: Echo,
     pub idp: devidp::DevIdp,
+    /// The providers besides the default (SPEC §12), in [`StackOptions::partners`] order.
+    pub partners: Vec<Partner>,
     pub proxy: Running,
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
@@ -70,6 +72,75 @@ pub struct StackOptions {
     pub server: String,
     /// TOML lines added to the `[oidc]` table.
     pub oidc: String,
+    /// More identity providers, each `[providers.NAME]` with a development
+    /// provider of its own (SPEC §12). None by default.
+    pub partners: Vec<PartnerOptions>,
+}
+
+/// A provider besides the default: its `[providers.NAME]` table and the
+/// development provider behind it.
+pub struct PartnerOptions {
+    /// `NAME` of `[providers.NAME]`.
+    pub name: String,
+    /// `display_name`, shown on the sign-in chooser.
+    pub display_name: String,
+    /// The users its sign-in page offers.
+    pub users: Vec<devidp::User>,
+    /// The top-level claim its roles travel in: the provider writes them
+    /// there and the proxy's `roles_claim` reads them there.
+    pub roles_claim: String,
+    /// Whether the proxy has a client there (browsers can sign in; the client
+    /// registers `{public}/_auth/callback/NAME` and the back-channel logout
+    /// URI). Without: bearer tokens only, for [`PartnerOptions::audience`].
+    pub client: bool,
+    /// `audience` (required without a client); the provider's access tokens carry it.
+    pub audience: Option<String>,
+    /// The issuer is a closed loopback port: no provider runs, and the proxy
+    /// never discovers it.
+    pub unreachable: bool,
+    /// Any other change to the provider's configuration.
+    pub idp: Box<dyn Fn(&mut devidp::Config)>,
+}
+
+impl PartnerOptions {
+    /// A provider named `name` with a client, the demo users and `roles`,
+    /// shown as `"{name} SSO"` on the chooser.
+    pub fn named(name: &str) -> Self {
+        PartnerOptions {
+            name: name.to_owned(),
+            display_name: format!("{name} SSO"),
+            users: devidp::demo_users(),
+            roles_claim: "roles".to_owned(),
+            client: true,
+            audience: None,
+            unreachable: false,
+            idp: Box::new(|_| {}),
+        }
+    }
+
+    /// A provider named `name` without a client: bearer tokens for `audience` only.
+    pub fn bearer_only(name: &str, audience: &str) -> Self {
+        PartnerOptions {
+            client: false,
+            audience: Some(audience.to_owned()),
+            ..Self::named(name)
+        }
+    }
+}
+
+/// A running provider besides the default.
+pub struct Partner {
+    pub name: String,
+    pub issuer: String,
+    /// `None` when [`PartnerOptions::unreachable`].
+    pub idp: Option<devidp::DevIdp>,
+}
+
+impl Partner {
+    /// The client id the proxy has at this provider (when it has one).
+    pub fn client_id(&self) -> String {
+        format!("portcullis-{}", self.name)
+    }
 }
 
 impl Default for StackOptions {
@@ -83,6 +154,7 @@ impl Default for StackOptions {
             pass_access_token: false,
             server: String::new(),
             oidc: String::new(),
+            partners: Vec::new(),
         }
     }
 }
@@ -125,6 +197,13 @@ impl Stack {
         let idp = devidp::start(idp_config)
             .await
             .expect("dev provider starts");
+        let mut partners = Vec::new();
+        let mut provider_tables = String::new();
+        for options in &options.partners {
+            let partner = start_partner(options, &public).await;
+            provider_tables.push_str(&provider_table(options, &partner));
+            partners.push(partner);
+        }
 
         let toml = format!(
             r#"
@@ -146,6 +225,8 @@ client_id = "portcullis"
 client_secret = "s3cret-of-the-client"
 scopes = ["openid", "profile", "email", "offline_access"]
 {oidc}
+
+{provider_tables}
 
 {extra}
 "#,
@@ -183,6 +264,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
         Some(Stack {
             echo,
             idp,
+            partners,
             proxy,
             addr,
             clock,
@@ -223,11 +305,50 @@ scopes = ["openid", "profile", "email", "offline_access"]
         browser
     }
 
-    /// Moves the proxy's clock (session timeouts) and the provider's (token expiry).
+    /// A browser signed in as `user` at the provider named `provider`
+    /// (`/_auth/login?provider=NAME`), landed on `rd` (a page of a route that
+    /// admits that provider).
+    pub async fn login_at(&self, provider: &str, user: &str, rd: &str) -> Browser {
+        let mut browser = self.browser();
+        let landed = browser.sign_in(&self.login_url(provider, rd), user).await;
+        assert_eq!(
+            landed.status,
+            StatusCode::OK,
+            "sign-in as {user} at {provider} lands on {rd}: {}",
+            landed.body
+        );
+        browser
+    }
+
+    /// `/_auth/login?rd=RD&provider=NAME`.
+    pub fn login_url(&self, provider: &str, rd: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", rd)
+            .append_pair("provider", provider)
+            .finish();
+        self.url(&format!("/_auth/login?{query}"))
+    }
+
+    /// The running development provider behind `[providers.NAME]`.
+    ///
+    /// # Panics
+    /// When there is no such partner, or it is unreachable.
+    pub fn partner(&self, name: &str) -> &devidp::DevIdp {
+        self.partners
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.idp.as_ref())
+            .unwrap_or_else(|| panic!("no running partner provider {name:?}"))
+    }
+
+    /// Moves the proxy's clock (session timeouts) and every provider's (token expiry).
     pub fn advance(&self, secs: i64) {
         self.clock.advance(secs);
-        self.idp
-            .advance_clock(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+        let by = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        self.idp.advance_clock(by);
+        for idp in self.partners.iter().filter_map(|p| p.idp.as_ref()) {
+            idp.advance_clock(by);
+        }
     }
 
     /// Rewrites the proxy's config file with `edit` and reloads it, as SIGHUP would.
@@ -244,6 +365,70 @@ scopes = ["openid", "profile", "email", "offline_access"]
     pub fn metrics_url(&self) -> String {
         format!("http://{}/metrics", self.proxy.admin_addr)
     }
+}
+
+/// Starts the development provider of a partner (or, when it is to be
+/// unreachable, only picks a closed port for its issuer).
+async fn start_partner(options: &PartnerOptions, public: &str) -> Partner {
+    let mut partner = Partner {
+        name: options.name.clone(),
+        issuer: String::new(),
+        idp: None,
+    };
+    if options.unreachable {
+        partner.issuer = format!("http://127.0.0.1:{}", free_port());
+        return partner;
+    }
+    let mut config = devidp::Config {
+        users: options.users.clone(),
+        roles_claim: devidp::RolesClaim::TopLevel(options.roles_claim.clone()),
+        access_token_audience: options.audience.clone(),
+        ..devidp::Config::default()
+    };
+    if options.client {
+        let mut client = devidp::Client::new(
+            partner.client_id(),
+            partner_secret(&options.name),
+            format!("{public}/_auth/callback/{}", options.name),
+        );
+        client.post_logout_redirect_uris = vec![format!("{public}/")];
+        client.backchannel_logout_uri = Some(format!("{public}/_auth/backchannel-logout"));
+        config.clients.push(client);
+    }
+    (options.idp)(&mut config);
+    let idp = devidp::start(config)
+        .await
+        .expect("partner dev provider starts");
+    partner.issuer = idp.issuer();
+    partner.idp = Some(idp);
+    partner
+}
+
+fn partner_secret(name: &str) -> String {
+    format!("s3cret-of-the-{name}-client")
+}
+
+/// The `[providers.NAME]` table for `partner`.
+fn provider_table(options: &PartnerOptions, partner: &Partner) -> String {
+    let mut table = format!(
+        "[providers.{name}]\ndisplay_name = \"{display}\"\nissuer = \"{issuer}\"\nroles_claim = \"{roles}\"\n",
+        name = options.name,
+        display = options.display_name,
+        issuer = partner.issuer,
+        roles = options.roles_claim,
+    );
+    if options.client {
+        table.push_str(&format!(
+            "client_id = \"{}\"\nclient_secret = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n",
+            partner.client_id(),
+            partner_secret(&options.name),
+        ));
+    }
+    if let Some(audience) = &options.audience {
+        table.push_str(&format!("audience = \"{audience}\"\n"));
+    }
+    table.push('\n');
+    table
 }
 
 fn now() -> i64 {
@@ -392,6 +577,23 @@ impl Browser {
         self.follow(&next).await
     }
 
+    /// Opens `url`; on the proxy's sign-in chooser picks `provider` (follows
+    /// its link, as a person clicks it); signs in there as `user` if asked,
+    /// and follows the redirects back; returns the final page.
+    pub async fn sign_in_with(&mut self, url: &str, provider: &str, user: &str) -> Page {
+        let mut page = self.follow(url).await;
+        if page.body.contains("data-provider=") {
+            let link = chooser_link(&page, provider)
+                .unwrap_or_else(|| panic!("the chooser offers no {provider}: {}", page.body));
+            page = self.follow(&link).await;
+        }
+        if !page.body.contains("name=\"user\"") {
+            return page;
+        }
+        let next = self.submit_sign_in(&page, user).await;
+        self.follow(&next).await
+    }
+
     /// Submits the provider's sign-in form on `page` for `user`; returns the
     /// redirect target (the proxy's callback).
     pub async fn submit_sign_in(&mut self, page: &Page, user: &str) -> String {
@@ -434,6 +636,30 @@ impl Browser {
             .await;
         absolute(&action, resp.location().expect("a redirect"))
     }
+}
+
+/// The absolute URL of the sign-in chooser's link for `provider` on `page`, if any.
+pub fn chooser_link(page: &Page, provider: &str) -> Option<String> {
+    chooser_links(page)
+        .into_iter()
+        .find(|(name, _, _)| name == provider)
+        .map(|(_, _, url)| url)
+}
+
+/// The sign-in chooser's links on `page`: `(provider name, text shown, absolute URL)`.
+pub fn chooser_links(page: &Page) -> Vec<(String, String, String)> {
+    let re =
+        regex::Regex::new(r#"<a [^>]*data-provider="([^"]*)"[^>]*href="([^"]*)"[^>]*>([^<]*)</a>"#)
+            .expect("regex");
+    re.captures_iter(&page.body)
+        .map(|cap| {
+            (
+                unescape(&cap[1]),
+                unescape(&cap[3]),
+                absolute(&page.url, &unescape(&cap[2])),
+            )
+        })
+        .collect()
 }
 
 /// The hidden fields of the sign-in form, plus `extra`, form-urlencoded.

@@ -31,12 +31,17 @@ pub struct Config {
     pub rotate_refresh_tokens: bool,
     /// `aud` of issued access tokens; `None` (the default) means the client_id.
     pub access_token_audience: Option<String>,
+    /// What discovery says as `authorization_response_iss_parameter_supported`
+    /// (RFC 9207 §3); true by default. Only the advertisement changes: the
+    /// authorization response still carries `iss`, so a test that removes it
+    /// plays a provider that never sends one.
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 impl Default for Config {
     /// Loopback on a free port, no clients, the [`demo_users`], `roles` as a
     /// top-level claim, 5-minute access and ID tokens, 1-day refresh tokens,
-    /// rotation on.
+    /// rotation on, RFC 9207 `iss` advertised.
     fn default() -> Self {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -48,6 +53,7 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(24 * 3600),
             rotate_refresh_tokens: true,
             access_token_audience: None,
+            authorization_response_iss_parameter_supported: true,
         }
     }
 }

@@ -250,7 +250,7 @@ fn cache_is_bounded() {
         };
         // Signing this many is slow; insert directly what `assertion` would.
         let slot = signer.slot(&who, HOST);
-        signer.remember(slot, &who, "", HOST, t0, HeaderValue::from_static("x"));
+        signer.remember(slot, &who, HOST, t0, HeaderValue::from_static("x"));
     }
     assert_eq!(signer.cached(), CACHE_CAPACITY);
     // Once the entries are stale, a full cache is swept to make room.
@@ -343,10 +343,10 @@ fn the_assertion_names_the_provider_and_is_never_shared_across_providers() {
     let mut partner = alice();
     partner.provider = "partners".into();
     let ours = signer
-        .assertion_for(&alice(), "https://idp.example.com", HOST, at)
+        .assertion_for(&alice(), &|| "https://idp.example.com".to_owned(), HOST, at)
         .expect("signs");
     let theirs = signer
-        .assertion_for(&partner, "https://partner.example", HOST, at)
+        .assertion_for(&partner, &|| "https://partner.example".to_owned(), HOST, at)
         .expect("signs");
     assert_ne!(ours, theirs);
     let claims = verify_as_app(&signer, text(&theirs), HOST).expect("verifies");

@@ -33,13 +33,17 @@ export function freePort() {
 
 const q = (s) => JSON.stringify(String(s)); // a TOML basic string
 
+const tomlValue = (v) => (Array.isArray(v) ? `[${v.map(q).join(', ')}]` : q(v));
+
 /**
- * The config for one run. `routes` are `[[route]]` tables as objects.
+ * The config for one run. `routes` are `[[route]]` tables as objects;
+ * `providers` are `[providers.NAME]` tables (SPEC §12), by name, as objects.
  */
 export function renderConfig({
   port, adminPort, publicUrl, upstreamUrl, issuer, clientId, clientSecret,
   rolesClaim, scopes = ['openid', 'profile', 'email', 'offline_access'],
   tls, routes, idleTimeout = '30m', absoluteTimeout = '2h',
+  displayName, providers = {},
 }) {
   const lines = [
     '[server]',
@@ -56,6 +60,7 @@ export function renderConfig({
     `url = ${q(upstreamUrl)}`,
     '',
     '[oidc]',
+    ...(displayName ? [`display_name = ${q(displayName)}`] : []),
     `issuer = ${q(issuer)}`,
     `client_id = ${q(clientId)}`,
     `client_secret = ${q(clientSecret)}`,
@@ -70,11 +75,13 @@ export function renderConfig({
     'format = "json"',
     'level = "info,portcullis=debug"',
   );
+  for (const [name, p] of Object.entries(providers)) {
+    lines.push('', `[providers.${name}]`);
+    for (const [k, v] of Object.entries(p)) lines.push(`${k} = ${tomlValue(v)}`);
+  }
   for (const r of routes) {
     lines.push('', '[[route]]');
-    for (const [k, v] of Object.entries(r)) {
-      lines.push(`${k} = ${Array.isArray(v) ? `[${v.map(q).join(', ')}]` : q(v)}`);
-    }
+    for (const [k, v] of Object.entries(r)) lines.push(`${k} = ${tomlValue(v)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 import { startProvider, ROLES_CLAIM, USERS } from './provider.js';
+import { startDevProvider } from './devidp.js';
 import { startUpstream } from './upstream.js';
 import { startProxy, freePort, renderConfig, makeCertificate } from './proxy.js';
 
@@ -50,6 +51,11 @@ export const DEFAULT_ROUTES = [
  * @param {string|string[]} [o.rolesClaim]
  * @param {number} [o.accessTokenTtl] seconds
  * @param {boolean} [o.tls]          serve the proxy over https with a generated certificate
+ * @param {string} [o.displayName]   `[oidc] display_name` (oidc-provider, provider "default")
+ * @param {object} [o.devProviders]  more providers, by name, each a development provider
+ *                                   (lib/devidp.js) whose client is registered for
+ *                                   `{public_url}/_auth/callback/NAME`: `{ display_name, ... }`
+ *                                   are more keys of its `[providers.NAME]` table
  */
 export async function startStack({
   name,
@@ -60,6 +66,8 @@ export async function startStack({
   routes = DEFAULT_ROUTES,
   idleTimeout,
   absoluteTimeout,
+  displayName,
+  devProviders = {},
 } = {}) {
   const dir = path.join(ARTIFACTS, name);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -77,6 +85,26 @@ export async function startStack({
     const provider = await startProvider({ publicUrl, shape, accessTokenTtl });
     stoppers.push(() => provider.stop());
 
+    const providers = {};
+    stack.devProviders = {};
+    for (const [pname, extra] of Object.entries(devProviders)) {
+      const dev = await startDevProvider({
+        dir,
+        clientId: `portcullis-${pname}`,
+        redirectUris: [`${publicUrl}/_auth/callback/${pname}`],
+      });
+      stoppers.push(() => dev.stop());
+      stack.devProviders[pname] = dev;
+      providers[pname] = {
+        issuer: dev.issuer,
+        client_id: dev.clientId,
+        client_secret: dev.clientSecret,
+        scopes: ['openid', 'profile', 'email', 'offline_access'],
+        roles_claim: 'roles',
+        ...extra,
+      };
+    }
+
     const config = renderConfig({
       port,
       adminPort,
@@ -88,11 +116,21 @@ export async function startStack({
       rolesClaim,
       tls: tls ? makeCertificate(dir) : undefined,
       routes,
+      displayName,
+      providers,
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(absoluteTimeout ? { absoluteTimeout } : {}),
     });
     const proxy = await startProxy({ dir, config, port, adminPort });
     stoppers.push(() => proxy.stop());
+    // /readyz waits for the default provider only; the others are named in its
+    // body until discovered (their routes answer 503 meanwhile).
+    for (const pname of Object.keys(devProviders)) {
+      await eventually(async () => {
+        const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+        return (await r.text()).includes(`provider ${pname}: ok`);
+      }, { timeoutMs: 15000, what: `provider ${pname} discovered (/readyz)` });
+    }
 
     // chromium.launch() runs the browser on a fresh temporary user data dir of its
     // own; each test then takes a new context (its own cookie jar).

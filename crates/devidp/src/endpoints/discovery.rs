@@ -72,7 +72,8 @@ pub(crate) fn metadata(shared: &Shared) -> Response<Body> {
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "claims_supported": claims,
             "prompt_values_supported": ["none", "login"],
-            "authorization_response_iss_parameter_supported": true,
+            "authorization_response_iss_parameter_supported":
+                shared.config.authorization_response_iss_parameter_supported,
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
         }),
