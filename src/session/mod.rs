@@ -236,3 +236,45 @@ pub trait SessionStore: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(false)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPEC §12: sessions stored before several providers existed (no
+    /// `provider` in the record) belong to `default`, and are filed under the
+    /// same index names as before.
+    #[test]
+    fn a_record_from_before_providers_belongs_to_default() {
+        let old = r#"{"identity":{"sub":"alice","email":null,"email_verified":false,"name":null,
+            "preferred_username":null,"roles":["admin"]},"sid":"s1","id_token":"t",
+            "access_token":null,"refresh_token":null,"access_expires_at":null,
+            "created_at":1,"last_seen":1}"#;
+        let session: Session = serde_json::from_str(old).expect("an old record reads");
+        assert_eq!(session.identity.provider, "default");
+        assert_eq!(session.sub_key(), "alice");
+        assert_eq!(session.sid_key().as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn subject_keys_never_confuse_two_providers() {
+        let pairs = [
+            ("default", "alice"),
+            ("partners", "alice"),
+            ("default", "partners\u{1f}alice"),
+            ("partners", "\u{1f}alice"),
+            ("default", "\u{1f}alice"),
+        ];
+        // Provider names hold no U+001F (config), so the prefix splits one way.
+        for (i, a) in pairs.iter().enumerate() {
+            for b in &pairs[i + 1..] {
+                assert_ne!(
+                    subject_key(a.0, a.1),
+                    subject_key(b.0, b.1),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
+        assert_eq!(subject_key("default", "alice"), "alice");
+    }
+}
