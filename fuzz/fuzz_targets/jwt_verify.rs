@@ -273,6 +273,7 @@ impl Harness {
             now: NOW,
             leeway: LEEWAY,
             roles_claim: &roles_claim,
+            kept_claims: &[],
         };
         self.runtime.block_on(async {
             (
