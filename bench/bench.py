@@ -4,16 +4,24 @@
   ports N                         N distinct free loopback ports
   rss PID...                      VmRSS in KiB of the PIDs and all their descendants, summed
   cpu PID...                      CPU time (user + system) in ms of the PIDs and their descendants
+  cputimes PID...                 user and system CPU time in us (two numbers) of the PIDs and their
+                                  descendants, from /proc/PID/stat utime and stime (clock ticks)
   busy                            CPU time in ms the whole machine has been busy (all cores, /proc/stat)
   load SECS                       cores busy on average over the next SECS seconds
   run-wrk OUT TIMEOUT WRK_ARGS... runs wrk (output to OUT); prints wrk's own CPU time in ms
   signin-form HTML USER           the dev provider's sign-in form as posted for USER
   cookie JAR NAME                 a cookie's value from a curl cookie jar
   routes N                        N [[route]] tables (see routes() below) on stdout
+  nginx-proxy-conf DIR PORT UPSTREAM_PORT KEEPALIVE
+                                  the plain nginx reverse proxy's config (bench/run.sh and quick.sh)
   stub-requests URL               nginx stub_status: the total request count
   wrk FILE                        wrk --latency output as JSON
   startup BIN CONFIG ADMIN N      N cold starts: ms from exec to /readyz 200, idle RSS
   report RESULTS.jsonl META.json  the markdown report on stdout
+  quick-record NAME ROUND WRK_OUT USER0 SYS0 USER1 SYS1
+                                  bench/quick.sh: one run as a JSON line (fails on answers >= 400)
+  quick-report RESULTS.jsonl SECS ROUNDS CONNS THREADS NAME...
+                                  bench/quick.sh: the table of medians
 """
 
 import json
@@ -99,6 +107,32 @@ def cpu(*pids):
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime
     print(total * 1000 // ticks)
+
+
+def cpu_times_us(*pids):
+    """(user, system) CPU time in microseconds of the PIDs and all their
+    descendants (nginx: master and workers), from /proc/PID/stat fields 14 and
+    15 (utime, stime, in clock ticks; every thread of the process included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seen = set()
+    user = system = 0
+    for pid in pids:
+        for p in descendants(pid):
+            if p in seen:
+                continue
+            seen.add(p)
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            user += int(fields[11])
+            system += int(fields[12])
+    return user * 1_000_000 // ticks, system * 1_000_000 // ticks
+
+
+def cputimes(*pids):
+    print(*cpu_times_us(*pids))
 
 
 def busy_ms():
@@ -206,6 +240,29 @@ def routes(n):
     print("\n".join("[[route]]\n" + "\n".join(r) + "\n" for r in out))
 
 
+def nginx_proxy_conf(dir, port, upstream_port, keepalive):
+    """A plain nginx reverse proxy (no auth), as nginx is usually deployed in
+    front of an app: 2 workers (one per core, like portcullis's serving
+    threads), keep-alive to the upstream with up to KEEPALIVE idle connections
+    per worker, Host and X-Forwarded-For set."""
+    print(f"""daemon off; worker_processes 2; pid {dir}/nginx.pid; error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
+  uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
+  keepalive_timeout 300s; # keepalive_requests: nginx's default, 1000
+  upstream app {{ server 127.0.0.1:{upstream_port}; keepalive {keepalive}; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }}
+  }}
+}}""")
+
+
 def stub_requests(url):
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
@@ -222,6 +279,10 @@ def to_ms(text):
 
 
 def wrk(path):
+    print(json.dumps(parse_wrk(path)))
+
+
+def parse_wrk(path):
     text = open(path).read()
     rps = re.search(r"Requests/sec:\s+([0-9.]+)", text)
     total = re.search(r"([0-9]+) requests in", text)
@@ -231,14 +292,14 @@ def wrk(path):
         sys.exit(f"cannot read wrk output {path}:\n{text}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", text)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    print(json.dumps({
+    return {
         "rps": float(rps.group(1)),
         "requests": int(total.group(1)),
         "p50": to_ms(p50.group(1)),
         "p99": to_ms(p99.group(1)),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
-    }))
+    }
 
 
 def startup(binary, config, admin, n):
@@ -287,6 +348,7 @@ TARGETS = [
     # key, label
     ("upstream", "nginx upstream alone (the ceiling)"),
     ("nginx", "nginx reverse proxy, no auth"),
+    ("reference", "reference: bare hyper proxy, `localpool` (no auth)"),
     ("public", "portcullis, public route"),
     ("session", "portcullis, session + role rule + identity headers (memory store)"),
     ("bearer", "portcullis, bearer JWT + role rule + identity headers"),
@@ -294,6 +356,7 @@ TARGETS = [
     ("apache", "Apache httpd + mod_auth_openidc, session + role rule"),
     ("routes10k", "portcullis, session route, 10,000 routes (matched route last)"),
 ]
+PORTCULLIS = {"public", "session", "bearer", "redis", "routes10k"}
 
 
 def report(results_path, meta_path):
@@ -304,9 +367,11 @@ def report(results_path, meta_path):
         runs.setdefault(r["target"], []).append(r)
     med = {}
     for key, rs in runs.items():
-        med[key] = {f: statistics.median(r[f] for r in rs) for f in ("rps", "p50", "p99", "rss_kib", "cpu_us")}
+        med[key] = {f: statistics.median(r[f] for r in rs)
+                    for f in ("rps", "p50", "p99", "rss_kib", "cpu_us", "user_us", "sys_us")}
         med[key]["socket_errors"] = sum(r["socket_errors"] for r in rs)
     base = med["upstream"]["rps"]
+    has_ref = "reference" in med
     out = []
     p = out.append
     p("# portcullis benchmark results\n")
@@ -316,23 +381,36 @@ def report(results_path, meta_path):
       "and comparisons within one run are what counts.\n")
     p(f"Load: `wrk -t{meta['threads']} -c{meta['connections']} -d{meta['seconds']}s --latency`, "
       f"{meta['rounds']} interleaved rounds (every target once per round, in turn), medians over the "
-      "rounds. RSS: VmRSS of the server process (nginx and Apache: master plus workers, summed) "
-      "right after each run. CPU: user + system time the server process (and its workers) used during "
-      "the run, per response. It tells what each server costs apart from how the cores were split "
-      "between wrk, the server and the upstream, but it is not a constant: it rises when cores are free "
-      "(async runtimes and event loops poll and wake more when they are not saturated), so compare it "
-      "within a run. Every run is checked: no answer >= 400 in wrk's count, and the upstream's "
-      "request counter grew by at least the number of responses wrk counted, so no answer came "
-      "from anywhere but the upstream (a 302 to a login page would fail the run).\n")
+      "rounds. Every target is in front of the same upstream. RSS: VmRSS of the server process "
+      "(nginx and Apache: master plus workers, summed) right after each run. CPU: the user and the "
+      "system time the server process (all its threads; nginx and Apache: with their workers) used "
+      "during the run (/proc/PID/stat utime and stime), per response. It tells what each server "
+      "costs apart from how the cores were split between wrk, the server and the upstream, but it is "
+      "not a constant: it rises when cores are free (async runtimes and event loops poll and wake more "
+      "when they are not saturated), so compare it within a run. Every run is checked: no answer "
+      ">= 400 in wrk's count, and the upstream's request counter grew by at least the number of "
+      "responses wrk counted, so no answer came from anywhere but the upstream (a 302 to a login "
+      "page would fail the run).\n")
     p(f"Versions: {meta['versions']}.\n")
-    p("| target | req/s | p50 ms | p99 ms | RSS MiB | CPU us/req | vs upstream |")
-    p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    if meta.get("reference"):
+        p(f"The reference (issue 22's yardstick, not part of portcullis): a bare hyper 1.x HTTP/1.1 "
+          f"proxy that forwards everything and does nothing else, `proto localpool` (a per-thread pool "
+          f"of idle upstream connections, one current-thread runtime and listener per core); built "
+          f"from {meta['reference']}.\n")
+    else:
+        p("The reference (a bare hyper proxy, ../shared/perf-reference) was not found, so it has no "
+          "row and the target that needs it is not measured.\n")
+    p("| target | req/s | p50 ms | p99 ms | RSS MiB | user us/req | sys us/req | vs nginx proxy | vs upstream "
+      "| user CPU vs reference |")
+    p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for key, label in TARGETS:
         if key not in med:
             continue
         m = med[key]
+        vs_ref = f"{m['user_us'] / med['reference']['user_us']:.2f}x" if has_ref and key in PORTCULLIS else ""
         p(f"| {label} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-          f"{m['rss_kib'] / 1024:.1f} | {m['cpu_us']:.1f} | {m['rps'] / base:.2f} |")
+          f"{m['rss_kib'] / 1024:.1f} | {m['user_us']:.1f} | {m['sys_us']:.1f} | "
+          f"{m['rps'] / med['nginx']['rps']:.2f} | {m['rps'] / base:.2f} | {vs_ref} |")
     p("")
 
     def ratio(a, b, field="rps"):
@@ -344,18 +422,23 @@ def report(results_path, meta_path):
         kib_per_session = s["bytes_per_session"] / 1024
         idle_mib = s["idle_rss_kib"] / 1024
     p("## Ratios\n")
-    p("| ratio | throughput | p99 latency | server CPU per request |")
-    p("| --- | ---: | ---: | ---: |")
+    p("| ratio | throughput | p99 latency | user CPU per request | system CPU per request |")
+    p("| --- | ---: | ---: | ---: | ---: |")
     rows = [
         ("portcullis session / plain nginx proxy", "session", "nginx"),
         ("portcullis public / plain nginx proxy", "public", "nginx"),
+        ("reference / plain nginx proxy", "reference", "nginx"),
+        ("portcullis session / reference", "session", "reference"),
+        ("portcullis public / reference", "public", "reference"),
         ("portcullis session / mod_auth_openidc", "session", "apache"),
         ("portcullis bearer / portcullis session", "bearer", "session"),
         ("portcullis Redis store / memory store", "redis", "session"),
         ("portcullis 10,000 routes / 10 routes", "routes10k", "session"),
     ]
     for label, a, b in rows:
-        p(f"| {label} | {ratio(a, b):.2f}x | {ratio(a, b, 'p99'):.2f}x | {ratio(a, b, 'cpu_us'):.2f}x |")
+        if a in med and b in med:
+            p(f"| {label} | {ratio(a, b):.2f}x | {ratio(a, b, 'p99'):.2f}x | {ratio(a, b, 'user_us'):.2f}x | "
+              f"{ratio(a, b, 'sys_us'):.2f}x |")
     p("")
     p("## Scale\n")
     p("| figure | value |")
@@ -377,7 +460,7 @@ def report(results_path, meta_path):
         p(f"| login round trip against the dev provider (one client, sequential) | "
           f"{s['login_ms']:.2f} ms, {s['logins_per_s']:,.0f} logins/s |")
     p("")
-    p("## Issue 8 targets\n")
+    p("## Issue 22 targets\n")
     p("| target | measured | met |")
     p("| --- | ---: | :---: |")
 
@@ -387,10 +470,17 @@ def report(results_path, meta_path):
 
     check("session route >= 1.0x plain nginx proxy throughput", f"{ratio('session', 'nginx'):.2f}x",
           ratio("session", "nginx") >= 1.0)
-    check("session route p99 <= 1.2x nginx proxy p99", f"{ratio('session', 'nginx', 'p99'):.2f}x",
-          ratio("session", "nginx", "p99") <= 1.2)
-    check("session route >= 3x mod_auth_openidc throughput", f"{ratio('session', 'apache'):.2f}x",
-          ratio("session", "apache") >= 3.0)
+    if has_ref:
+        check("session route user CPU per request <= 1.5x the reference `localpool`'s",
+              f"{ratio('session', 'reference', 'user_us'):.2f}x "
+              f"({med['session']['user_us']:.1f} / {med['reference']['user_us']:.1f} us)",
+              ratio("session", "reference", "user_us") <= 1.5)
+    else:
+        p("| session route user CPU per request <= 1.5x the reference `localpool`'s | not measured (no reference) | - |")
+    check("public route >= 1.05x plain nginx proxy throughput", f"{ratio('public', 'nginx'):.2f}x",
+          ratio("public", "nginx") >= 1.05)
+    check("Redis store >= 0.9x memory store throughput", f"{ratio('redis', 'session'):.2f}x",
+          ratio("redis", "session") >= 0.9)
     check("bearer >= 0.9x session throughput", f"{ratio('bearer', 'session'):.2f}x",
           ratio("bearer", "session") >= 0.9)
     check("10,000 routes >= 0.95x of 10 routes", f"{ratio('routes10k', 'session'):.2f}x",
@@ -398,14 +488,17 @@ def report(results_path, meta_path):
     if s:
         check("<= 2 KiB per session (memory store, default config)", f"{kib_per_session:.2f} KiB", kib_per_session <= 2.0)
         check("idle RSS <= 20 MiB", f"{idle_mib:.1f} MiB", idle_mib <= 20.0)
+    check("session route p99 <= 1.2x nginx proxy p99", f"{ratio('session', 'nginx', 'p99'):.2f}x",
+          ratio("session", "nginx", "p99") <= 1.2)
     p("")
     p("## Every run\n")
-    p("| target | " + " | ".join(f"round {i + 1}: req/s, p99 ms, CPU us/req, other load" for i in range(meta["rounds"])) + " |")
+    p("| target | " + " | ".join(f"round {i + 1}: req/s, p99 ms, user/sys us/req, other load"
+                              for i in range(meta["rounds"])) + " |")
     p("| --- | " + " | ".join("---:" for _ in range(meta["rounds"])) + " |")
     for key, _ in TARGETS:
         if key in runs:
-            p(f"| {key} | " + " | ".join(f"{r['rps']:,.0f}, {r['p99']:.2f}, {r['cpu_us']:.1f}, {r['other_cores']:.2f}"
-                                        for r in runs[key]) + " |")
+            p(f"| {key} | " + " | ".join(f"{r['rps']:,.0f}, {r['p99']:.2f}, {r['user_us']:.1f}/{r['sys_us']:.1f}, "
+                                        f"{r['other_cores']:.2f}" for r in runs[key]) + " |")
     others = [r["other_cores"] for rs in runs.values() for r in rs]
     p(f"\nOther load (CPU used during the runs by processes outside the benchmark, e.g. builds): "
       f"median {statistics.median(others):.2f} cores, max {max(others):.2f} cores of {meta['cores']}; "
@@ -418,6 +511,57 @@ def report(results_path, meta_path):
     print("\n".join(out))
 
 
+QUICK_LABELS = {
+    "upstream": "upstream alone (nginx, the ceiling)",
+    "nginx": "nginx proxy (plain reverse proxy, no auth)",
+    "reference": "reference localpool (bare hyper proxy)",
+    "public": "portcullis public route",
+    "session-memory": "portcullis session + role (memory store)",
+    "session-redis": "portcullis session + role (Redis store)",
+    "baseline-public": "baseline public route",
+    "baseline-session": "baseline session + role (memory store)",
+}
+QUICK_PORTCULLIS = {"public", "session-memory", "session-redis", "baseline-public", "baseline-session"}
+
+
+def quick_record(name, rnd, wrk_out, user0, sys0, user1, sys1):
+    w = parse_wrk(wrk_out)
+    if w["non2xx"]:
+        sys.exit(f"{name}: {w['non2xx']} answers >= 400 (wrk output: {wrk_out})")
+    if w["socket_errors"] > w["requests"] / 100:
+        sys.exit(f"{name}: {w['socket_errors']} socket errors in {w['requests']} requests")
+    n = max(w["requests"], 1)
+    user = (int(user1) - int(user0)) / n
+    system = (int(sys1) - int(sys0)) / n
+    print(f"{name:>16} round {rnd}: {w['rps']:>9,.0f} req/s  p50 {w['p50']:6.2f} ms  p99 {w['p99']:6.2f} ms  "
+          f"user {user:5.1f} us/req  sys {system:5.1f} us/req", file=sys.stderr)
+    print(json.dumps(dict(w, target=name, round=int(rnd), user_us=user, sys_us=system)))
+
+
+def quick_report(results, secs, rounds, conns, threads, *names):
+    runs = {}
+    for line in open(results):
+        r = json.loads(line)
+        runs.setdefault(r["target"], []).append(r)
+    med = {k: {f: statistics.median(r[f] for r in rs) for f in ("rps", "p50", "p99", "user_us", "sys_us")}
+           for k, rs in runs.items()}
+    nginx = med.get("nginx")
+    ref = med.get("reference")
+    print(f"wrk -t{threads} -c{conns} -d{secs}s, {rounds} interleaved rounds, medians; "
+          "user/sys: CPU time of the server process (all its threads; nginx: master and workers) "
+          "per request, from /proc/PID/stat\n")
+    print("| target | req/s | p50 ms | p99 ms | vs nginx proxy | user us/req | sys us/req | user vs reference |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in names:
+        if name not in med:
+            continue
+        m = med[name]
+        vs_nginx = f"{m['rps'] / nginx['rps']:.2f}" if nginx else "-"
+        vs_ref = f"{m['user_us'] / ref['user_us']:.2f}x" if ref and name in QUICK_PORTCULLIS else ""
+        print(f"| {QUICK_LABELS.get(name, name)} | {m['rps']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
+              f"{vs_nginx} | {m['user_us']:.1f} | {m['sys_us']:.1f} | {vs_ref} |")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -425,7 +569,8 @@ def main():
     fn = {
         "ports": ports, "rss": rss, "cpu": cpu, "busy": busy, "load": load, "run-wrk": run_wrk, "signin-form": signin_form, "cookie": cookie,
         "routes": routes, "stub-requests": stub_requests, "wrk": wrk, "startup": startup,
-        "report": report,
+        "report": report, "cputimes": cputimes, "nginx-proxy-conf": nginx_proxy_conf,
+        "quick-record": quick_record, "quick-report": quick_report,
     }.get(cmd)
     if fn is None:
         sys.exit(__doc__)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 8): portcullis against a plain nginx reverse proxy
-# and Apache httpd + mod_auth_openidc, in one run on this machine, plus scale
-# figures. Writes bench/results.md (a markdown report) and prints it.
+# The benchmark suite (issues 8 and 22): portcullis against a plain nginx
+# reverse proxy, the reference (a bare hyper proxy, ../shared/perf-reference,
+# `localpool` mode) and Apache httpd + mod_auth_openidc, in one run on this
+# machine, plus scale figures. Writes bench/results.md (a markdown report) and
+# prints it.
 #
 # Usage: bash bench/run.sh [SECONDS_PER_RUN=8] [ROUNDS=3] [CONNECTIONS=64]
 #
 # Environment (all optional):
-#   BENCH_THREADS=2         wrk threads
+#   BENCH_THREADS=1         wrk threads (issue 22's figures are wrk -t1)
 #   BENCH_SESSIONS=100000   sessions stored for the memory-per-session figure
 #   BENCH_LOGINS=300        logins for the login round-trip figure
 #   BENCH_STARTUPS=5        cold starts for the startup-time figure
@@ -16,16 +18,23 @@
 #   BENCH_KEEP=1            keep the temporary directory (configs, logs)
 #   BENCH_SKIP_BUILD=1      use the release binaries already built
 #   CARGO_TARGET_DIR        honoured (the binaries are found with cargo metadata)
+#   REFERENCE_DIR=DIR       the reference's sources (default: ../shared/perf-reference
+#                           from the repo root; empty or missing: no reference row,
+#                           and the target that needs it is reported as not measured)
+#   REFERENCE_TARGET_DIR    where the reference is built (default
+#                           /tmp/perf-reference-target; nothing is written into REFERENCE_DIR)
 #
 # What it does:
 #   1. installs what is missing from Debian (wrk nginx-light apache2
 #      libapache2-mod-auth-openidc redis-server, curl, python3), running
 #      `apt-get update` first only then; the packages' system services are not
 #      started by the install and never used;
-#   2. builds portcullis and the bench examples in release (`--locked`);
+#   2. builds portcullis and the bench examples in release (`--locked`), and the
+#      reference (`--locked`, in REFERENCE_TARGET_DIR);
 #   3. starts, all on 127.0.0.1 and on free ports, from files in a temporary
 #      directory: a fixed fast upstream (nginx answering "hello"), a plain nginx
-#      reverse proxy, redis-server, the development OpenID provider
+#      reverse proxy (bench/bench.py nginx-proxy-conf), the reference
+#      (`proto localpool`), redis-server, the development OpenID provider
 #      (examples/bench_idp.rs, with one client for portcullis and one for
 #      Apache), three `portcullis run` processes (10 routes with the memory
 #      store, 10 routes with the Redis store, 10,000 routes), and Apache httpd
@@ -34,7 +43,10 @@
 #      through the provider's real sign-in form;
 #   4. runs wrk against every target, interleaved, ROUNDS times, and checks every
 #      run: no answer >= 400, and the upstream saw at least as many requests as
-#      wrk counted responses (so no 302 to a login page was counted as a success);
+#      wrk counted responses (so no 302 to a login page was counted as a success),
+#      and measures the user and the system CPU time the server process (all its
+#      threads; nginx and Apache: with their workers) used in each run
+#      (/proc/PID/stat utime, stime), per response wrk counted;
 #   5. measures memory per session (examples/session_memory.rs), idle RSS and
 #      startup time (exec to /readyz 200) of `portcullis run`, and the login
 #      round trip (examples/login_roundtrip.rs);
@@ -43,7 +55,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 secs=${1:-8}; rounds=${2:-3}; conns=${3:-64}
-threads=${BENCH_THREADS:-2}
+threads=${BENCH_THREADS:-1}
 sessions=${BENCH_SESSIONS:-100000}
 logins=${BENCH_LOGINS:-300}
 startups=${BENCH_STARTUPS:-5}
@@ -105,6 +117,22 @@ examples=$target_dir/release/examples
 for b in "$bin" "$examples/bench_idp" "$examples/session_memory" "$examples/login_roundtrip"; do
   [ -x "$b" ] || die "$b was not built"
 done
+# The reference: a bare hyper 1.x HTTP/1.1 proxy, outside this repository
+# (issue 22's yardstick). Built where REFERENCE_TARGET_DIR says, not in place.
+ref_dir=${REFERENCE_DIR-$(realpath -m "$repo/../shared/perf-reference")}
+ref_bin=
+if [ -n "$ref_dir" ] && [ -f "$ref_dir/Cargo.toml" ]; then
+  ref_target=${REFERENCE_TARGET_DIR:-/tmp/perf-reference-target}
+  ref_bin=$ref_target/release/proto
+  if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
+    say "building the reference ($ref_dir, target dir $ref_target)"
+    cargo build --release --locked --manifest-path "$ref_dir/Cargo.toml" --target-dir "$ref_target" >&2 \
+      || die "the reference ($ref_dir) did not build; REFERENCE_DIR= runs without it"
+  fi
+  [ -x "$ref_bin" ] || die "$ref_bin was not built"
+else
+  echo "note: no reference at '${ref_dir}' (REFERENCE_DIR); the 'reference localpool' row is skipped" >&2
+fi
 
 # === Processes and clean-up ===
 work=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
@@ -130,7 +158,7 @@ trap cleanup EXIT
 trap 'echo "bench/run.sh: interrupted or out of time (BENCH_TIMEOUT)" >&2; exit 1' INT TERM
 
 # A hard limit on everything after the build.
-budget=${BENCH_TIMEOUT:-$((180 + 8 * (3 + rounds * (secs + 4)) * 3 / 2))}
+budget=${BENCH_TIMEOUT:-$((180 + 9 * (3 + rounds * (secs + 4)) * 3 / 2))}
 ( sleep "$budget" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s; kill -TERM $$ 2>/dev/null ) &
 watchdog=$!
 
@@ -145,11 +173,11 @@ wait_http() { # url [status] — until it answers (any status, or the given one)
   die "$1 did not answer ${2:-}"
 }
 
-read -r up up_status nginx_port redis_port idp_port apache_port \
-  p_mem a_mem p_red a_red p_10k a_10k p_start a_start p_start10k a_start10k <<<"$(py ports 16)"
+read -r up up_status nginx_port ref_port redis_port idp_port apache_port \
+  p_mem a_mem p_red a_red p_10k a_10k p_start a_start p_start10k a_start10k <<<"$(py ports 17)"
 
 # === 3. Servers ===
-say "starting the upstream, nginx proxy, redis, the provider, portcullis x3, Apache"
+say "starting the upstream, nginx proxy, the reference, redis, the provider, portcullis x3, Apache"
 # The fixed fast upstream: one nginx process answering a small body, plus a
 # stub_status listener so every run can check how many requests got through.
 # /app/whoami and /api/whoami show the identity headers a proxy passed (checked
@@ -175,27 +203,17 @@ NGINX
 nginx -c "$work/upstream/nginx.conf" -p "$work/upstream" & up_pid=$!; pids+=("$up_pid")
 
 # A plain nginx reverse proxy (no auth), as nginx is usually deployed in front
-# of an app: 2 workers (one per core, like portcullis's runtime), keep-alive to
-# the upstream.
-cat > "$work/nginx/nginx.conf" <<NGINX
-daemon off; worker_processes 2; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/b; proxy_temp_path $work/nginx/p; fastcgi_temp_path $work/nginx/f;
-  uwsgi_temp_path $work/nginx/u; scgi_temp_path $work/nginx/s;
-  keepalive_timeout 300s; # keepalive_requests: nginx's default, 1000
-  upstream app { server 127.0.0.1:$up; keepalive $conns; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
-  }
-}
-NGINX
+# of an app: 2 workers (one per core, like portcullis's serving threads),
+# keep-alive to the upstream (the config: bench/bench.py nginx-proxy-conf, shared
+# with bench/quick.sh).
+py nginx-proxy-conf "$work/nginx" "$nginx_port" "$up" "$conns" > "$work/nginx/nginx.conf"
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & nginx_pid=$!; pids+=("$nginx_pid")
+
+# The reference, `localpool` mode: one thread per core, each with its own
+# listener and a pool of idle upstream connections.
+if [ -n "$ref_bin" ]; then
+  "$ref_bin" localpool "$ref_port" "$up" > "$work/reference.log" 2>&1 & ref_pid=$!; pids+=("$ref_pid")
+fi
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
   --dir "$work" > "$work/redis.log" 2>&1 & redis_pid=$!; pids+=("$redis_pid")
@@ -324,6 +342,7 @@ apache2 -f "$work/apache/httpd.conf" -DFOREGROUND 2>> "$work/apache/error.log" &
 
 wait_http "http://127.0.0.1:$up/"
 wait_http "http://127.0.0.1:$nginx_port/"
+[ -n "$ref_bin" ] && wait_http "http://127.0.0.1:$ref_port/"
 for a in "$a_mem" "$a_red" "$a_10k"; do wait_http "http://127.0.0.1:$a/readyz" 200; done
 wait_http "http://127.0.0.1:$apache_port/oidc/callback"
 
@@ -347,10 +366,13 @@ apache_cookie=mod_auth_openidc_session=$(login apache "http://127.0.0.1:$apache_
 
 # === The targets: key, base URL, path, header, PID whose RSS is reported ===
 keys=(upstream nginx public session bearer redis apache routes10k)
+[ -n "$ref_bin" ] && keys=(upstream nginx reference public session bearer redis apache routes10k)
 declare -A base path hdr pid url
 target() { base[$1]=$2; path[$1]=$3; hdr[$1]=$4; pid[$1]=$5; url[$1]=$2$3; }
 target upstream  "http://127.0.0.1:$up"          /app/x    ""                              "$up_pid"
 target nginx     "http://127.0.0.1:$nginx_port"  /app/x    ""                              "$nginx_pid"
+[ -n "$ref_bin" ] &&
+target reference "http://127.0.0.1:$ref_port"   /app/x    ""                              "$ref_pid"
 target public    "http://127.0.0.1:$p_mem"       /public/x ""                              "$mem_pid"
 target session   "http://127.0.0.1:$p_mem"       /app/x    "Cookie: $mem_cookie"           "$mem_pid"
 target bearer    "http://127.0.0.1:$p_mem"       /api/x    "Authorization: Bearer $bearer" "$mem_pid"
@@ -383,12 +405,12 @@ results=$work/results.jsonl
 : > "$results"
 stub="http://127.0.0.1:$up_status/"
 bench() { # key round (round 0 = warm-up, not recorded)
-  local k=$1 h=() before after cpu_before cpu_after up_before up_after redis_before busy_before busy_after wrk_ms json rss_kib reached
+  local k=$1 h=() before after user0 sys0 user1 sys1 up_before up_after redis_before busy_before busy_after wrk_ms json rss_kib reached
   [ -n "${hdr[$k]}" ] && h=(-H "${hdr[$k]}")
   local d=$secs
   [ "$2" = 0 ] && d=2
   before=$(py stub-requests "$stub")
-  cpu_before=$(py cpu "${pid[$k]}")
+  read -r user0 sys0 <<<"$(py cputimes "${pid[$k]}")"
   up_before=$(py cpu "$up_pid")
   redis_before=$(py cpu "$redis_pid")
   busy_before=$(py busy)
@@ -396,7 +418,7 @@ bench() { # key round (round 0 = warm-up, not recorded)
     || die "$k: wrk failed: $(cat "$work/wrk-$k.out")"
   busy_after=$(py busy)
   up_after=$(py cpu "$up_pid")
-  cpu_after=$(py cpu "${pid[$k]}")
+  read -r user1 sys1 <<<"$(py cputimes "${pid[$k]}")"
   after=$(py stub-requests "$stub")
   rss_kib=$(py rss "${pid[$k]}")
   json=$(py wrk "$work/wrk-$k.out") || die "$k: unreadable wrk output"
@@ -406,12 +428,15 @@ bench() { # key round (round 0 = warm-up, not recorded)
   local upstream_ms=$((up_after - up_before))
   [ "$k" = upstream ] && upstream_ms=0
   [ "$k" = redis ] && upstream_ms=$((upstream_ms + $(py cpu "$redis_pid") - redis_before))
-  local other_ms=$((busy_after - busy_before - (cpu_after - cpu_before) - upstream_ms - wrk_ms))
-  python3 - "$k" "$2" "$json" "$reached" "$rss_kib" "$((cpu_after - cpu_before))" "$other_ms" "$d" "$results" <<'PY' || die "$k: run $2 is not a valid measurement (see above; wrk output in the kept directory)"
+  local user_us=$((user1 - user0)) sys_us=$((sys1 - sys0))
+  local other_ms=$((busy_after - busy_before - (user_us + sys_us) / 1000 - upstream_ms - wrk_ms))
+  python3 - "$k" "$2" "$json" "$reached" "$rss_kib" "$user_us" "$sys_us" "$other_ms" "$d" "$results" <<'PY' || die "$k: run $2 is not a valid measurement (see above; wrk output in the kept directory)"
 import json, sys
-key, rnd, wrk, reached, rss, cpu_ms, other_ms, secs, path = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), \
-    int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
-cpu_us = cpu_ms * 1000 / max(wrk["requests"], 1)
+key, rnd, wrk, reached, rss, user_us, sys_us, other_ms, secs, path = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), sys.argv[10]
+user_us /= max(wrk["requests"], 1)
+sys_us /= max(wrk["requests"], 1)
+cpu_us = user_us + sys_us
 other = max(other_ms, 0) / 1000 / secs
 bad = []
 if wrk["non2xx"]:
@@ -420,13 +445,14 @@ if reached < wrk["requests"]:
     bad.append(f'only {reached} of {wrk["requests"]} responses came from the upstream (redirects or errors from the proxy)')
 if wrk["socket_errors"] > wrk["requests"] / 100:
     bad.append(f'{wrk["socket_errors"]} socket errors')
-line = f'{key:>10} round {rnd}: {wrk["rps"]:>10,.0f} req/s  p50 {wrk["p50"]:6.2f} ms  p99 {wrk["p99"]:6.2f} ms  RSS {rss / 1024:6.1f} MiB  CPU {cpu_us:5.1f} us/req  other load {other:.2f} cores'
+line = f'{key:>10} round {rnd}: {wrk["rps"]:>10,.0f} req/s  p50 {wrk["p50"]:6.2f} ms  p99 {wrk["p99"]:6.2f} ms  RSS {rss / 1024:6.1f} MiB  user {user_us:5.1f} sys {sys_us:5.1f} us/req  other load {other:.2f} cores'
 print(line + ("   " + "; ".join(bad) if bad else ""), file=sys.stderr)
 if bad:
     sys.exit(1)
 if rnd > 0:
     with open(path, "a") as f:
-        f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss, cpu_us=cpu_us, other_cores=other)) + "\n")
+        f.write(json.dumps(dict(wrk, target=key, round=rnd, rss_kib=rss, cpu_us=cpu_us, user_us=user_us,
+                                sys_us=sys_us, other_cores=other)) + "\n")
 PY
 }
 idle_load=$(py load 2)
@@ -463,7 +489,18 @@ cat "$work/login.out" >&2
 export B_SECS=$secs B_ROUNDS=$rounds B_CONNS=$conns B_THREADS=$threads B_SESSIONS=$sessions B_STARTUPS=$startups
 export B_START10=$start10 B_START10K=$start10k B_REDIS_RSS=$redis_rss B_IDLE_LOAD=$idle_load
 B_VERSIONS="$(nginx -v 2>&1 | sed 's/.*version: //'), $(apache2 -v | sed -n 's/^Server version: //p'), mod_auth_openidc $(dpkg-query -W -f '${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $(rustc --version | cut -d' ' -f1-2)"
-export B_GIT B_VERSIONS
+# The reference: what it was built from (its Cargo.lock's hyper and tokio).
+B_REFERENCE=
+if [ -n "$ref_bin" ]; then
+  B_REFERENCE="$ref_dir, $(python3 - "$ref_dir/Cargo.lock" <<'PY'
+import re, sys
+lock = open(sys.argv[1]).read()
+found = dict(re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', lock))
+print(", ".join(f"{n} {found[n]}" for n in ("hyper", "hyper-util", "tokio") if n in found))
+PY
+)"
+fi
+export B_GIT B_VERSIONS B_REFERENCE
 python3 - "$work/session_memory.out" "$work/login.out" "$work/meta.json" "$work/session_memory_token.out" <<'PY'
 import json, os, platform, re, sys, datetime
 sessions = int(os.environ["B_SESSIONS"])
@@ -489,6 +526,7 @@ meta = {
     "seconds": int(os.environ["B_SECS"]), "rounds": int(os.environ["B_ROUNDS"]),
     "connections": int(os.environ["B_CONNS"]), "threads": int(os.environ["B_THREADS"]),
     "idle_load": float(os.environ["B_IDLE_LOAD"]),
+    "reference": os.environ["B_REFERENCE"],
     "scale": {
         "sessions": sessions, "bytes_per_session": plain[0], "payload_bytes": plain[1],
         "bytes_per_session_token": token[0], "payload_bytes_token": token[1],
