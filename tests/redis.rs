@@ -4,11 +4,16 @@
 //! The store's own behaviour (the conformance suite, encryption, TTLs, leases) is
 //! tested in the library (`session::redis::tests`); these tests are about replicas.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
+use portcullis::session::redis::INVALIDATION_BOUND;
 
 use crate::support::redis::{wait_until, Replicas};
+use crate::support::stack::Browser;
 
 #[tokio::test]
 async fn a_login_on_one_replica_works_on_the_other_and_survives_a_restart() {
@@ -73,6 +78,177 @@ async fn backchannel_logout_received_by_one_replica_ends_sessions_on_all() {
         StatusCode::OK,
         "only alice's sessions end"
     );
+}
+
+// === the session cache (issue 22) ===
+
+/// Each replica caches the sessions it opened; a logout on another replica must
+/// still end the session there within the stated bound, even while the session
+/// is busy (every request a cache hit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logout_on_one_replica_is_refused_on_a_busy_other_within_the_bound() {
+    let r = Replicas::start(2).await;
+    let browser = r.login(0, "alice").await;
+    let mut bob = r.login(0, "bob").await;
+
+    let mut logging_out = browser.clone();
+    let timeline = under_load(&r.url(0, "/x"), &browser, async {
+        let page = logging_out.navigate(&r.url(1, "/_auth/logout")).await;
+        assert!(page.status.is_redirection(), "logout: {}", page.status);
+    })
+    .await;
+
+    timeline.assert_ended_within(INVALIDATION_BOUND);
+    assert_eq!(
+        bob.fetch(&r.url(0, "/x")).await.status,
+        StatusCode::OK,
+        "only alice's session ends"
+    );
+}
+
+/// The same for a back-channel logout: the provider posts to the public URL
+/// (replica 0) while the session is busy on replica 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backchannel_logout_on_one_replica_is_refused_on_a_busy_other_within_the_bound() {
+    let r = Replicas::start(2).await;
+    let browser = r.login(1, "alice").await;
+    let mut bob = r.login(1, "bob").await;
+
+    let timeline = under_load(&r.url(1, "/x"), &browser, async {
+        let deliveries = r.idp.backchannel_logout("alice").await;
+        assert!(
+            deliveries.iter().all(|d| d.is_delivered()),
+            "{deliveries:?}"
+        );
+    })
+    .await;
+
+    timeline.assert_ended_within(INVALIDATION_BOUND);
+    assert_eq!(bob.fetch(&r.url(1, "/x")).await.status, StatusCode::OK);
+}
+
+/// A busy session costs Redis nothing per request: after the first, requests are
+/// answered from the replica's cache (no `HMGET`, the store's only read).
+#[tokio::test]
+async fn a_busy_session_is_not_read_from_redis_on_every_request() {
+    let r = Replicas::start(2).await;
+    let mut browser = r.login(0, "alice").await;
+
+    // Settle: the login's own write is announced on the channel a moment later.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let before = r.redis.command_calls("hmget").await;
+        for _ in 0..2 {
+            assert_eq!(browser.fetch(&r.url(0, "/x")).await.status, StatusCode::OK);
+        }
+        if r.redis.command_calls("hmget").await == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "requests keep reading Redis");
+    }
+
+    let before = r.redis.command_calls("hmget").await;
+    for _ in 0..50 {
+        assert_eq!(browser.fetch(&r.url(0, "/x")).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        r.redis.command_calls("hmget").await - before,
+        0,
+        "50 requests of a cached session read Redis"
+    );
+    // The other replica has not opened it yet: its first request reads Redis.
+    assert_eq!(browser.fetch(&r.url(1, "/x")).await.status, StatusCode::OK);
+    assert!(r.redis.command_calls("hmget").await > before);
+}
+
+/// What 8 clients looping on one URL with one session saw around `change` (which
+/// ends that session from elsewhere).
+struct Timeline {
+    /// (sent, answered, status) of every request.
+    samples: Vec<(Instant, Instant, StatusCode)>,
+    change_started: Instant,
+    change_done: Instant,
+}
+
+impl Timeline {
+    /// Every request answered before the change began succeeded; every request
+    /// sent `bound` after it was done was refused.
+    fn assert_ended_within(&self, bound: Duration) {
+        let before: Vec<_> = self
+            .samples
+            .iter()
+            .filter(|(_, answered, _)| *answered < self.change_started)
+            .collect();
+        let after: Vec<_> = self
+            .samples
+            .iter()
+            .filter(|(sent, _, _)| *sent > self.change_done + bound)
+            .collect();
+        assert!(
+            before.len() >= 8,
+            "too few requests before: {}",
+            before.len()
+        );
+        assert!(after.len() >= 8, "too few requests after: {}", after.len());
+        for (_, _, status) in &before {
+            assert_eq!(*status, StatusCode::OK, "refused before the logout");
+        }
+        for (_, _, status) in &after {
+            assert!(
+                *status == StatusCode::UNAUTHORIZED || *status == StatusCode::FOUND,
+                "{status} {bound:?} after the logout"
+            );
+        }
+        let last_ok = self
+            .samples
+            .iter()
+            .filter(|(_, _, status)| *status == StatusCode::OK)
+            .map(|(_, answered, _)| *answered)
+            .max();
+        let lag = last_ok.and_then(|at| at.checked_duration_since(self.change_done));
+        eprintln!(
+            "{} requests; the last one served was answered {}",
+            self.samples.len(),
+            lag.map_or("before the logout returned".to_owned(), |lag| format!(
+                "{lag:?} after the logout returned"
+            ))
+        );
+    }
+}
+
+/// Runs 8 clients in a loop on `url` with `browser`'s cookies (the same ones on
+/// every request: a refusal's cookie removal is not taken), runs `change` once
+/// they are busy, and keeps them going for `INVALIDATION_BOUND` and a half after.
+async fn under_load(url: &str, browser: &Browser, change: impl Future<Output = ()>) -> Timeline {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (stop, url, browser) = (stop.clone(), url.to_owned(), browser.clone());
+        workers.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let status = browser.clone().fetch(&url).await.status;
+                samples.push((sent, Instant::now(), status));
+            }
+            samples
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let change_started = Instant::now();
+    change.await;
+    let change_done = Instant::now();
+    tokio::time::sleep(INVALIDATION_BOUND + INVALIDATION_BOUND / 2).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    for worker in workers {
+        samples.extend(worker.await.expect("a client panicked"));
+    }
+    Timeline {
+        samples,
+        change_started,
+        change_done,
+    }
 }
 
 #[tokio::test]
@@ -260,19 +436,29 @@ async fn a_stalled_redis_gives_503_within_the_timeout_and_the_session_outlives_i
     // CLIENT PAUSE holds every command, ours included, without closing connections:
     // a Redis that hangs rather than one that is gone.
     r.redis.pause(Duration::from_secs(4)).await;
-    let started = Instant::now();
-    let page = browser.fetch(&r.url(0, "/x")).await;
-    assert_eq!(
-        page.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        page.body
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    let paused = Instant::now();
+    // The session cache answers for at most INVALIDATION_BOUND into the stall (its
+    // copy is then at most that stale); after that, every request reads Redis and
+    // gets 503 within the timeout. (Before the cache, the first request got 503.)
+    loop {
+        let started = Instant::now();
+        let page = browser.fetch(&r.url(0, "/x")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        if page.status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            started.duration_since(paused) <= INVALIDATION_BOUND,
+            "served from the cache {:?} into the stall",
+            started.duration_since(paused)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -383,11 +569,10 @@ async fn load(url: &str, cookie: &str, workers: usize, total: usize) -> String {
 #[tokio::test]
 #[ignore = "a measurement; run by hand"]
 async fn measure_session_load_memory_vs_redis() {
-    use std::sync::Arc;
-
     use portcullis::clock::SystemClock;
     use portcullis::config::Secret;
     use portcullis::identity::Identity;
+    use portcullis::session::redis::{RedisOptions, Target};
     use portcullis::session::{MemoryStore, RedisStore, Session, SessionId, SessionStore};
 
     use crate::support::redis::RedisServer;
@@ -397,7 +582,11 @@ async fn measure_session_load_memory_vs_redis() {
         &base64::engine::general_purpose::STANDARD,
         [7u8; 32],
     ));
-    let stores: [(&str, Arc<dyn SessionStore>); 2] = [
+    let uncached = RedisOptions {
+        cache_capacity: 0,
+        ..RedisOptions::default()
+    };
+    let stores: [(&str, Arc<dyn SessionStore>); 3] = [
         (
             "memory",
             Arc::new(MemoryStore::new(1_000, Arc::new(SystemClock))),
@@ -405,8 +594,24 @@ async fn measure_session_load_memory_vs_redis() {
         (
             "redis",
             Arc::new(
-                RedisStore::connect(&Secret::new(redis.url()), &[secret], Arc::new(SystemClock))
-                    .expect("redis store"),
+                RedisStore::connect(
+                    &Secret::new(redis.url()),
+                    std::slice::from_ref(&secret),
+                    Arc::new(SystemClock),
+                )
+                .expect("redis store"),
+            ),
+        ),
+        (
+            "redis, no cache",
+            Arc::new(
+                RedisStore::with_options(
+                    &Target::parse(&redis.url()).expect("url"),
+                    &[secret],
+                    Arc::new(SystemClock),
+                    uncached,
+                )
+                .expect("redis store"),
             ),
         ),
     ];
@@ -439,7 +644,7 @@ async fn measure_session_load_memory_vs_redis() {
         }
         latencies.sort();
         println!(
-            "{name:<8} load p50 {:>9.1?}   p99 {:>9.1?}",
+            "{name:<16} load p50 {:>9.1?}   p99 {:>9.1?}",
             latencies[latencies.len() / 2],
             latencies[latencies.len() * 99 / 100]
         );

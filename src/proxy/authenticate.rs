@@ -253,7 +253,7 @@ async fn refresh_under_gate(
     loop {
         // Another request (here or on another replica) may have refreshed, or ended
         // the session, while this one waited.
-        let Some(session) = load(state, &key).await? else {
+        let Some(session) = load_fresh(state, &key).await? else {
             return Ok(None);
         };
         if !needs_refresh(state, rt, &session, state.clock.now()) {
@@ -284,7 +284,7 @@ async fn refresh_under_lease(
     lease: Lease,
 ) -> Result<Option<Arc<Session>>, Reject> {
     let work = async {
-        let Some(session) = load(state, &key).await? else {
+        let Some(session) = load_fresh(state, &key).await? else {
             return Ok(None);
         };
         if !needs_refresh(state, rt, &session, state.clock.now()) {
@@ -360,7 +360,7 @@ async fn wait_for_other_refresh(
         if !is_leased {
             return Ok(());
         }
-        match load(state, key).await? {
+        match load_fresh(state, key).await? {
             Some(now) if !was_refreshed(before, &now) => {}
             _ => return Ok(()),
         }
@@ -381,6 +381,16 @@ async fn load(state: &State, key: &SessionKey) -> Result<Option<Arc<Session>>, R
     state
         .store
         .load(key)
+        .await
+        .map_err(Reject::StoreUnavailable)
+}
+
+/// [`load`] past the store's cache: for the refresh decisions, where a copy from
+/// before another replica's refresh would spend a rotated-out refresh token.
+async fn load_fresh(state: &State, key: &SessionKey) -> Result<Option<Arc<Session>>, Reject> {
+    state
+        .store
+        .load_fresh(key)
         .await
         .map_err(Reject::StoreUnavailable)
 }

@@ -51,6 +51,8 @@ macro_rules! session_store_conformance {
             save_that_changes_sub_moves_the_record_between_subs,
             count_counts_live_records,
             ping_answers,
+            every_write_is_seen_by_the_next_load,
+            load_fresh_returns_what_load_returns,
         );
 
         #[test]
@@ -395,6 +397,69 @@ pub(crate) async fn count_counts_live_records(factory: impl StoreFactory) {
     assert_eq!(count(&store).await, 1, "the expired record still counted");
 }
 
+/// A store that keeps loaded records (the Redis store's cache) must not serve
+/// one after its own write replaced or removed it.
+pub(crate) async fn every_write_is_seen_by_the_next_load(factory: impl StoreFactory) {
+    let (_, store) = fixture(&factory).await;
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let (k, by_sid, by_sub) = (key(), key(), key());
+    let first = session(&sub, Some(&sid), START);
+    let touched = Session {
+        last_seen: START + 30,
+        ..first.clone()
+    };
+    for k in [&k, &by_sid, &by_sub] {
+        save(&store, k, &first, TTL).await;
+        assert_eq!(load(&store, k).await.as_ref(), Some(&first));
+        assert_eq!(load(&store, k).await.as_ref(), Some(&first), "loaded again");
+    }
+
+    assert!(update(&store, &k, &touched, TTL).await);
+    assert_eq!(
+        load(&store, &k).await.as_ref(),
+        Some(&touched),
+        "after update"
+    );
+    let resaved = session(&sub, Some(&sid), START + 60);
+    save(&store, &k, &resaved, TTL).await;
+    assert_eq!(
+        load(&store, &k).await.as_ref(),
+        Some(&resaved),
+        "after save"
+    );
+    store.delete(&k).await.expect("delete");
+    assert_eq!(load(&store, &k).await, None, "after delete");
+
+    store.delete_by_sid(&sid).await.expect("delete_by_sid");
+    assert_eq!(load(&store, &by_sid).await, None, "after delete_by_sid");
+    save(&store, &by_sub, &first, TTL).await;
+    assert_eq!(load(&store, &by_sub).await.as_ref(), Some(&first));
+    store.delete_by_sub(&sub).await.expect("delete_by_sub");
+    assert_eq!(load(&store, &by_sub).await, None, "after delete_by_sub");
+}
+
+pub(crate) async fn load_fresh_returns_what_load_returns(factory: impl StoreFactory) {
+    let (clock, store) = fixture(&factory).await;
+    let k = key();
+    let s = session(&unique("sub"), None, START);
+    assert_eq!(fresh(&store, &k).await, None, "absent");
+    save(&store, &k, &s, Duration::from_secs(60)).await;
+    assert_eq!(fresh(&store, &k).await.as_ref(), Some(&s));
+    assert_eq!(
+        load(&store, &k).await.as_ref(),
+        Some(&s),
+        "load after load_fresh"
+    );
+    let changed = Session {
+        last_seen: START + 5,
+        ..s.clone()
+    };
+    save(&store, &k, &changed, Duration::from_secs(60)).await;
+    assert_eq!(fresh(&store, &k).await.as_ref(), Some(&changed));
+    clock.advance(60);
+    assert_eq!(fresh(&store, &k).await, None, "past its ttl");
+}
+
 pub(crate) async fn ping_answers(factory: impl StoreFactory) {
     let (_, store) = fixture(&factory).await;
     store.ping().await.expect("ping");
@@ -590,6 +655,14 @@ pub(crate) async fn update<S: SessionStore + ?Sized>(
 
 pub(crate) async fn load<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {
     store.load(k).await.expect("load").map(Arc::unwrap_or_clone)
+}
+
+pub(crate) async fn fresh<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {
+    store
+        .load_fresh(k)
+        .await
+        .expect("load_fresh")
+        .map(Arc::unwrap_or_clone)
 }
 
 pub(crate) async fn count<S: SessionStore + ?Sized>(store: &S) -> usize {

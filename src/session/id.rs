@@ -70,7 +70,18 @@ pub struct SessionKey([u8; 32]);
 impl SessionKey {
     /// Lowercase hex, for Redis keys and logs (a hash, not a credential).
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+
+    /// The 32 bytes of the hash (for in-process caches keyed by session).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// The first 8 hex digits: enough to correlate log lines.

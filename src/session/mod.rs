@@ -158,6 +158,21 @@ pub trait SessionStore: Send + Sync + 'static {
         key: &'a SessionKey,
     ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>>;
 
+    /// The record under `key` as the store holds it now, past any cache this
+    /// process keeps in front of a shared store (the Redis store's may lag
+    /// another replica's write by up to its bound).
+    ///
+    /// For decisions a stale copy would get wrong: whether a refresh is still
+    /// due, taken under the refresh gate and lease (a copy from before another
+    /// replica's refresh would spend a rotated-out refresh token). A store
+    /// without such a cache answers as [`SessionStore::load`].
+    fn load_fresh<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>> {
+        self.load(key)
+    }
+
     /// Stores `session` under `key`, replacing any record there; the store drops
     /// it after `ttl` unless saved again. Maintains the `sid` and `sub` indexes.
     fn save<'a>(

@@ -119,6 +119,22 @@ impl RedisServer {
             .expect("SET PX");
     }
 
+    /// How many times the server has run `command` (lowercase), scripts' calls
+    /// included (`INFO commandstats`).
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let mut conn = self.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("calls is a number"))
+    }
+
     async fn connection(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .expect("client")

@@ -19,6 +19,9 @@
 //! | `{portcullis}:expiry` | zset | session key → expiry, for the active-session count | with its longest member |
 //! | `{portcullis}:refresh:<key>` | string | random lease token | lease ttl (15 s) |
 //!
+//! and one pub/sub channel, `{portcullis}:invalidate`, on which every change to a
+//! record publishes its `<key>` (see the cache, below).
+//!
 //! `<key>` is [`SessionKey::hex`], the SHA-256 of the cookie value: a dump cannot be
 //! replayed as a cookie. `<tag>` is an HMAC-SHA256 of the sid or sub under a key
 //! derived from `session.secret`: a dump names no user. `d` is the JSON record sealed
@@ -31,6 +34,30 @@
 //! record's expiry (`x`, on the injected [`Clock`]) and treats a record past it as
 //! absent. With the system clock both agree; with a test clock the second makes
 //! expiry exact without sleeping.
+//!
+//! # The session cache (one server only)
+//!
+//! Each store keeps the sessions it opened in a bounded local cache
+//! ([`DEFAULT_CACHE_CAPACITY`] entries, each reloaded after [`CACHE_MAX_AGE`]), so
+//! a busy session costs a map lookup instead of a Redis round trip and an AES-GCM
+//! open. It stays true through the channel `{portcullis}:invalidate`: every script
+//! that changes or deletes a record publishes the record's key hex there in the
+//! same atomic step, and each store's listener (a thread of its own, so a busy or
+//! blocked runtime cannot delay it) drops that key on receipt. The writer drops its
+//! own copy at once.
+//!
+//! The listener pings Redis over the subscription every [`HEARTBEAT_EVERY`]; a pong
+//! proves every message published before the ping has been applied. The cache is
+//! consulted only while such a proof is at most [`INVALIDATION_BOUND`] old, so a
+//! change committed in Redis is seen by every replica's next request within
+//! [`INVALIDATION_BOUND`] whatever fails (in practice, within the pub/sub delivery
+//! time: milliseconds). When the subscription is down, stalled or not yet up, every
+//! load reads Redis, as without a cache; on (re)subscribing the cache starts empty.
+//! Loads that decide whether a refresh is still due use
+//! [`SessionStore::load_fresh`], which always reads Redis.
+//!
+//! A cluster target has no cache: every load reads Redis (its pub/sub crosses the
+//! cluster bus, and the subscription would have to follow failovers).
 
 mod scripts;
 mod target;
@@ -46,6 +73,7 @@ use super::seal::{SealError, Sealer};
 use super::{BoxFuture, Lease, Session, SessionError, SessionKey, SessionStore};
 use crate::clock::Clock;
 use crate::config::Secret;
+use cache::{Cache, CacheKey, Listener};
 use scripts::Scripts;
 
 pub use target::{Connection, Target, TargetError};
@@ -61,6 +89,20 @@ const INDEX_SALT: &[u8] = b"portcullis index v1";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The hash tag and first part of every key.
 pub const DEFAULT_PREFIX: &str = "portcullis";
+/// How many opened sessions a store caches at most (the memory store's default
+/// `session.max_sessions`). Entries older than [`CACHE_MAX_AGE`] are swept, so the
+/// cache holds only the sessions used in the last few seconds.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+/// How long a cached session is served before it is read again: the safety net
+/// for changes no script published (a key deleted by hand, evicted by
+/// `maxmemory`, or written by a replica of a version without the cache).
+pub const CACHE_MAX_AGE: Duration = Duration::from_secs(5);
+/// The longest a change committed in Redis can stay unseen by another replica's
+/// cache: the cache is consulted only while the listener proved, at most this long
+/// ago, that every invalidation published before its last ping was applied.
+pub const INVALIDATION_BOUND: Duration = Duration::from_secs(1);
+/// How often the listener proves its subscription delivers (a PING over it).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
 
 /// How a [`RedisStore`] talks to Redis, beyond the URL.
 #[derive(Clone, Debug)]
@@ -73,6 +115,9 @@ pub struct RedisOptions {
     /// PEM certificates to trust for `rediss://` instead of the system's roots
     /// (a private CA). `None`: the system's roots (`SSL_CERT_FILE` is honoured).
     pub tls_roots_pem: Option<Vec<u8>>,
+    /// How many opened sessions to cache ([`DEFAULT_CACHE_CAPACITY`]); 0: none, every
+    /// load reads Redis. Ignored for a cluster, which never caches.
+    pub cache_capacity: usize,
 }
 
 impl Default for RedisOptions {
@@ -81,6 +126,7 @@ impl Default for RedisOptions {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             tls_roots_pem: None,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
         }
     }
 }
@@ -117,6 +163,26 @@ pub struct RedisStore {
     scripts: Scripts,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// The invalidation channel the scripts publish to; "" on a cluster.
+    channel: String,
+    /// Opened sessions in front of Redis; `None` on a cluster or when disabled.
+    cache: Option<Arc<Cache>>,
+    /// Ends the cache's listener when the store is dropped.
+    _listener: Option<Listener>,
+}
+
+/// What the session cache has done, for tests and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads answered from the cache.
+    pub hits: u64,
+    /// Loads that read Redis (absent, too old, or the cache not trusted).
+    pub misses: u64,
+    /// Sessions cached now.
+    pub entries: usize,
+    /// Whether the cache is consulted now: its subscription is up and proved
+    /// delivery within [`INVALIDATION_BOUND`].
+    pub is_trusted: bool,
 }
 
 // === impl RedisStore ===
@@ -152,21 +218,97 @@ impl RedisStore {
         }
         let sealer = Sealer::from_secrets(secrets, SEAL_PURPOSE)?;
         let index_keys = index_keys(secrets)?;
+        let client_error = |e: ::redis::RedisError| RedisStoreError::Client(e.to_string());
+        let subscriber = target
+            .subscriber(options.tls_roots_pem.clone())
+            .map_err(client_error)?;
         let conn = target
             .connect(options.timeout, options.tls_roots_pem)
-            .map_err(|e| RedisStoreError::Client(e.to_string()))?;
+            .map_err(client_error)?;
+        let names = Names::new(&options.prefix);
+        let channel = match subscriber {
+            Some(_) => names.channel(),
+            None => String::new(), // a cluster: nobody caches, so nobody listens
+        };
+        let (cache, listener) = match subscriber {
+            Some(client) if options.cache_capacity > 0 => {
+                let cache = Arc::new(Cache::new(options.cache_capacity));
+                match cache::listen(client, cache.clone(), channel.clone(), options.timeout) {
+                    Some(listener) => (Some(cache), Some(listener)),
+                    None => (None, None),
+                }
+            }
+            _ => (None, None),
+        };
         Ok(RedisStore {
             conn,
-            names: Names::new(&options.prefix),
+            names,
             sealer,
             index_keys,
             scripts: Scripts::new(),
             clock,
             timeout: options.timeout,
+            channel,
+            cache,
+            _listener: listener,
         })
     }
 
-    async fn load_now(&self, key: &SessionKey) -> Result<Option<Session>, SessionError> {
+    /// What the session cache has done so far (all zero without a cache).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(|c| c.stats()).unwrap_or_default()
+    }
+
+    /// The session under `key`: from the cache when it holds a young copy and is
+    /// trusted, else from Redis (and then cached).
+    async fn load_cached(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, SessionError> {
+        let Some(cache) = &self.cache else {
+            return Ok(self.load_now(key).await?.map(|(s, _)| Arc::new(s)));
+        };
+        let slot = CacheKey::of(key);
+        if let Some((session, expires_at)) = cache.get(&slot) {
+            // Past its expiry: absent, as Redis would say (`load_now`).
+            return Ok((self.clock.now() < expires_at).then_some(session));
+        }
+        self.load_through(cache, slot, key).await
+    }
+
+    /// The session under `key` read from Redis, bypassing the cache (and renewing
+    /// its entry).
+    async fn load_fresh_now(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, SessionError> {
+        match &self.cache {
+            Some(cache) => self.load_through(cache, CacheKey::of(key), key).await,
+            None => Ok(self.load_now(key).await?.map(|(s, _)| Arc::new(s))),
+        }
+    }
+
+    /// Reads Redis and caches what it found, unless an invalidation of `slot` (or
+    /// of the whole cache) came in meanwhile: the ticket is taken before the read.
+    async fn load_through(
+        &self,
+        cache: &Cache,
+        slot: CacheKey,
+        key: &SessionKey,
+    ) -> Result<Option<Arc<Session>>, SessionError> {
+        let ticket = cache.ticket(slot);
+        match self.load_now(key).await? {
+            Some((session, expires_at)) => {
+                let session = Arc::new(session);
+                cache.insert(ticket, session.clone(), expires_at);
+                Ok(Some(session))
+            }
+            None => {
+                // An older copy may still be cached (a change no script published,
+                // or one whose message is on its way): it is wrong now.
+                cache.forget(&slot);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The record under `key` and its expiry, or `None` when absent, past its
+    /// expiry or unreadable.
+    async fn load_now(&self, key: &SessionKey) -> Result<Option<(Session, i64)>, SessionError> {
         let record = self.names.record(key);
         let (sealed, expires_at): (Option<Vec<u8>>, Option<i64>) = self
             .run("load", ::redis::cmd("HMGET").arg(&record).arg("d").arg("x"))
@@ -177,7 +319,18 @@ impl RedisStore {
         if self.clock.now() >= expires_at {
             return Ok(None);
         }
-        Ok(self.open(key, &record, &sealed))
+        Ok(self
+            .open(key, &record, &sealed)
+            .map(|session| (session, expires_at)))
+    }
+
+    /// Drops this process's copy of `key` after a write, whatever its outcome (a
+    /// timed-out write may have happened). Other replicas learn of it through the
+    /// channel; this one must not wait for its own message.
+    fn invalidate_local(&self, key: &SessionKey) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&CacheKey::of(key));
+        }
     }
 
     /// Writes `session` under `key`; with `only_live`, only over a live record
@@ -219,10 +372,13 @@ impl RedisStore {
             .arg(&sub_tag)
             .arg(self.names.prefix())
             .arg(now)
-            .arg(if only_live { "1" } else { "0" });
-        let wrote: i64 = self
+            .arg(if only_live { "1" } else { "0" })
+            .arg(&self.channel);
+        let wrote = self
             .within("save", invocation.invoke_async(&mut self.conn.clone()))
-            .await?;
+            .await;
+        self.invalidate_local(key);
+        let wrote: i64 = wrote?;
         Ok(wrote == 1)
     }
 
@@ -232,10 +388,13 @@ impl RedisStore {
             .key(self.names.record(key))
             .key(self.names.expiry())
             .arg(key.hex())
-            .arg(self.names.prefix());
-        let _: i64 = self
+            .arg(self.names.prefix())
+            .arg(&self.channel);
+        let deleted = self
             .within("delete", invocation.invoke_async(&mut self.conn.clone()))
-            .await?;
+            .await;
+        self.invalidate_local(key);
+        let _: i64 = deleted?;
         Ok(())
     }
 
@@ -257,13 +416,29 @@ impl RedisStore {
                 .arg(index.field())
                 .arg(&tag)
                 .arg(self.names.prefix())
-                .arg(now);
-            let deleted: usize = self
+                .arg(now)
+                .arg(&self.channel);
+            let outcome: Result<(usize, Vec<String>), _> = self
                 .within(
                     "delete_by_index",
                     invocation.invoke_async(&mut self.conn.clone()),
                 )
-                .await?;
+                .await;
+            let (deleted, members) = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // Perhaps deleted, members unknown: nothing cached is sure now.
+                    if let Some(cache) = &self.cache {
+                        cache.clear();
+                    }
+                    return Err(error);
+                }
+            };
+            if let Some(cache) = &self.cache {
+                for member in members {
+                    cache.invalidate_hex(member.as_bytes());
+                }
+            }
             live = live.saturating_add(deleted);
         }
         Ok(live)
@@ -407,7 +582,14 @@ impl SessionStore for RedisStore {
         &'a self,
         key: &'a SessionKey,
     ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>> {
-        Box::pin(async move { Ok(self.load_now(key).await?.map(Arc::new)) })
+        Box::pin(self.load_cached(key))
+    }
+
+    fn load_fresh<'a>(
+        &'a self,
+        key: &'a SessionKey,
+    ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>> {
+        Box::pin(self.load_fresh_now(key))
     }
 
     fn save<'a>(
@@ -527,6 +709,11 @@ impl Names {
     fn lease(&self, key: &SessionKey) -> String {
         format!("{}refresh:{}", self.prefix, key.hex())
     }
+
+    /// The pub/sub channel of record changes (not a key: in no slot).
+    fn channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
+    }
 }
 
 /// One HMAC key per configured secret, in the same order (the first is current).
@@ -573,6 +760,423 @@ fn ttl_secs(ttl: Duration) -> i64 {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+// === the session cache ===
+
+/// The cache of opened sessions and the listener that keeps it true. See the
+/// module docs for the guarantees; the mechanics are:
+///
+/// - An entry is served only while the cache is *trusted* (the listener's last
+///   proof of delivery is at most [`INVALIDATION_BOUND`] old) and the entry is
+///   younger than [`CACHE_MAX_AGE`].
+/// - Invalidating a key bumps its stripe's counter, then removes the entry. A load
+///   that misses takes a [`Ticket`] (the counters) before it reads Redis, and
+///   inserts only if, under the entry's shard lock, nothing moved: an invalidation
+///   that came in during the read wins, whichever of the two takes the lock first.
+/// - Going down or up clears everything and bumps the generation, so no read begun
+///   before can insert after.
+mod cache {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use dashmap::mapref::entry::Entry as Slot;
+    use dashmap::DashMap;
+    use futures_util::{FutureExt, StreamExt};
+    use tokio::sync::oneshot;
+
+    use super::target::{RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY};
+    use super::{CacheStats, Session, SessionKey};
+    use super::{CACHE_MAX_AGE, HEARTBEAT_EVERY, INVALIDATION_BOUND};
+
+    /// How many invalidation counters keys share. A collision only costs a miss
+    /// its insert (the entry is loaded again next time).
+    const STRIPES: usize = 1024;
+
+    /// A [`SessionKey`]'s 32 bytes: what the channel carries (as hex) and the cache
+    /// is indexed by.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    pub(super) struct CacheKey([u8; 32]);
+
+    impl CacheKey {
+        /// The cache key of a session key.
+        pub fn of(key: &SessionKey) -> Self {
+            CacheKey(*key.as_bytes())
+        }
+
+        /// Parses 64 lowercase hex digits (a published member).
+        pub fn parse(hex: &[u8]) -> Option<Self> {
+            fn digit(c: u8) -> Option<u8> {
+                match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'a'..=b'f' => Some(c - b'a' + 10),
+                    _ => None,
+                }
+            }
+            if hex.len() != 64 {
+                return None;
+            }
+            let mut bytes = [0u8; 32];
+            for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+                *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+            }
+            Some(CacheKey(bytes))
+        }
+
+        /// Its invalidation counter (the key is a SHA-256: its bytes are uniform).
+        fn stripe(&self) -> usize {
+            usize::from(u16::from_le_bytes([self.0[0], self.0[1]])) % STRIPES
+        }
+    }
+
+    struct Entry {
+        session: Arc<Session>,
+        /// The record's `x`: unix seconds on the store's clock.
+        expires_at: i64,
+        loaded_at: Instant,
+    }
+
+    /// What a load saw before it read Redis; its insert proves nothing changed since.
+    pub(super) struct Ticket {
+        key: CacheKey,
+        stripe: u64,
+        generation: u64,
+    }
+
+    pub(super) struct Cache {
+        entries: DashMap<CacheKey, Entry>,
+        capacity: usize,
+        stripes: Box<[AtomicU64]>,
+        /// Bumped whenever the cache is cleared.
+        generation: AtomicU64,
+        /// When the listener last proved delivery: milliseconds after `started`,
+        /// plus one; 0 while the subscription is down.
+        vouched: AtomicU64,
+        started: Instant,
+        hits: AtomicU64,
+        misses: AtomicU64,
+    }
+
+    impl Cache {
+        /// An empty cache of at most about `capacity` entries (concurrent inserts
+        /// may pass it by their number), down until its listener subscribes.
+        pub fn new(capacity: usize) -> Self {
+            Cache {
+                entries: DashMap::new(),
+                capacity,
+                stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                generation: AtomicU64::new(0),
+                vouched: AtomicU64::new(0),
+                started: Instant::now(),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }
+        }
+
+        /// The cached session under `key` and its expiry, if the cache is trusted
+        /// and holds a copy younger than [`CACHE_MAX_AGE`]. Counts a hit or a miss.
+        pub fn get(&self, key: &CacheKey) -> Option<(Arc<Session>, i64)> {
+            let found = if self.is_trusted() {
+                // The guard is dropped at the end of this statement.
+                self.entries
+                    .get(key)
+                    .filter(|e| e.loaded_at.elapsed() < CACHE_MAX_AGE)
+                    .map(|e| (e.session.clone(), e.expires_at))
+            } else {
+                None
+            };
+            let counter = if found.is_some() {
+                &self.hits
+            } else {
+                &self.misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            found
+        }
+
+        /// Taken before reading `key` from Redis.
+        pub fn ticket(&self, key: CacheKey) -> Ticket {
+            Ticket {
+                key,
+                stripe: self.stripes[key.stripe()].load(Ordering::SeqCst),
+                generation: self.generation.load(Ordering::SeqCst),
+            }
+        }
+
+        /// Caches what a load read, unless the subscription is down or `key` (or
+        /// the whole cache) was invalidated since the ticket was taken.
+        pub fn insert(&self, ticket: Ticket, session: Arc<Session>, expires_at: i64) {
+            if !self.is_up() {
+                return;
+            }
+            if self.entries.len() >= self.capacity && !self.entries.contains_key(&ticket.key) {
+                self.evict_one();
+            }
+            let entry = Entry {
+                session,
+                expires_at,
+                loaded_at: Instant::now(),
+            };
+            // The check runs under the shard lock that `invalidate`'s removal also
+            // takes, after its bump: either this sees the bump, or the removal
+            // comes after this insert.
+            match self.entries.entry(ticket.key) {
+                Slot::Occupied(mut slot) if self.is_unchanged(&ticket) => {
+                    slot.insert(entry);
+                }
+                Slot::Vacant(slot) if self.is_unchanged(&ticket) => {
+                    slot.insert(entry);
+                }
+                _ => {}
+            }
+        }
+
+        /// `key` changed in Redis: drops its copy, and any copy a load in flight
+        /// would insert.
+        pub fn invalidate(&self, key: &CacheKey) {
+            self.stripes[key.stripe()].fetch_add(1, Ordering::SeqCst);
+            self.entries.remove(key);
+        }
+
+        /// [`Cache::invalidate`] for a published member; anything unreadable clears
+        /// the whole cache (a member it cannot name might be any).
+        pub fn invalidate_hex(&self, member: &[u8]) {
+            match CacheKey::parse(member) {
+                Some(key) => self.invalidate(&key),
+                None => {
+                    tracing::warn!("session cache: unreadable invalidation; clearing the cache");
+                    self.clear();
+                }
+            }
+        }
+
+        /// Drops the copy of `key`, if any, without invalidating loads in flight
+        /// (for a load that found nothing: whoever deleted the record invalidates).
+        pub fn forget(&self, key: &CacheKey) {
+            self.entries.remove(key);
+        }
+
+        /// Drops every copy, and every insert of a load begun before.
+        pub fn clear(&self) {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.entries.clear();
+        }
+
+        pub fn stats(&self) -> CacheStats {
+            CacheStats {
+                hits: self.hits.load(Ordering::Relaxed),
+                misses: self.misses.load(Ordering::Relaxed),
+                entries: self.entries.len(),
+                is_trusted: self.is_trusted(),
+            }
+        }
+
+        /// The subscription is down: nothing cached may be served or kept.
+        pub(super) fn set_down(&self) {
+            self.vouched.store(0, Ordering::SeqCst);
+            self.clear();
+        }
+
+        /// The subscription is up (again): start empty, then trust.
+        pub(super) fn set_up(&self, subscribed_at: Instant) {
+            self.clear();
+            self.vouch(subscribed_at);
+        }
+
+        /// Every invalidation published before `asked_at` has been applied.
+        pub(super) fn vouch(&self, asked_at: Instant) {
+            self.vouched
+                .store(self.millis(asked_at).saturating_add(1), Ordering::SeqCst);
+        }
+
+        fn is_up(&self) -> bool {
+            self.vouched.load(Ordering::SeqCst) != 0
+        }
+
+        /// Returns true if and only if the subscription is up and proved delivery
+        /// at most [`INVALIDATION_BOUND`] ago.
+        fn is_trusted(&self) -> bool {
+            let vouched = self.vouched.load(Ordering::SeqCst);
+            let now = self.millis(Instant::now()).saturating_add(1);
+            vouched != 0 && now.saturating_sub(vouched) <= millis(INVALIDATION_BOUND)
+        }
+
+        fn is_unchanged(&self, ticket: &Ticket) -> bool {
+            self.is_up()
+                && self.generation.load(Ordering::SeqCst) == ticket.generation
+                && self.stripes[ticket.key.stripe()].load(Ordering::SeqCst) == ticket.stripe
+        }
+
+        /// Makes room: the first entry found (no order is kept; a dropped entry is
+        /// only read again).
+        fn evict_one(&self) {
+            // The iterator's shard guard is gone before the removal locks the shard.
+            let victim = self.entries.iter().next().map(|e| *e.key());
+            if let Some(victim) = victim {
+                self.entries.remove(&victim);
+            }
+        }
+
+        /// Drops the entries too old to be served.
+        fn sweep(&self) {
+            self.entries
+                .retain(|_, e| e.loaded_at.elapsed() < CACHE_MAX_AGE);
+        }
+
+        fn millis(&self, at: Instant) -> u64 {
+            millis(at.saturating_duration_since(self.started))
+        }
+    }
+
+    fn millis(d: Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    // === the listener ===
+
+    /// The running listener of one cache; dropping it stops the listener.
+    pub(super) struct Listener {
+        _stop: oneshot::Sender<()>,
+    }
+
+    /// Starts the listener that keeps `cache` true: a thread of its own (named
+    /// `portcullis-session-cache`) with a one-thread runtime, so neither a busy
+    /// nor a blocked runtime of the proxy's can delay an invalidation, and the
+    /// store can be built outside any runtime. `None` when the thread cannot be
+    /// started: the store then runs without a cache.
+    pub(super) fn listen(
+        client: ::redis::Client,
+        cache: Arc<Cache>,
+        channel: String,
+        timeout: Duration,
+    ) -> Option<Listener> {
+        let (stop, stopped) = oneshot::channel();
+        let started = std::thread::Builder::new()
+            .name("portcullis-session-cache".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        tracing::error!(%error, "session cache: no runtime for its listener; every load reads Redis");
+                        return;
+                    }
+                };
+                runtime.block_on(run(client, &cache, &channel, timeout, stopped));
+                cache.set_down();
+            });
+        match started {
+            Ok(_) => Some(Listener { _stop: stop }),
+            Err(error) => {
+                tracing::error!(%error, "session cache: listener thread not started; every load reads Redis");
+                None
+            }
+        }
+    }
+
+    /// Subscribes, and subscribes again after each loss (with backoff, 100 ms
+    /// doubling to 2 s), until `stop` resolves (its sender, the store, is gone).
+    async fn run(
+        client: ::redis::Client,
+        cache: &Cache,
+        channel: &str,
+        timeout: Duration,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let mut delay = RECONNECT_MIN_DELAY;
+        let mut was_up = false;
+        loop {
+            let mut is_up = false;
+            let error = tokio::select! {
+                _ = &mut stop => return,
+                error = follow(&client, cache, channel, timeout, &mut is_up) => error,
+            };
+            cache.set_down();
+            if is_up {
+                delay = RECONNECT_MIN_DELAY;
+            }
+            if is_up || !was_up {
+                // Once per outage, not once per attempt.
+                tracing::warn!(%error, retry_in = ?delay, "session cache: invalidation channel down; every load reads Redis until it is back");
+            } else {
+                tracing::debug!(%error, retry_in = ?delay, "session cache: invalidation channel still down");
+            }
+            was_up = is_up;
+            tokio::select! {
+                _ = &mut stop => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+        }
+    }
+
+    /// One subscription: applies every message until it fails, and proves delivery
+    /// every [`HEARTBEAT_EVERY`]. Returns why it ended; `is_up` tells whether it
+    /// ever served.
+    async fn follow(
+        client: &::redis::Client,
+        cache: &Cache,
+        channel: &str,
+        timeout: Duration,
+        is_up: &mut bool,
+    ) -> String {
+        let pubsub = match within(timeout, client.get_async_pubsub()).await {
+            Ok(pubsub) => pubsub,
+            Err(error) => return error,
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let asked = Instant::now();
+        if let Err(error) = within(timeout, sink.subscribe(channel)).await {
+            return error;
+        }
+        // Changes before the subscription took effect were not heard: start empty.
+        cache.set_up(asked);
+        *is_up = true;
+        tracing::info!("session cache: invalidation channel up");
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(CACHE_MAX_AGE);
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => cache.invalidate_hex(message.get_payload_bytes()),
+                    None => return "subscription closed".to_owned(),
+                },
+                _ = heartbeat.tick() => {
+                    let asked = Instant::now();
+                    if let Err(error) = within(timeout, sink.ping::<::redis::Value>()).await {
+                        return error;
+                    }
+                    // The pong came after every message published before the ping,
+                    // and those are queued on `stream` now: apply them, then vouch.
+                    loop {
+                        match stream.next().now_or_never() {
+                            Some(Some(message)) => cache.invalidate_hex(message.get_payload_bytes()),
+                            Some(None) => return "subscription closed".to_owned(),
+                            None => break,
+                        }
+                    }
+                    cache.vouch(asked);
+                }
+                _ = sweep.tick() => cache.sweep(),
+            }
+        }
+    }
+
+    /// `call` bounded by `timeout`; any failure as text for the log.
+    async fn within<T>(
+        timeout: Duration,
+        call: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,14 @@
 //!
 //! Record hash fields: `d` the sealed session, `x` its expiry (unix seconds, on the
 //! proxy's clock), `i` the sid index tag ("" without a sid), `u` the sub index tag.
+//!
+//! Every script that changes or deletes a record also publishes the record's
+//! member (its key hex: a hash, not a credential) on the store's invalidation
+//! channel, in the same atomic step, so no replica's cache can miss a change that
+//! Redis has made. The channel is an argument; "" publishes nothing (a cluster,
+//! which has no cache). `redis.pcall`: a Redis user not allowed on the channel
+//! (Redis 7 ACLs deny channels by default) still writes; its replicas cannot
+//! subscribe either, so none of them caches.
 
 use ::redis::Script;
 
@@ -15,12 +23,14 @@ use ::redis::Script;
 ///
 /// KEYS: record, expiry zset, sid index (ignored when ARGV[5] is ""), sub index.
 /// ARGV: sealed, expires_at, ttl ms, member (key hex), sid tag or "", sub tag,
-/// key prefix (`{tag}:`), now, "1" to write only over a live record.
-/// Returns 1 when it wrote, 0 when `only_live` found no live record.
+/// key prefix (`{tag}:`), now, "1" to write only over a live record,
+/// invalidation channel or "".
+/// Returns 1 when it wrote (and published), 0 when `only_live` found no live record.
 const SAVE: &str = r#"
 local record, expiry, sid_index, sub_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sealed, expires_at, ttl, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local sid, sub, prefix, now, only_live = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local channel = ARGV[10]
 
 if only_live == '1' then
   local x = redis.call('HGET', record, 'x')
@@ -56,15 +66,18 @@ extend(sub_index)
 redis.call('ZADD', expiry, expires_at, member)
 redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
 extend(expiry)
+if channel ~= '' then
+  redis.pcall('PUBLISH', channel, member)
+end
 return 1
 "#;
 
-/// Deletes one record and its index entries.
+/// Deletes one record and its index entries, and publishes its member.
 ///
-/// KEYS: record, expiry zset. ARGV: member, key prefix.
+/// KEYS: record, expiry zset. ARGV: member, key prefix, invalidation channel or "".
 const DELETE: &str = r#"
 local record, expiry = KEYS[1], KEYS[2]
-local member, prefix = ARGV[1], ARGV[2]
+local member, prefix, channel = ARGV[1], ARGV[2], ARGV[3]
 local old = redis.call('HMGET', record, 'i', 'u')
 if old[1] and old[1] ~= '' then
   redis.call('SREM', prefix .. 'sid:' .. old[1], member)
@@ -73,18 +86,26 @@ if old[2] then
   redis.call('SREM', prefix .. 'sub:' .. old[2], member)
 end
 redis.call('ZREM', expiry, member)
-return redis.call('DEL', record)
+local deleted = redis.call('DEL', record)
+if channel ~= '' then
+  redis.pcall('PUBLISH', channel, member)
+end
+return deleted
 "#;
 
-/// Deletes every record filed under one sid or sub tag; returns how many of them
-/// were live at `now`. A member whose record is gone, or now carries another tag,
-/// is a stale entry and only leaves the set.
+/// Deletes every record filed under one sid or sub tag, publishing each one's
+/// member; returns how many of them were live at `now`, and the deleted members.
+/// A member whose record is gone, or now carries another tag, is a stale entry
+/// and only leaves the set.
 ///
-/// KEYS: index set, expiry zset. ARGV: field (`i` or `u`), tag, key prefix, now.
+/// KEYS: index set, expiry zset. ARGV: field (`i` or `u`), tag, key prefix, now,
+/// invalidation channel or "". Returns `{live, {member, ...}}`.
 const DELETE_BY: &str = r#"
 local index, expiry = KEYS[1], KEYS[2]
 local field, tag, prefix, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local channel = ARGV[5]
 local live = 0
+local deleted = {}
 for _, member in ipairs(redis.call('SMEMBERS', index)) do
   local record = prefix .. 'session:' .. member
   local f = redis.call('HMGET', record, 'i', 'u', 'x')
@@ -98,13 +119,17 @@ for _, member in ipairs(redis.call('SMEMBERS', index)) do
     end
     redis.call('ZREM', expiry, member)
     redis.call('DEL', record)
+    if channel ~= '' then
+      redis.pcall('PUBLISH', channel, member)
+    end
+    deleted[#deleted + 1] = member
     if tonumber(f[3]) > now then
       live = live + 1
     end
   end
 end
 redis.call('DEL', index)
-return live
+return {live, deleted}
 "#;
 
 /// Extends a lease if and only if we still hold it. KEYS: lease. ARGV: token, ttl ms.

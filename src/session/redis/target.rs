@@ -1,5 +1,6 @@
 //! Where the Redis store connects: `session.redis_url` parsed into one server or a
-//! cluster, and the client built for it (timeouts, reconnect with backoff).
+//! cluster, the client built for it (timeouts, reconnect with backoff), and on one
+//! server the client of the session cache's invalidation subscription.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use ::redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 const CLUSTER_PARAM: &str = "cluster";
 
 /// Reconnect backoff: first retry after ~100 ms, doubling, at most 2 s apart.
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+pub(super) const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+pub(super) const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// What `session.redis_url` names. `Debug` never prints a URL: it may hold a password.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,10 +105,7 @@ impl Target {
     ) -> ::redis::RedisResult<Connection> {
         match self {
             Target::Standalone(url) => {
-                let client = match tls_roots_pem {
-                    Some(pem) => ::redis::Client::build_with_tls(url.as_str(), certificates(pem))?,
-                    None => ::redis::Client::open(url.as_str())?,
-                };
+                let client = standalone_client(url, tls_roots_pem)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -131,6 +129,35 @@ impl Target {
                 Ok(Connection::Cluster(cluster))
             }
         }
+    }
+
+    /// A client for a connection of its own to a standalone server (the session
+    /// cache's pub/sub subscription), with the same credentials and TLS roots as
+    /// [`Target::connect`]'s; `None` for a cluster, which gets no cache (a
+    /// cluster's pub/sub reaches every node over the cluster bus, and the client
+    /// would have to follow the channel's node through failovers).
+    ///
+    /// # Errors
+    /// When the client refuses the settings (connecting happens later).
+    pub fn subscriber(
+        &self,
+        tls_roots_pem: Option<Vec<u8>>,
+    ) -> ::redis::RedisResult<Option<::redis::Client>> {
+        match self {
+            Target::Standalone(url) => standalone_client(url, tls_roots_pem).map(Some),
+            Target::Cluster(_) => Ok(None),
+        }
+    }
+}
+
+/// The client for one server: `tls_roots_pem` replaces the system's roots.
+fn standalone_client(
+    url: &str,
+    tls_roots_pem: Option<Vec<u8>>,
+) -> ::redis::RedisResult<::redis::Client> {
+    match tls_roots_pem {
+        Some(pem) => ::redis::Client::build_with_tls(url, certificates(pem)),
+        None => ::redis::Client::open(url),
     }
 }
 

@@ -20,9 +20,28 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::session::conformance::{self, fixture, key, load, save, session, unique, START, TTL};
 
+// With the cache up, so its hits are held to the suite too.
 conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
-    store_on(clock, &[secret(1)])
+    trusted(store_on(clock, &[secret(1)])).await
 });
+
+/// The suite once more with the cache off: every load reads Redis.
+mod uncached {
+    use super::*;
+
+    conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
+        RedisStore::with_options(
+            &target(),
+            &[secret(1)],
+            clock,
+            RedisOptions {
+                cache_capacity: 0,
+                ..options(&unique("uncached"))
+            },
+        )
+        .expect("redis store")
+    });
+}
 
 // === a redis-server for this test binary ===
 
@@ -116,6 +135,45 @@ fn store_on(clock: Arc<ManualClock>, secrets: &[Secret]) -> RedisStore {
 
 fn store_with_prefix(clock: Arc<ManualClock>, secrets: &[Secret], prefix: &str) -> RedisStore {
     RedisStore::with_options(&target(), secrets, clock, options(prefix)).expect("redis store")
+}
+
+/// `store` once its cache is consulted (its listener subscribed).
+async fn trusted(store: RedisStore) -> RedisStore {
+    wait_for(&store, true).await;
+    store
+}
+
+/// Waits until `store`'s cache is (or is no longer) consulted; panics after 10 s.
+async fn wait_for(store: &RedisStore, is_trusted: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.cache_stats().is_trusted != is_trusted {
+        assert!(
+            Instant::now() < deadline,
+            "the cache never became {}",
+            if is_trusted { "trusted" } else { "untrusted" }
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Loads `k` from `store` until `done` holds for what it returns, for at most
+/// one second; returns how long that took.
+async fn until_loaded(
+    store: &RedisStore,
+    k: &SessionKey,
+    done: impl Fn(Option<&Session>) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if done(load(store, k).await.as_ref()) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the change was not seen within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// A plain client to look at what the store wrote.
@@ -375,6 +433,23 @@ mod cluster {
     });
 
     #[tokio::test]
+    async fn a_cluster_store_reads_redis_every_time() {
+        let store = RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            options(&unique("cluster")),
+        )
+        .expect("cluster store");
+        let k = key();
+        save(&store, &k, &session(&unique("sub"), None, START), TTL).await;
+        for _ in 0..3 {
+            assert!(load(&store, &k).await.is_some());
+        }
+        assert_eq!(store.cache_stats(), CacheStats::default(), "no cache");
+    }
+
+    #[tokio::test]
     async fn leases_work_on_a_cluster() {
         let store = RedisStore::with_options(
             &cluster_target(),
@@ -564,5 +639,313 @@ mod tls {
         let store = tls_store(None); // the system's roots do not know our test CA
         let error = store.ping().await.expect_err("handshake must fail");
         assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
+    }
+}
+
+// === the session cache ===
+
+/// Two stores on one prefix, as two replicas, both with their cache up.
+async fn replicas(server: Option<&TestServer>) -> (RedisStore, RedisStore) {
+    let prefix = unique("replicas");
+    let target = match server {
+        Some(server) => Target::Standalone(format!("redis://127.0.0.1:{}/", server.port)),
+        None => target(),
+    };
+    let build = || {
+        RedisStore::with_options(
+            &target,
+            &[secret(1)],
+            Arc::new(ManualClock::new(START)),
+            options(&prefix),
+        )
+        .expect("redis store")
+    };
+    (trusted(build()).await, trusted(build()).await)
+}
+
+/// Loads `k` until the cache answers (the first load reads Redis; a write's
+/// own message, still on its way, may drop that copy once more); at most 1 s.
+async fn cached(store: &RedisStore, k: &SessionKey) -> Option<Session> {
+    let started = Instant::now();
+    loop {
+        let hits = store.cache_stats().hits;
+        let loaded = load(store, k).await;
+        if store.cache_stats().hits > hits {
+            return loaded;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "never served from the cache: {:?}",
+            store.cache_stats()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_busy_session_is_read_from_redis_once() {
+    let store = trusted(store_on(Arc::new(ManualClock::new(START)), &[secret(1)])).await;
+    let k = key();
+    let s = session(&unique("sub"), None, START);
+    save(&store, &k, &s, TTL).await;
+    assert_eq!(cached(&store, &k).await.as_ref(), Some(&s));
+    let before = store.cache_stats();
+    for _ in 0..100 {
+        assert_eq!(load(&store, &k).await.as_ref(), Some(&s));
+    }
+    let after = store.cache_stats();
+    // At most one more read: the save's own message may land after the first hit.
+    assert!(after.misses - before.misses <= 1, "{after:?}");
+    assert!(after.hits - before.hits >= 99, "{after:?}");
+}
+
+#[tokio::test]
+async fn a_change_on_another_replica_reaches_the_cache_within_the_bound() {
+    let (a, b) = replicas(None).await;
+    let k = key();
+    let s = session(&unique("sub"), Some(&unique("sid")), START);
+    save(&b, &k, &s, TTL).await;
+    assert_eq!(cached(&a, &k).await.as_ref(), Some(&s));
+
+    let refreshed = Session {
+        refresh_token: Some("rotated".into()),
+        ..s.clone()
+    };
+    save(&b, &k, &refreshed, TTL).await;
+    let took = until_loaded(&a, &k, |now| now == Some(&refreshed)).await;
+    assert!(took < INVALIDATION_BOUND, "update seen after {took:?}");
+
+    assert_eq!(cached(&a, &k).await.as_ref(), Some(&refreshed));
+    b.delete(&k).await.expect("delete");
+    let took = until_loaded(&a, &k, |now| now.is_none()).await;
+    assert!(took < INVALIDATION_BOUND, "delete seen after {took:?}");
+}
+
+#[tokio::test]
+async fn a_bulk_delete_on_another_replica_invalidates_every_affected_key() {
+    let (a, b) = replicas(None).await;
+    let (alice, bob, sid) = (unique("alice"), unique("bob"), unique("sid"));
+    let of_sid = [key(), key()];
+    let of_sub = [key(), key()];
+    let other = key();
+    for k in &of_sid {
+        save(&b, k, &session(&bob, Some(&sid), START), TTL).await;
+    }
+    for k in &of_sub {
+        save(&b, k, &session(&alice, None, START), TTL).await;
+    }
+    let kept = session(&bob, None, START);
+    save(&b, &other, &kept, TTL).await;
+    for k in of_sid.iter().chain(&of_sub).chain([&other]) {
+        assert!(cached(&a, k).await.is_some());
+    }
+
+    assert_eq!(b.delete_by_sid(&sid).await.expect("by sid"), 2);
+    assert_eq!(b.delete_by_sub(&alice).await.expect("by sub"), 2);
+
+    for k in of_sid.iter().chain(&of_sub) {
+        let took = until_loaded(&a, k, |now| now.is_none()).await;
+        assert!(took < INVALIDATION_BOUND, "seen after {took:?}");
+    }
+    assert_eq!(
+        cached(&a, &other).await,
+        Some(kept),
+        "an unrelated session went"
+    );
+}
+
+#[tokio::test]
+async fn the_writer_sees_its_own_bulk_delete_at_once() {
+    let (a, _) = replicas(None).await;
+    let (sub, sid) = (unique("sub"), unique("sid"));
+    let (k, j) = (key(), key());
+    save(&a, &k, &session(&sub, Some(&sid), START), TTL).await;
+    save(&a, &j, &session(&sub, None, START), TTL).await;
+    assert!(cached(&a, &k).await.is_some());
+    assert!(cached(&a, &j).await.is_some());
+    a.delete_by_sid(&sid).await.expect("by sid");
+    a.delete_by_sub(&sub).await.expect("by sub");
+    // No wait: the store dropped its own copies before returning.
+    assert_eq!(load(&a, &k).await, None);
+    assert_eq!(load(&a, &j).await, None);
+}
+
+/// With no invalidation channel (a Redis user without channel rights, or a
+/// subscription killed), every load reads Redis; writes still work; and the cache
+/// comes back, empty, once the subscription does.
+#[tokio::test]
+async fn without_its_channel_the_cache_is_bypassed_until_it_is_back() {
+    let server = start_server(); // of its own: this test kills subscriptions
+    let (a, b) = replicas(Some(&server)).await;
+    let (k, j) = (key(), key());
+    let s = session(&unique("sub"), None, START);
+    save(&b, &k, &s, TTL).await;
+    assert!(cached(&a, &k).await.is_some());
+
+    let mut admin = ::redis::Client::open(format!("redis://127.0.0.1:{}/", server.port))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let acl = |rule: &'static str| {
+        let mut cmd = ::redis::cmd("ACL");
+        cmd.arg("SETUSER").arg("default").arg(rule);
+        cmd
+    };
+    let _: () = acl("resetchannels")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    let _: i64 = ::redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT KILL");
+    wait_for(&a, false).await;
+
+    // The channel is refused to every replica: writes go through all the same,
+    // and a deletion by the other replica is seen at once.
+    b.delete(&k).await.expect("delete without channel rights");
+    assert_eq!(load(&a, &k).await, None);
+    save(&b, &j, &s, TTL).await;
+    let before = a.cache_stats();
+    for _ in 0..3 {
+        assert_eq!(load(&a, &j).await.as_ref(), Some(&s));
+    }
+    let after = a.cache_stats();
+    assert_eq!(after.hits, before.hits, "served from an untrusted cache");
+    assert_eq!(after.entries, 0, "cached while the channel was down");
+
+    let _: () = acl("allchannels")
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER");
+    wait_for(&a, true).await;
+    assert_eq!(cached(&a, &j).await.as_ref(), Some(&s));
+}
+
+/// A subscription that stops answering (a stalled or unreachable server, a
+/// half-open connection) cannot prove delivery: within [`INVALIDATION_BOUND`] the
+/// cache is no longer consulted, and loads report the outage instead of serving
+/// copies that might be stale.
+#[tokio::test]
+async fn a_stalled_subscription_stops_being_trusted_within_the_bound() {
+    let server = start_server(); // of its own: this test pauses every client
+    let (a, _) = replicas(Some(&server)).await;
+    let k = key();
+    save(&a, &k, &session(&unique("sub"), None, START), TTL).await;
+    assert!(cached(&a, &k).await.is_some());
+
+    let mut admin = ::redis::Client::open(format!("redis://127.0.0.1:{}/", server.port))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = ::redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5_000)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .expect("CLIENT PAUSE");
+    let paused = Instant::now();
+    wait_for(&a, false).await;
+    let took = paused.elapsed();
+    assert!(
+        took <= INVALIDATION_BOUND + Duration::from_millis(200),
+        "still trusted {took:?} into the stall"
+    );
+    let error = a
+        .load(&k)
+        .await
+        .expect_err("served a copy nobody vouches for");
+    assert!(matches!(error, SessionError::Unavailable(_)), "{error:?}");
+
+    wait_for(&a, true).await; // once the pause is over
+}
+
+#[tokio::test]
+async fn load_fresh_reads_redis_even_when_the_cache_holds_a_copy() {
+    let store = trusted(store_on(Arc::new(ManualClock::new(START)), &[secret(1)])).await;
+    let k = key();
+    let s = session(&unique("sub"), None, START);
+    save(&store, &k, &s, TTL).await;
+    assert!(cached(&store, &k).await.is_some());
+
+    // Deleted behind the store's back: no script ran, nothing was published.
+    let _: i64 = raw().await.del(store.names.record(&k)).await.expect("DEL");
+    assert!(
+        load(&store, &k).await.is_some(),
+        "the cache still holds it (until CACHE_MAX_AGE)"
+    );
+    let fresh = store.load_fresh(&k).await.expect("load_fresh");
+    assert!(fresh.is_none(), "load_fresh served the cached copy");
+    assert_eq!(load(&store, &k).await, None, "the stale copy is forgotten");
+}
+
+/// A load that misses reads Redis, then caches what it read; an invalidation
+/// arriving between the two must win, or the stale copy would be served until
+/// it ages out.
+#[test]
+fn an_invalidation_during_a_load_keeps_its_stale_read_out_of_the_cache() {
+    let cache = Cache::new(16);
+    cache.set_up(Instant::now());
+    let s = Arc::new(session("sub", None, START));
+    let (k, j) = (CacheKey::of(&key()), CacheKey::of(&key()));
+
+    let ticket = cache.ticket(k); // before the Redis read
+    cache.invalidate(&k); // a change published meanwhile
+    cache.insert(ticket, s.clone(), START + 60);
+    assert!(
+        cache.get(&k).is_none(),
+        "a read older than the change was cached"
+    );
+
+    let ticket = cache.ticket(k);
+    cache.insert(ticket, s.clone(), START + 60);
+    assert!(
+        cache.get(&k).is_some(),
+        "a read after the change must be cached"
+    );
+
+    // The subscription lost and regained meanwhile: messages may have been missed.
+    let ticket = cache.ticket(j);
+    cache.set_down();
+    cache.set_up(Instant::now());
+    cache.insert(ticket, s.clone(), START + 60);
+    assert!(
+        cache.get(&j).is_none(),
+        "a read from before a reconnect was cached"
+    );
+    assert!(cache.get(&k).is_none(), "a reconnect must start empty");
+
+    // While down, nothing is cached at all.
+    cache.set_down();
+    let ticket = cache.ticket(j);
+    cache.insert(ticket, s, START + 60);
+    cache.set_up(Instant::now());
+    assert!(cache.get(&j).is_none());
+}
+
+#[test]
+fn the_cache_holds_at_most_its_capacity() {
+    let cache = Cache::new(3);
+    cache.set_up(Instant::now());
+    let s = Arc::new(session("sub", None, START));
+    for _ in 0..10 {
+        let ticket = cache.ticket(CacheKey::of(&key()));
+        cache.insert(ticket, s.clone(), START + 60);
+    }
+    assert_eq!(cache.stats().entries, 3);
+}
+
+#[test]
+fn published_members_name_the_keys_they_came_from() {
+    let k = key();
+    assert!(CacheKey::of(&k) == CacheKey::parse(k.hex().as_bytes()).expect("hex"));
+    for bad in ["", "zz", &"A".repeat(64), &"0".repeat(63)] {
+        assert!(CacheKey::parse(bad.as_bytes()).is_none(), "{bad}");
     }
 }
