@@ -615,6 +615,8 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// The `close` connection option, as a header name it also removes (RFC 9110 §7.6.1).
+static CLOSE: HeaderName = HeaderName::from_static("close");
 
 /// The hop-by-hop headers of RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and
 /// `Proxy-Connection` still sent by old clients.
@@ -636,17 +638,34 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
 /// (RFC 9110 §7.6.1). Runs before the proxy sets any header, so a client that
 /// names `X-Forwarded-For` in `Connection` removes only its own copy.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let nominated: Vec<String> = headers
+    // `keep-alive`, `close` and `upgrade` are what `Connection` nearly always
+    // holds: the first and last are in the fixed set, `close` is a static name,
+    // so the usual message allocates nothing here.
+    let mut nominated: Vec<HeaderName> = Vec::new();
+    let tokens = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
+        .map(str::trim);
+    for token in tokens {
+        let is_fixed = ["", "keep-alive", "upgrade"]
+            .iter()
+            .any(|option| token.eq_ignore_ascii_case(option));
+        if is_fixed {
+            continue;
+        }
+        if token.eq_ignore_ascii_case("close") {
+            nominated.push(CLOSE.clone());
+            continue;
+        }
+        // A token that is no valid header name names no header there is.
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            nominated.push(name);
+        }
+    }
     identity::headers::remove_where(headers, |name| {
-        is_fixed_hop_by_hop(name) || nominated.iter().any(|token| token == name.as_str())
+        is_fixed_hop_by_hop(name) || nominated.contains(name)
     });
 }
 
@@ -809,6 +828,30 @@ fn first_untrusted_from_right(chain: &str, trusted: &[IpNet]) -> Option<HeaderVa
 pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
     if !headers.contains_key(header::COOKIE) {
         return;
+    }
+    // The usual request: one `Cookie` header holding only the proxy's cookies
+    // (removed whole) or none of them (left as it is), with nothing rebuilt.
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        if let Ok(text) = only.to_str() {
+            let (mut ours, mut theirs) = (false, false);
+            for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+                if is_own_cookie(name, cookie_name) {
+                    ours = true;
+                } else {
+                    theirs = true;
+                }
+            }
+            match (ours, theirs) {
+                (false, _) => return,
+                (true, false) => {
+                    headers.remove(header::COOKIE);
+                    return;
+                }
+                (true, true) => {}
+            }
+        }
     }
     let mut kept: Vec<&str> = Vec::new();
     let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
@@ -1190,6 +1233,38 @@ mod tests {
             "203.0.113.7".parse::<IpAddr>().expect("ip")
         );
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn a_cookie_header_of_only_ours_goes_and_one_of_none_stays_as_it_was() {
+        let mut only_ours = headers(&[("cookie", "portcullis=S; portcullis_login_x=L")]);
+        strip_own_cookies(&mut only_ours, "portcullis");
+        assert!(only_ours.get("cookie").is_none());
+        let odd = "a=1;;  b=2 ;c";
+        let mut none_ours = headers(&[("cookie", odd)]);
+        strip_own_cookies(&mut none_ours, "portcullis");
+        assert_eq!(none_ours["cookie"], odd, "left byte for byte");
+        let mut mixed = headers(&[("cookie", "a=1; portcullis=S;b=2")]);
+        strip_own_cookies(&mut mixed, "portcullis");
+        assert_eq!(mixed["cookie"], "a=1; b=2");
+    }
+
+    #[test]
+    fn every_token_of_connection_names_a_header_to_remove() {
+        let mut h = headers(&[
+            ("connection", "Keep-Alive, close, , X-Secret"),
+            ("x-secret", "1"),
+            (
+                "close",
+                "a header named like an option goes too (RFC 9110 7.6.1)",
+            ),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("close").is_none());
+        assert_eq!(h["x-kept"], "yes");
+        assert_eq!(h.len(), 1, "{h:?}");
     }
 
     #[test]
