@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
+use super::links::{Link, LinkKey, LinkStore, StoredLink};
 use super::{BoxFuture, Session, SessionError, SessionKey, SessionStore};
 use crate::clock::Clock;
 
@@ -83,6 +84,13 @@ pub struct MemoryStore {
     making_room: Mutex<()>,
     evicted_total: AtomicU64,
     last_eviction_warn: AtomicI64,
+    /// Connected-account links (SPEC §13); no ttl, no bound beyond users times
+    /// connections. Guards are never held across an `.await` nor with a
+    /// `records` guard.
+    links: DashMap<LinkKey, StoredLink>,
+    /// The last link generation handed out: each write takes the next, so none
+    /// is ever reused.
+    link_generation: AtomicU64,
 }
 
 /// One stored session and what the store keeps beside it.
@@ -135,6 +143,8 @@ impl MemoryStore {
             making_room: Mutex::new(()),
             evicted_total: AtomicU64::new(0),
             last_eviction_warn: AtomicI64::new(i64::MIN),
+            links: DashMap::new(),
+            link_generation: AtomicU64::new(0),
         }
     }
 
@@ -440,6 +450,73 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    fn next_link_generation(&self) -> u64 {
+        self.link_generation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+    }
+
+    fn stored(&self, link: &Link) -> StoredLink {
+        StoredLink {
+            link: Arc::new(link.clone()),
+            generation: self.next_link_generation(),
+            slot: 0,
+        }
+    }
+}
+
+impl LinkStore for MemoryStore {
+    fn load_link<'a>(
+        &'a self,
+        key: &'a LinkKey,
+    ) -> BoxFuture<'a, Result<Option<StoredLink>, SessionError>> {
+        let found = self.links.get(key).map(|entry| entry.value().clone());
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn put_link<'a>(
+        &'a self,
+        key: &'a LinkKey,
+        link: &'a Link,
+    ) -> BoxFuture<'a, Result<u64, SessionError>> {
+        let stored = self.stored(link);
+        let generation = stored.generation;
+        self.links.insert(key.clone(), stored);
+        Box::pin(std::future::ready(Ok(generation)))
+    }
+
+    fn replace_link<'a>(
+        &'a self,
+        key: &'a LinkKey,
+        loaded: &'a StoredLink,
+        link: &'a Link,
+    ) -> BoxFuture<'a, Result<Option<u64>, SessionError>> {
+        let written = match self.links.get_mut(key) {
+            Some(mut entry) if entry.generation == loaded.generation => {
+                *entry = self.stored(link);
+                Some(entry.generation)
+            }
+            _ => None,
+        };
+        Box::pin(std::future::ready(Ok(written)))
+    }
+
+    fn delete_link<'a>(
+        &'a self,
+        key: &'a LinkKey,
+        loaded: Option<&'a StoredLink>,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let deleted = self
+            .links
+            .remove_if(key, |_, stored| {
+                loaded.is_none_or(|loaded| loaded.generation == stored.generation)
+            })
+            .is_some();
+        Box::pin(std::future::ready(Ok(deleted)))
+    }
+}
+
 impl SessionStore for MemoryStore {
     fn load<'a>(
         &'a self,
@@ -627,6 +704,14 @@ mod tests {
     conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
         MemoryStore::new(1_000, clock)
     });
+
+    mod links {
+        use super::*;
+
+        crate::session::links::conformance::link_store_conformance!(async {
+            MemoryStore::new(1_000, Arc::new(ManualClock::new(START)))
+        });
+    }
 
     /// A factory for a store of `max_sessions`, for the fixture.
     fn bounded(

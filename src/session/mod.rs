@@ -9,6 +9,7 @@
 mod conformance;
 pub mod cookie;
 mod id;
+pub mod links;
 pub mod memory;
 pub mod redis;
 pub mod seal;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::identity::Identity;
 
 pub use id::{SessionId, SessionKey};
+pub use links::{Link, LinkKey, LinkLease, LinkStore, StoredLink};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 

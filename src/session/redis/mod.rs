@@ -18,6 +18,9 @@
 //! | `{portcullis}:sub:<tag>` | set | session keys of one user | with its longest member |
 //! | `{portcullis}:expiry` | zset | session key → expiry, for the active-session count | with its longest member |
 //! | `{portcullis}:refresh:<key>` | string | random lease token | lease ttl (15 s) |
+//! | `{portcullis}:link:<tag>` | hash | `d` sealed connected-account link, `g` its generation | never (disconnect, refused refresh) |
+//! | `{portcullis}:link-refresh:<tag>` | string | random lease token | lease ttl |
+//! | `{portcullis}:link-generation` | string | counter of link writes | never |
 //!
 //! and one pub/sub channel, `{portcullis}:invalidate`, on which every change to a
 //! record publishes its `<key>` (see the cache, below).
@@ -59,6 +62,7 @@
 //! A cluster target has no cache: every load reads Redis (its pub/sub crosses the
 //! cluster bus, and the subscription would have to follow failovers).
 
+mod links;
 mod scripts;
 mod target;
 
@@ -157,6 +161,8 @@ pub struct RedisStore {
     conn: Connection,
     names: Names,
     sealer: Sealer,
+    /// Seals connected-account links (a purpose of their own).
+    link_sealer: Sealer,
     /// The first tags new index entries; all are tried by `delete_by_*`, so sessions
     /// indexed before a key rotation are still found.
     index_keys: Vec<hmac::Key>,
@@ -217,6 +223,7 @@ impl RedisStore {
             return Err(RedisStoreError::NoSecret);
         }
         let sealer = Sealer::from_secrets(secrets, SEAL_PURPOSE)?;
+        let link_sealer = Sealer::from_secrets(secrets, links::LINK_SEAL_PURPOSE)?;
         let index_keys = index_keys(secrets)?;
         let client_error = |e: ::redis::RedisError| RedisStoreError::Client(e.to_string());
         let subscriber = target
@@ -244,6 +251,7 @@ impl RedisStore {
             conn,
             names,
             sealer,
+            link_sealer,
             index_keys,
             scripts: Scripts::new(),
             clock,
@@ -708,6 +716,20 @@ impl Names {
 
     fn lease(&self, key: &SessionKey) -> String {
         format!("{}refresh:{}", self.prefix, key.hex())
+    }
+
+    /// A connected-account link, by its tag (see [`links`]).
+    fn link(&self, tag: &str) -> String {
+        format!("{}link:{tag}", self.prefix)
+    }
+
+    fn link_lease(&self, tag: &str) -> String {
+        format!("{}link-refresh:{tag}", self.prefix)
+    }
+
+    /// The counter every link write takes its generation from.
+    fn link_generation(&self) -> String {
+        format!("{}link-generation", self.prefix)
     }
 
     /// The pub/sub channel of record changes (not a key: in no slot).

@@ -150,6 +150,48 @@ end
 return 0
 "#;
 
+/// Stores a new link whatever is there, under a generation never used before.
+///
+/// KEYS: link, generation counter. ARGV: sealed. Returns the generation.
+const PUT_LINK: &str = r#"
+local generation = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'g', generation)
+return generation
+"#;
+
+/// Replaces a link only if it is still the generation the caller read, moving it
+/// from the key it was read under (an older secret's) to the current one.
+///
+/// KEYS: read from, write to, generation counter. ARGV: expected generation,
+/// sealed (for the write-to key). Returns the new generation, or 0 (nothing
+/// written) when the link changed or went, or a newer one exists under the
+/// current key.
+const REPLACE_LINK: &str = r#"
+local from, to, counter = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('HGET', from, 'g') ~= ARGV[1] then
+  return 0
+end
+if from ~= to then
+  if redis.call('EXISTS', to) == 1 then
+    return 0
+  end
+  redis.call('DEL', from)
+end
+local generation = redis.call('INCR', counter)
+redis.call('HSET', to, 'd', ARGV[2], 'g', generation)
+return generation
+"#;
+
+/// Deletes a link only if it is still the generation the caller read.
+///
+/// KEYS: link. ARGV: expected generation. Returns 1 when it deleted, else 0.
+const DELETE_LINK_IF: &str = r#"
+if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 /// The scripts, hashed once (EVALSHA, falling back to EVAL after a restart).
 pub(super) struct Scripts {
     pub save: Script,
@@ -157,6 +199,9 @@ pub(super) struct Scripts {
     pub delete_by: Script,
     pub renew_lease: Script,
     pub release_lease: Script,
+    pub put_link: Script,
+    pub replace_link: Script,
+    pub delete_link_if: Script,
 }
 
 impl Scripts {
@@ -167,6 +212,9 @@ impl Scripts {
             delete_by: Script::new(DELETE_BY),
             renew_lease: Script::new(RENEW_LEASE),
             release_lease: Script::new(RELEASE_LEASE),
+            put_link: Script::new(PUT_LINK),
+            replace_link: Script::new(REPLACE_LINK),
+            delete_link_if: Script::new(DELETE_LINK_IF),
         }
     }
 }

@@ -949,3 +949,142 @@ fn published_members_name_the_keys_they_came_from() {
         assert!(CacheKey::parse(bad.as_bytes()).is_none(), "{bad}");
     }
 }
+
+// === connected-account links (SPEC §13) ===
+
+mod links {
+    use super::*;
+    use crate::session::links::conformance::{link, link_key};
+    use crate::session::links::{LinkKey, LinkStore};
+
+    crate::session::links::conformance::link_store_conformance!(async {
+        store_on(Arc::new(ManualClock::new(START)), &[secret(1)])
+    });
+
+    fn store_at(prefix: &str, secrets: &[Secret]) -> RedisStore {
+        store_with_prefix(Arc::new(ManualClock::new(START)), secrets, prefix)
+    }
+
+    #[tokio::test]
+    async fn a_dump_holds_no_token_no_user_and_no_connection_name() {
+        let store = store_at(&unique("links"), &[secret(1)]);
+        let sub = unique("alice-sub");
+        let key = LinkKey::new("partners", &sub, "github");
+        store
+            .put_link(&key, &link("gho_access"))
+            .await
+            .expect("put");
+        let shown = format!("{:?}", dump(&store).await);
+        for secret_or_name in [
+            "gho_access",
+            "refresh-of",
+            &sub,
+            "partners",
+            "github",
+            "repo",
+        ] {
+            assert!(
+                !shown.contains(secret_or_name),
+                "{secret_or_name} in {shown}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_link_moved_to_another_users_key_does_not_open() {
+        let store = store_at(&unique("links"), &[secret(1)]);
+        let (victim, attacker) = (link_key(), link_key());
+        store
+            .put_link(&victim, &link("victims"))
+            .await
+            .expect("put");
+        store
+            .put_link(&attacker, &link("attackers"))
+            .await
+            .expect("put");
+        let mut conn = raw().await;
+        let from = store.link_name(&victim, 0);
+        let to = store.link_name(&attacker, 0);
+        let sealed: Vec<u8> = conn.hget(&from, "d").await.expect("HGET");
+        let _: () = conn.hset(&to, "d", sealed).await.expect("HSET");
+        assert_eq!(store.load_link(&attacker).await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn links_under_a_rotated_secret_are_found_moved_and_deleted() {
+        let prefix = unique("links");
+        let old = store_at(&prefix, &[secret(1)]);
+        let rotated = store_at(&prefix, &[secret(2), secret(1)]);
+        let key = link_key();
+        old.put_link(&key, &link("a1")).await.expect("put");
+
+        let loaded = rotated.load_link(&key).await.expect("load").expect("found");
+        assert_eq!(loaded.link.access_token, "a1");
+        rotated
+            .replace_link(&key, &loaded, &link("a2"))
+            .await
+            .expect("replace")
+            .expect("written");
+        // Moved under the current secret: the old key is gone, the new one opens.
+        assert_eq!(old.load_link(&key).await.expect("load"), None);
+        assert_eq!(
+            rotated
+                .load_link(&key)
+                .await
+                .expect("load")
+                .expect("found")
+                .link
+                .access_token,
+            "a2"
+        );
+
+        old.put_link(&key, &link("stale copy")).await.expect("put");
+        assert!(rotated.delete_link(&key, None).await.expect("delete"));
+        assert_eq!(rotated.load_link(&key).await.expect("load"), None);
+        assert_eq!(
+            old.load_link(&key).await.expect("load"),
+            None,
+            "a copy was left"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_link_lease_has_one_holder_across_replicas_until_released() {
+        let prefix = unique("links");
+        let (a, b) = (
+            store_at(&prefix, &[secret(1)]),
+            store_at(&prefix, &[secret(1)]),
+        );
+        let key = link_key();
+        let ttl = Duration::from_secs(15);
+        let held = a
+            .try_link_lease(&key, ttl)
+            .await
+            .expect("try")
+            .expect("free");
+        assert!(b.try_link_lease(&key, ttl).await.expect("try").is_none());
+        let forged = crate::session::LinkLease::shared(key.clone(), "not-the-holder".into());
+        b.release_link_lease(&forged).await.expect("release");
+        assert!(b.try_link_lease(&key, ttl).await.expect("try").is_none());
+        a.release_link_lease(&held).await.expect("release");
+        assert!(b.try_link_lease(&key, ttl).await.expect("try").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_link_lease_frees_itself_after_its_ttl() {
+        let store = store_at(&unique("links"), &[secret(1)]);
+        let key = link_key();
+        let ttl = Duration::from_millis(50);
+        let _lost = store
+            .try_link_lease(&key, ttl)
+            .await
+            .expect("try")
+            .expect("free");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(store
+            .try_link_lease(&key, ttl)
+            .await
+            .expect("try")
+            .is_some());
+    }
+}
