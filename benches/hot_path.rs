@@ -95,6 +95,7 @@ fn route(i: usize, regexes: bool) -> Route {
         upstream: None,
         strip_prefix: None,
         providers: None,
+        connections: Vec::new(),
     };
     // A realistic mix: mostly prefixes, some exact pages, per-host and
     // per-tenant routes, method-restricted APIs, and 1 % regexes.

@@ -24,6 +24,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "upstreams",
     "oidc",
     "providers",
+    "connections",
     "session",
     "route",
     "policy",
@@ -62,6 +63,26 @@ pub(super) struct RawTls {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub listen: Option<String>,
+    pub connections_api_token: Option<SecretText>,
+    pub connections_api_token_file: Option<PathBuf>,
+}
+
+/// One `[connections.NAME]` table (SPEC §13).
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawConnection {
+    pub display_name: Option<String>,
+    pub issuer: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretText>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scopes: Option<Vec<String>>,
+    pub auth_params: Option<BTreeMap<String, String>>,
+    pub header: Option<String>,
+    pub token_endpoint_auth: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -146,6 +167,7 @@ pub(super) struct RawRoute {
     pub upstream: Option<String>,
     pub strip_prefix: Option<String>,
     pub providers: Option<Vec<String>>,
+    pub connections: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]

@@ -25,8 +25,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ConfigError, Problem, Problems};
 use super::raw::{
-    RawAdmin, RawIdentity, RawLog, RawOidc, RawPolicy, RawRoute, RawServer, RawSession,
-    RawUpstream, SECTIONS,
+    RawAdmin, RawConnection, RawIdentity, RawLog, RawOidc, RawPolicy, RawRoute, RawServer,
+    RawSession, RawUpstream, SECTIONS,
 };
 
 /// The prefix of environment overrides.
@@ -47,6 +47,8 @@ pub(super) struct RawConfig {
     pub oidc: RawOidc,
     /// `[providers.NAME]`, by name as written.
     pub providers: BTreeMap<String, RawOidc>,
+    /// `[connections.NAME]`, by name as written.
+    pub connections: BTreeMap<String, RawConnection>,
     pub session: RawSession,
     pub routes: Vec<RawRoute>,
     pub policy: RawPolicy,
@@ -165,6 +167,11 @@ impl Layers {
             providers: self.named(
                 "providers",
                 "identity providers ([providers.NAME])",
+                &mut out,
+            ),
+            connections: self.named(
+                "connections",
+                "connected accounts ([connections.NAME])",
                 &mut out,
             ),
             session: self.section("session", &mut out),

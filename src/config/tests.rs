@@ -1448,6 +1448,34 @@ cookie_domain = "example.com""#,
     case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nproviders = [\"ci\"]", "route[0].providers"),
     case("route", "[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"\n[[route]]\npath = \"/a\"\nauth = \"login_or_bearer\"\nproviders = [\"ci\"]", "route[0].providers"),
     case("policy", "providers = [\"ci\"]\n[providers.ci]\nissuer = \"https://ci.example.com\"\naudience = \"a\"", "policy.providers"),
+    // Connected accounts (SPEC §13).
+    case("route", "[connections.gh]\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.authorization_endpoint"),
+    case("route", "[connections.gh]\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.token_endpoint"),
+    case("route", "[connections.gh]\nissuer = \"https://github.com\"\nclient_secret = \"s\"", "connections.gh.client_id"),
+    case("route", "[connections.gh]\nissuer = \"https://github.com\"\nclient_id = \"c\"", "connections.gh.client_secret"),
+    case("route", "[connections.gh]\nissuer = \"https://github.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\nclient_secret_file = \"{file}\"", "connections.gh.client_secret"),
+    case("route", "[connections.gh]\nissuer = \"https://github.com\"\nclient_id = \"c\"\nclient_secret_file = \"{missing}\"", "connections.gh.client_secret_file"),
+    case("route", "[connections.gh]\nissuer = \"http://github.com\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.issuer"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"http://github.com/a\"\ntoken_endpoint = \"https://github.com/t\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.authorization_endpoint"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/a#x\"\ntoken_endpoint = \"https://github.com/t\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.authorization_endpoint"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/a\"\ntoken_endpoint = \"https://u:p@github.com/t\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.gh.token_endpoint"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nrevocation_endpoint = \"ftp://github.com/r\"", "connections.gh.revocation_endpoint"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nscopes = [\"repo read\"]", "connections.gh.scopes[0]"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nauth_params = { state = \"x\" }", "connections.gh.auth_params.state"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nauth_params = { code_challenge = \"x\" }", "connections.gh.auth_params.code_challenge"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nheader = \"Cookie\"", "connections.gh.header"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nheader = \"X-Forwarded-User\"", "connections.gh.header"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nheader = \"bad header\"", "connections.gh.header"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\ntoken_endpoint_auth = \"private_key_jwt\"", "connections.gh.token_endpoint_auth"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\ndisplay_name = \" \"", "connections.gh.display_name"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\nnope = 1", "connections.gh.nope"),
+    case("route", "[connections.GitHub]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connections.GitHub"),
+    case("route", "[[route]]\npath = \"/gh\"\nconnections = [\"gh\"]", "route[0].connections[0]"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nconnections = [\"gh\", \"gh\"]", "route[0].connections[1]"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nauth = \"public\"\nconnections = [\"gh\"]", "route[0].connections"),
+    case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[connections.gl]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nconnections = [\"gh\", \"gl\"]", "route[0].connections[1]"),
+    case("admin", "connections_api_token = \"short\"", "admin.connections_api_token"),
+    case("admin", "connections_api_token = \"0123456789abcdef0123456789abcdef\"\nconnections_api_token_file = \"{file}\"", "admin.connections_api_token"),
 ];
 
 #[test]
@@ -2010,4 +2038,64 @@ fn providers_must_be_tables_of_named_providers() {
         BTreeSet::from(["providers".to_owned()]),
         "{found:?}"
     );
+}
+
+/// SPEC §13: a connection by endpoints or by issuer, its defaults, and a route
+/// that uses it.
+#[test]
+fn connections_compile_with_their_defaults() {
+    let dir = Dir::new();
+    let secret = dir.write("gh-secret", "gh-client-secret\n");
+    let text = format!(
+        r#"{MINIMAL}
+[admin]
+connections_api_token = "0123456789abcdef0123456789abcdef"
+
+[connections.github]
+display_name = "GitHub"
+authorization_endpoint = "https://github.com/login/oauth/authorize"
+token_endpoint = "https://github.com/login/oauth/access_token"
+client_id = "gh-app"
+client_secret_file = "{}"
+scopes = ["repo", "read:user"]
+
+[connections.calendar]
+issuer = "https://accounts.google.com"
+client_id = "cal"
+client_secret = "cal-secret"
+auth_params = {{ access_type = "offline", prompt = "consent" }}
+header = "X-Calendar-Token"
+token_endpoint_auth = "client_secret_post"
+
+[[route]]
+path = "/gh"
+strip_prefix = "/gh"
+connections = ["github", "calendar"]
+"#,
+        secret.display()
+    );
+    let config = valid(&text, &[]);
+    let github = &config.connections["github"];
+    assert_eq!(github.display_name, "GitHub");
+    assert_eq!(github.client_secret.expose(), "gh-client-secret");
+    assert_eq!(github.header, "Authorization");
+    assert!(github.is_bearer_header());
+    assert_eq!(
+        github.token_endpoint_auth,
+        TokenEndpointAuth::ClientSecretBasic
+    );
+    assert_eq!(github.issuer, None);
+    let calendar = &config.connections["calendar"];
+    assert_eq!(calendar.display_name, "calendar");
+    assert!(calendar.authorization_endpoint.is_none());
+    assert!(!calendar.is_bearer_header());
+    assert_eq!(
+        calendar.token_endpoint_auth,
+        TokenEndpointAuth::ClientSecretPost
+    );
+    assert_eq!(calendar.auth_params["access_type"], "offline");
+    assert_eq!(config.routes[0].connections, ["github", "calendar"]);
+    assert!(config.admin.connections_api_token.is_some());
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("gh-client-secret") && !shown.contains("0123456789abcdef"));
 }

@@ -29,6 +29,9 @@ pub struct Config {
     /// `[providers.NAME]`: more identity providers (SPEC §12).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub providers: BTreeMap<String, Oidc>,
+    /// `[connections.NAME]`: connected accounts (SPEC §13).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, Connection>,
     pub session: Session,
     /// `[[route]]` tables in file order; the first match wins (SPEC §3).
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
@@ -174,6 +177,54 @@ pub struct Tls {
 pub struct Admin {
     /// `admin.listen`, default `127.0.0.1:9180`; must differ from `server.listen`.
     pub listen: SocketAddr,
+    /// `admin.connections_api_token` / `_file`: the bearer secret of the admin
+    /// listener's connection token endpoint (SPEC §13); `None` = endpoint off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_api_token: Option<Secret>,
+}
+
+/// `[connections.NAME]`: a third-party OAuth 2.0 service whose tokens the proxy
+/// holds for each user (SPEC §13).
+#[derive(Clone, Debug, Serialize)]
+pub struct Connection {
+    /// `display_name`: default the connection's name.
+    pub display_name: String,
+    /// `issuer`: RFC 8414 / OIDC discovery fills the endpoints not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<Url>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<Url>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<Url>,
+    /// RFC 7009, used at disconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<Url>,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Sent space-separated, as given (may be empty: the service's default).
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub auth_params: BTreeMap<String, String>,
+    /// `header`: where a route's request carries the access token; default
+    /// `Authorization`, whose value is then `Bearer <token>` (else the bare token).
+    pub header: String,
+    pub token_endpoint_auth: TokenEndpointAuth,
+}
+
+impl Connection {
+    /// Returns true if and only if the token goes in `Authorization` as `Bearer`.
+    pub fn is_bearer_header(&self) -> bool {
+        self.header.eq_ignore_ascii_case("authorization")
+    }
+}
+
+/// `connections.NAME.token_endpoint_auth`: how the client authenticates at the
+/// token (and revocation) endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
 }
 
 /// `[upstream]` (named `default`) or one `[upstreams.NAME]`: a protected application.
@@ -404,6 +455,10 @@ pub struct Route {
     /// admits; `None` = `policy.providers` (SPEC §12).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub providers: Option<Vec<String>>,
+    /// `route.connections`: whose access tokens the route's requests carry
+    /// (checked to exist; SPEC §13).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
 }
 
 /// `route.auth` / `policy.default`.

@@ -6,6 +6,7 @@
 //! [`compile`] once the sections are known. One file per section; the helpers they
 //! share are at the bottom of this one.
 
+mod connections;
 mod oidc;
 mod routes;
 mod server;
@@ -61,6 +62,7 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     let upstreams = server::upstreams(raw.upstreams, p);
     let oidc = oidc::oidc(raw.oidc, p);
     let providers = oidc::providers(raw.providers, p);
+    let connections = connections::connections(raw.connections, p);
     let session = session::session(raw.session, p);
     let routes = routes::routes(raw.routes, p);
     let policy = routes::policy(raw.policy, p);
@@ -72,6 +74,9 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     }
     if let (Some(routes), Some(upstreams)) = (&routes, &upstreams) {
         check_route_upstreams(routes, upstreams, p);
+    }
+    if let (Some(routes), Some(connections)) = (&routes, &connections) {
+        connections::check_route_connections(routes, connections, p);
     }
     if let (Some(oidc), Some(providers), Some(routes), Some(policy)) =
         (&oidc, &providers, &routes, &policy)
@@ -92,6 +97,7 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
         upstreams: upstreams?,
         oidc: oidc?,
         providers: providers?,
+        connections: connections?,
         session: session?,
         routes: routes?,
         policy: policy?,

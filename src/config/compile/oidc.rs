@@ -172,7 +172,7 @@ fn trusted_audience(text: &str) -> Result<String, String> {
 }
 
 /// `oidc.issuer`: https, except on loopback where the development provider runs.
-fn issuer(text: &str) -> Result<Url, String> {
+pub(super) fn issuer(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
     let host = url.host_str().unwrap_or_default();
     if host.is_empty() {
@@ -194,7 +194,7 @@ fn issuer(text: &str) -> Result<Url, String> {
 }
 
 /// Returns true if and only if the URL's host is `localhost` or a loopback address.
-fn is_loopback(url: &Url) -> bool {
+pub(super) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -225,7 +225,7 @@ fn scopes(p: &mut Problems, key: &str, raw: Option<Vec<String>>) -> Option<Vec<S
     ok.then_some(scopes)
 }
 
-fn auth_params(
+pub(super) fn auth_params(
     p: &mut Problems,
     key: &str,
     raw: BTreeMap<String, String>,

@@ -112,6 +112,7 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         }
         name => Some(name),
     };
+    let connections = connection_names(p, &at("connections"), raw.connections.unwrap_or_default());
     let providers = match raw.providers {
         Some(names) => provider_names(p, &at("providers"), names).map(Some),
         None => Some(None),
@@ -195,7 +196,19 @@ fn route(index: usize, raw: RawRoute, p: &mut Problems) -> Option<Route> {
         upstream: upstream?,
         strip_prefix: strip_prefix?,
         providers: providers?,
+        connections: connections?,
     })
+}
+
+/// A route's `connections`: each named once (checked to exist later).
+fn connection_names(p: &mut Problems, key: &str, names: Vec<String>) -> Option<Vec<String>> {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            p.push(format!("{key}[{i}]"), format!("{name:?} is listed twice"));
+            return None;
+        }
+    }
+    Some(names)
 }
 
 /// A `providers` list: at least one name, each once (checked to exist later).

@@ -215,7 +215,12 @@ fn tls(raw: RawTls, p: &mut Problems) -> Option<Tls> {
 
 pub(super) fn admin(raw: RawAdmin, p: &mut Problems) -> Option<Admin> {
     let listen = listen(p, "admin.listen", raw.listen, DEFAULT_ADMIN_LISTEN);
-    Some(Admin { listen: listen? })
+    let connections_api_token =
+        super::connections::api_token(p, raw.connections_api_token, raw.connections_api_token_file);
+    Some(Admin {
+        listen: listen?,
+        connections_api_token: connections_api_token?,
+    })
 }
 
 /// `[upstream]`, or `[upstreams.NAME]` when `key` is `upstreams.NAME`: every key

@@ -62,6 +62,7 @@ fn route(name: &str) -> Route {
         upstream: None,
         strip_prefix: None,
         providers: None,
+        connections: Vec::new(),
     }
 }
 
