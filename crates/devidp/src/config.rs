@@ -153,11 +153,20 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// How the client must authenticate at `/token` and `/revoke`.
     pub auth_method: ClientAuth,
+    /// When true (the default), an authorization request must ask for the
+    /// `openid` scope, as an OpenID Connect relying party always does; a login
+    /// that forgot it is refused with `invalid_scope`. When false the client is
+    /// a plain OAuth 2.0 client (a "third-party API" client): any scope works,
+    /// and only a request that does ask for `openid` gets an ID token.
+    pub is_openid_required: bool,
+    /// What the token endpoint issues as access tokens: RFC 9068 JWTs (the
+    /// default) or opaque strings only this provider can read.
+    pub access_token_format: AccessTokenFormat,
 }
 
 impl Client {
-    /// A client authenticating with `client_secret_basic`, one redirect URI, no
-    /// logout URIs.
+    /// An OpenID Connect client authenticating with `client_secret_basic`, one
+    /// redirect URI, no logout URIs, JWT access tokens.
     pub fn new(
         id: impl Into<String>,
         secret: impl Into<String>,
@@ -170,8 +179,25 @@ impl Client {
             post_logout_redirect_uris: Vec::new(),
             backchannel_logout_uri: None,
             auth_method: ClientAuth::Basic,
+            is_openid_required: true,
+            access_token_format: AccessTokenFormat::Jwt,
         }
     }
+}
+
+/// The form of the access tokens issued to a client. Both kinds work at
+/// `/userinfo` and `/api/me`, expire after [`Config::access_token_ttl`] and are
+/// revoked with their refresh-token family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessTokenFormat {
+    /// A signed RFC 9068 JWT (`typ: at+jwt`) a resource server can verify
+    /// against the JWKS.
+    #[default]
+    Jwt,
+    /// A random string that means nothing outside this provider, as GitHub's
+    /// or Slack's tokens: the provider remembers its user, client, scope and
+    /// expiry.
+    Opaque,
 }
 
 /// Client authentication methods at the token and revocation endpoints.

@@ -113,6 +113,18 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     )
 }
 
+/// 503 as a load balancer sends it when the service behind it is down: an
+/// HTML body (no OAuth JSON) and `Retry-After` (RFC 9110 §10.2.3).
+pub(crate) fn unavailable() -> Response<Body> {
+    let mut resp = html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::html::error_page("The service is temporarily unavailable."),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 /// An HTML page that cannot be framed or cached and runs no script.
 pub(crate) fn html(status: StatusCode, page: String) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(page)));

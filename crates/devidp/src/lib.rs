@@ -8,6 +8,12 @@
 //! back-channel logout sender. Tests can switch on one [`Misbehaviour`] at a time
 //! to check that a relying party refuses what it must.
 //!
+//! It can also play a third-party OAuth 2.0 service (GitHub, Google APIs...)
+//! for connected accounts (SPEC §13): a client registered with
+//! [`Client::is_openid_required`] `false` is a plain OAuth 2.0 client, one with
+//! [`AccessTokenFormat::Opaque`] gets opaque access tokens, and `/api/me` is the
+//! protected API those tokens open.
+//!
 //! It shares no code with portcullis's token validation on purpose: a bug on
 //! both sides would otherwise pass unnoticed.
 //!
@@ -23,9 +29,21 @@
 //! ```
 //!
 //! # Endpoints
-//! `/.well-known/openid-configuration`, `/jwks`, `/authorize` (GET: SSO or the
-//! sign-in page; POST: the page's form), `/token`, `/userinfo`, `/revoke`,
-//! `/end_session`.
+//! - `GET /.well-known/openid-configuration`, and the same document at
+//!   `GET /.well-known/oauth-authorization-server` (RFC 8414); it advertises
+//!   `revocation_endpoint`.
+//! - `GET /jwks`.
+//! - `/authorize` (GET: SSO or the sign-in page; POST: the page's form).
+//! - `POST /token`: `authorization_code` and `refresh_token` grants.
+//! - `GET|POST /userinfo`.
+//! - `POST /revoke` (RFC 7009): refresh tokens (with their family) and access
+//!   tokens, JWT or opaque, of the authenticated client; always 200.
+//! - `GET|POST /end_session`.
+//! - `GET /api/me`: the "third-party API". With `Authorization: Bearer` and a
+//!   live access token of ours (either format, not expired, not revoked, for a
+//!   known user): 200 `{"sub","client_id","scopes":[...],"username","name"}`,
+//!   `scopes` being the granted scope split on spaces. Otherwise 401 with
+//!   `WWW-Authenticate: Bearer error="invalid_token"`.
 //!
 //! # Behaviour worth knowing
 //! - A refresh token is returned by every code exchange, whatever the scope, so
@@ -33,6 +51,23 @@
 //!   by default ([`Config::rotate_refresh_tokens`]); presenting a rotated one
 //!   revokes its family, access tokens included (RFC 9700 §4.14.2). A code
 //!   presented twice revokes what it gave (RFC 6749 §4.1.2).
+//! - A client with [`Client::is_openid_required`] (the default) must ask for
+//!   `openid`. A plain OAuth 2.0 client may ask for any scope, with no
+//!   `nonce`. Either way an ID token is returned only when the scope contains
+//!   `openid`, the token response's `scope` is the requested scope
+//!   (space-separated; absent when none was asked for), and a refresh keeps
+//!   the grant's scope unless a narrower one is asked for.
+//! - Access tokens are RFC 9068 JWTs unless the client has
+//!   [`AccessTokenFormat::Opaque`]: then random strings the provider remembers.
+//!   Both kinds expire after [`Config::access_token_ttl`] and are revoked with
+//!   their refresh-token family (rotated-token reuse, replayed code, `/revoke`).
+//!   [`DevIdp::access_token_for`] always makes a JWT.
+//! - For "the third party refused the refresh" switch on
+//!   [`Misbehaviour::RefreshFails`] (400 `invalid_grant`); for "the third party
+//!   is down", [`Misbehaviour::ServiceUnavailable`] (503 HTML at `/token` and
+//!   `/revoke`) or [`DevIdp::shutdown`] (connection refused).
+//!   [`DevIdp::set_misbehaviour_for`] limits a defect to one client, so the
+//!   login client keeps working while the third-party client fails.
 //! - ID tokens, access tokens and userinfo always carry `name`,
 //!   `preferred_username`, `email`, `email_verified` and the roles claim,
 //!   whatever the scope. A refreshed ID token keeps `sid` and `auth_time` and has
@@ -43,7 +78,10 @@
 //!   `sid` of a valid `id_token_hint`) and delivers back-channel logout tokens
 //!   *before* it answers, so a test sees their effect at once.
 //! - [`Stats`] counts attempts and failures separately: `refreshes` counts
-//!   every refresh request, `refresh_failures` those refused.
+//!   every refresh request, `refresh_failures` those refused; `api_calls`
+//!   every `/api/me` request, `api_failures` those refused. `revocations`
+//!   counts `/revoke` requests that revoked something, and
+//!   [`DevIdp::live_grants`] tells whether a grant survived.
 //!
 //! # Security
 //! Anyone who can reach it can sign in as anyone: [`start`] refuses every
@@ -57,6 +95,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod access;
 mod backchannel;
 mod config;
 mod endpoints;
@@ -72,7 +111,7 @@ mod store;
 mod tokens;
 
 pub use backchannel::LogoutDelivery;
-pub use config::{demo_users, Client, ClientAuth, Config, RolesClaim, User};
+pub use config::{demo_users, AccessTokenFormat, Client, ClientAuth, Config, RolesClaim, User};
 pub use error::Error;
 pub use misbehaviour::Misbehaviour;
 pub use state::Stats;
@@ -198,7 +237,16 @@ impl DevIdp {
 
     /// Switches `m` on until [`DevIdp::clear_misbehaviour`] (replacing any other).
     pub fn set_misbehaviour(&self, m: Misbehaviour) {
-        self.shared.misbehaviour().set(m);
+        self.shared.misbehaviour().set(m, None);
+    }
+
+    /// Switches `m` on for the requests of `client_id` only, until
+    /// [`DevIdp::clear_misbehaviour`] (replacing any other defect). With one
+    /// provider playing both the login provider and a third party, a test can
+    /// refuse the third party's refreshes ([`Misbehaviour::RefreshFails`]) or
+    /// take it down ([`Misbehaviour::ServiceUnavailable`]) while logins work.
+    pub fn set_misbehaviour_for(&self, client_id: &str, m: Misbehaviour) {
+        self.shared.misbehaviour().set(m, Some(client_id));
     }
 
     /// Switches `m` on for the next response it affects only (the next ID token
@@ -298,6 +346,16 @@ impl DevIdp {
         } else {
             backchannel::notify_sessions(&self.shared, &sessions).await
         }
+    }
+
+    /// The number of grants of `sub` at `client_id` that still work: code
+    /// exchanges whose refresh-token family is neither revoked (by `/revoke`,
+    /// reuse, a replayed code or [`DevIdp::revoke_refresh_tokens`]) nor expired.
+    /// A test reads it to show that unlinking an account revoked the refresh
+    /// token the proxy held, which the test itself never sees.
+    pub fn live_grants(&self, sub: &str, client_id: &str) -> usize {
+        let now = self.shared.now();
+        self.shared.store().live_grants(sub, client_id, now)
     }
 
     /// Revokes every refresh token of `sub`: their next refresh gets

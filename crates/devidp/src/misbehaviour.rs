@@ -12,6 +12,11 @@ use crate::keys::{self, KeySet};
 
 /// One way to misbehave. ID-token defects apply to the ID tokens returned by the
 /// token endpoint (code exchange and refresh); the others to the endpoint named.
+///
+/// Switched on with [`crate::DevIdp::set_misbehaviour`] it affects every client;
+/// with [`crate::DevIdp::set_misbehaviour_for`] only requests of one client
+/// (the client a token or revocation request names, the client a bearer token
+/// was issued to; discovery names none, so a scoped defect never fires there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Misbehaviour {
@@ -59,11 +64,19 @@ pub enum Misbehaviour {
     NoKid,
     /// Userinfo returns a `sub` different from the ID token's.
     UserinfoSubMismatch,
-    /// The token endpoint answers 500 `server_error`.
+    /// The token endpoint answers 500 `server_error` (OAuth JSON).
     TokenEndpointError,
+    /// The provider is down behind its load balancer: the token and revocation
+    /// endpoints answer 503 with `Retry-After` and an HTML body, not OAuth
+    /// JSON, without authenticating the client. For "the third party is down"
+    /// (SPEC §13: 502, link kept); to refuse the connection outright, use
+    /// [`crate::DevIdp::shutdown`].
+    ServiceUnavailable,
     /// Discovery's `issuer` differs from the URL it was fetched from.
     DiscoveryIssuerMismatch,
-    /// Every refresh is refused with `invalid_grant`.
+    /// Every refresh is refused with 400 `invalid_grant`, as when the user
+    /// revoked the grant at the provider (SPEC §13: the link is deleted). The
+    /// refresh token itself stays valid, so clearing the defect heals it.
     RefreshFails,
     /// A refresh is answered (properly) only after one second.
     SlowRefresh,
@@ -76,6 +89,7 @@ impl Misbehaviour {
             self,
             Self::UserinfoSubMismatch
                 | Self::TokenEndpointError
+                | Self::ServiceUnavailable
                 | Self::DiscoveryIssuerMismatch
                 | Self::RefreshFails
                 | Self::SlowRefresh
@@ -90,43 +104,72 @@ enum Duration {
     UntilCleared,
 }
 
+/// A switched-on defect.
+#[derive(Debug)]
+struct Active {
+    misbehaviour: Misbehaviour,
+    duration: Duration,
+    /// When set, only requests of this client are affected.
+    client_id: Option<String>,
+}
+
 /// The defect currently switched on, if any.
 #[derive(Debug, Default)]
 pub(crate) struct Switch {
-    active: Option<(Misbehaviour, Duration)>,
+    active: Option<Active>,
 }
 
 impl Switch {
-    /// Turns `m` on until [`Switch::clear`].
-    pub(crate) fn set(&mut self, m: Misbehaviour) {
-        self.active = Some((m, Duration::UntilCleared));
+    /// Turns `m` on until [`Switch::clear`], for every client or only `client_id`.
+    pub(crate) fn set(&mut self, m: Misbehaviour, client_id: Option<&str>) {
+        self.active = Some(Active {
+            misbehaviour: m,
+            duration: Duration::UntilCleared,
+            client_id: client_id.map(str::to_owned),
+        });
     }
 
     /// Turns `m` on for the next response it affects only.
     pub(crate) fn set_once(&mut self, m: Misbehaviour) {
-        self.active = Some((m, Duration::Once));
+        self.active = Some(Active {
+            misbehaviour: m,
+            duration: Duration::Once,
+            client_id: None,
+        });
     }
 
     pub(crate) fn clear(&mut self) {
         self.active = None;
     }
 
-    /// Returns true if and only if `m` is on, consuming it when it was set once.
-    pub(crate) fn fire(&mut self, m: Misbehaviour) -> bool {
-        self.fire_if(|active| active == m).is_some()
+    /// Returns true if and only if `m` is on for a request of `client_id`
+    /// (`None`: the request names no client, so only an unscoped defect
+    /// applies), consuming it when it was set once.
+    pub(crate) fn fire(&mut self, m: Misbehaviour, client_id: Option<&str>) -> bool {
+        self.fire_if(client_id, |active| active == m).is_some()
     }
 
-    /// The ID-token defect to apply now, if any (consumed when set once).
-    pub(crate) fn fire_id_token_defect(&mut self) -> Option<Misbehaviour> {
-        self.fire_if(Misbehaviour::is_id_token_defect)
+    /// The ID-token defect to apply now to a token for `client_id`, if any
+    /// (consumed when set once).
+    pub(crate) fn fire_id_token_defect(&mut self, client_id: &str) -> Option<Misbehaviour> {
+        self.fire_if(Some(client_id), Misbehaviour::is_id_token_defect)
     }
 
-    fn fire_if(&mut self, applies: impl Fn(Misbehaviour) -> bool) -> Option<Misbehaviour> {
-        let (m, duration) = self.active?;
-        if !applies(m) {
+    fn fire_if(
+        &mut self,
+        client_id: Option<&str>,
+        applies: impl Fn(Misbehaviour) -> bool,
+    ) -> Option<Misbehaviour> {
+        let active = self.active.as_ref()?;
+        let is_for_this_client = active
+            .client_id
+            .as_deref()
+            .is_none_or(|scoped| Some(scoped) == client_id);
+        if !is_for_this_client || !applies(active.misbehaviour) {
             return None;
         }
-        if duration == Duration::Once {
+        let m = active.misbehaviour;
+        if active.duration == Duration::Once {
             self.active = None;
         }
         Some(m)
@@ -215,6 +258,7 @@ pub(crate) fn sign_id_token(
         Misbehaviour::NoKid => return keys.sign(&json!({ "typ": "JWT" }), &claims),
         Misbehaviour::UserinfoSubMismatch
         | Misbehaviour::TokenEndpointError
+        | Misbehaviour::ServiceUnavailable
         | Misbehaviour::DiscoveryIssuerMismatch
         | Misbehaviour::RefreshFails
         | Misbehaviour::SlowRefresh => {}
@@ -242,21 +286,37 @@ mod tests {
         let mut switch = Switch::default();
         switch.set_once(Misbehaviour::Expired);
         assert!(
-            !switch.fire(Misbehaviour::RefreshFails),
+            !switch.fire(Misbehaviour::RefreshFails, None),
             "another defect does not consume it"
         );
-        assert_eq!(switch.fire_id_token_defect(), Some(Misbehaviour::Expired));
-        assert_eq!(switch.fire_id_token_defect(), None);
-
-        switch.set(Misbehaviour::RefreshFails);
-        assert!(switch.fire(Misbehaviour::RefreshFails));
-        assert!(switch.fire(Misbehaviour::RefreshFails));
         assert_eq!(
-            switch.fire_id_token_defect(),
+            switch.fire_id_token_defect("app"),
+            Some(Misbehaviour::Expired)
+        );
+        assert_eq!(switch.fire_id_token_defect("app"), None);
+
+        switch.set(Misbehaviour::RefreshFails, None);
+        assert!(switch.fire(Misbehaviour::RefreshFails, Some("app")));
+        assert!(switch.fire(Misbehaviour::RefreshFails, None));
+        assert_eq!(
+            switch.fire_id_token_defect("app"),
             None,
             "not an ID-token defect"
         );
         switch.clear();
-        assert!(!switch.fire(Misbehaviour::RefreshFails));
+        assert!(!switch.fire(Misbehaviour::RefreshFails, None));
+    }
+
+    #[test]
+    fn a_defect_scoped_to_a_client_spares_the_others() {
+        let mut switch = Switch::default();
+        switch.set(Misbehaviour::RefreshFails, Some("github"));
+        assert!(!switch.fire(Misbehaviour::RefreshFails, Some("app")));
+        assert!(
+            !switch.fire(Misbehaviour::RefreshFails, None),
+            "a request naming no client is not that client's"
+        );
+        assert!(switch.fire(Misbehaviour::RefreshFails, Some("github")));
+        assert!(switch.fire(Misbehaviour::RefreshFails, Some("github")));
     }
 }

@@ -103,10 +103,16 @@ counters! {
     refreshes,
     /// `refresh_token` grant requests refused.
     refresh_failures,
-    /// `POST /revoke` requests that revoked something.
+    /// `POST /revoke` requests that revoked something (a refresh token with its
+    /// family, or one access token, JWT or opaque).
     revocations,
     /// `/userinfo` requests, successful or not.
     userinfo_calls,
+    /// `/api/me` requests (the protected "third-party API"), successful or not.
+    api_calls,
+    /// `/api/me` requests refused with 401 (no, unknown, expired or revoked
+    /// access token).
+    api_failures,
     /// `GET /end_session` requests.
     end_sessions,
     /// Logout tokens delivered with a 2xx answer.
@@ -142,6 +148,8 @@ accessors!(
     refresh_failures,
     revocations,
     userinfo_calls,
+    api_calls,
+    api_failures,
     end_sessions,
     backchannel_deliveries,
     backchannel_failures

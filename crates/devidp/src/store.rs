@@ -1,5 +1,5 @@
 //! In-memory state: authorization codes, provider (SSO) sessions, refresh-token
-//! families and revoked access tokens.
+//! families, opaque access tokens and revoked access tokens.
 //!
 //! Everything is behind one `std::sync::Mutex` in [`crate::state::Shared`]; no
 //! method here awaits, so the lock is never held across an `.await`.
@@ -99,6 +99,17 @@ pub(crate) struct Refreshed {
     pub refresh_token: String,
 }
 
+/// What an opaque access token stands for: everything a JWT would say.
+#[derive(Clone, Debug)]
+pub(crate) struct OpaqueAccess {
+    pub sub: String,
+    pub client_id: String,
+    pub scope: String,
+    pub expires_at: u64,
+    /// Its identifier in the revocation list, as a JWT's `jti`.
+    pub jti: String,
+}
+
 /// What the provider remembers.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -107,6 +118,9 @@ pub(crate) struct Store {
     sessions: HashMap<String, ProviderSession>,
     refresh_tokens: HashMap<String, RefreshEntry>,
     families: HashMap<String, Family>,
+    /// Keyed by the token itself.
+    opaque_access: HashMap<String, OpaqueAccess>,
+    /// `jti`s of revoked access tokens, JWT and opaque alike.
     revoked_access: HashSet<String>,
 }
 
@@ -205,6 +219,25 @@ impl Store {
     /// Forgets every provider session (the next authorize shows the sign-in page).
     pub(crate) fn end_all_sessions(&mut self) {
         self.sessions.clear();
+    }
+}
+
+// === opaque access tokens ===
+
+impl Store {
+    /// Stores `access` under a new random token and returns the token.
+    pub(crate) fn insert_opaque_access(&mut self, access: OpaqueAccess, now: u64) -> String {
+        // An expired token is refused whether it is remembered or not.
+        self.opaque_access.retain(|_, a| a.expires_at > now);
+        let token = random::token(32);
+        self.opaque_access.insert(token.clone(), access);
+        token
+    }
+
+    /// What the opaque access token `token` stands for, if we issued it and it
+    /// is still remembered (expiry and revocation are the caller's to check).
+    pub(crate) fn opaque_access(&self, token: &str) -> Option<&OpaqueAccess> {
+        self.opaque_access.get(token)
     }
 }
 
@@ -308,6 +341,20 @@ impl Store {
         }
         self.revoke_family(&family_id);
         true
+    }
+
+    /// The number of refresh-token families of `sub` at `client_id` that still
+    /// work: not revoked, and with a current refresh token not yet expired.
+    pub(crate) fn live_grants(&self, sub: &str, client_id: &str, now: u64) -> usize {
+        self.families
+            .iter()
+            .filter(|(_, f)| f.sub == sub && f.client_id == client_id && !f.is_revoked)
+            .filter(|(id, _)| {
+                self.refresh_tokens
+                    .values()
+                    .any(|e| e.family == **id && e.is_current && e.expires_at > now)
+            })
+            .count()
     }
 
     /// Revokes every refresh-token family of `sub` (access tokens stay valid

@@ -9,4 +9,5 @@ mod discovery;
 mod logout;
 mod misbehaviour;
 mod start;
+mod third_party;
 mod token;

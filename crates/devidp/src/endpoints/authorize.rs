@@ -1,5 +1,8 @@
 //! `GET /authorize` (OIDC Core §3.1.2) and `POST /authorize` (the sign-in form).
 //!
+//! A client with [`crate::Client::is_openid_required`] (the default) must ask for
+//! `openid`; a plain OAuth 2.0 client may ask for any scope, with no `nonce`.
+//!
 //! The request is validated in the order that decides where errors may go: until
 //! the client and its exact redirect URI are known, errors are shown on a page
 //! (never redirected: RFC 6749 §4.1.2.1); after that they are redirected back
@@ -166,7 +169,8 @@ fn issue_code(
     resp
 }
 
-/// Checks an authorization request (OIDC Core §3.1.2.2, RFC 7636 §4.4).
+/// Checks an authorization request (OIDC Core §3.1.2.2, RFC 6749 §4.1.1,
+/// RFC 7636 §4.4).
 fn validate<'a>(shared: &'a Shared, params: &Params) -> Result<AuthRequest<'a>, Refusal> {
     let client_id = params
         .get("client_id")
@@ -197,8 +201,13 @@ fn validate<'a>(shared: &'a Shared, params: &Params) -> Result<AuthRequest<'a>, 
             "response_type must be code",
         ));
     }
-    let scope = params.get("scope").unwrap_or_default();
-    if !scope.split(' ').any(|s| s == "openid") {
+    let scope = scope(params.get("scope").unwrap_or_default()).ok_or_else(|| {
+        back(
+            "invalid_scope",
+            "scope has a character RFC 6749 §3.3 forbids",
+        )
+    })?;
+    if client.is_openid_required && !scope.split(' ').any(|s| s == "openid") {
         return Err(back("invalid_scope", "scope must contain openid"));
     }
     let code_challenge = params
@@ -250,12 +259,24 @@ fn validate<'a>(shared: &'a Shared, params: &Params) -> Result<AuthRequest<'a>, 
         redirect_uri: redirect_uri.to_owned(),
         state,
         nonce: params.get("nonce").map(str::to_owned),
-        scope: scope.to_owned(),
+        scope,
         code_challenge: code_challenge.to_owned(),
         is_login_forced: prompt.contains(&"login"),
         max_age,
         is_silent: prompt.contains(&"none"),
     })
+}
+
+/// The requested scope with its tokens joined by single spaces (none: empty),
+/// or `None` if a token has a character RFC 6749 §3.3 does not allow. Any
+/// scope name is granted as asked: the provider plays any third-party API.
+fn scope(requested: &str) -> Option<String> {
+    let is_scope_char = |c: char| matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+    let tokens: Vec<&str> = requested.split(' ').filter(|t| !t.is_empty()).collect();
+    tokens
+        .iter()
+        .all(|t| t.chars().all(is_scope_char))
+        .then(|| tokens.join(" "))
 }
 
 /// Returns true if and only if the session `cookie_value` signed in no more
@@ -306,4 +327,18 @@ pub(crate) fn clear_cookie(shared: &Shared) -> Option<HeaderValue> {
 /// The provider-session cookie value of a request, if it names a live session.
 pub(crate) fn session_cookie(shared: &Shared, headers: &HeaderMap) -> Option<String> {
     cookie(headers, &shared.cookie_name).filter(|c| shared.store().session(c).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_is_normalised_and_forbidden_characters_are_refused() {
+        assert_eq!(scope("repo  read:user").as_deref(), Some("repo read:user"));
+        assert_eq!(scope("").as_deref(), Some(""));
+        for bad in ["a\"b", "a\\b", "caf\u{e9}", "tab\there"] {
+            assert_eq!(scope(bad), None, "{bad:?} must be refused");
+        }
+    }
 }

@@ -73,6 +73,16 @@ pub(crate) fn authenticate<'a>(
     Ok(client)
 }
 
+/// The `client_id` a request claims (Basic user name, else the `client_id`
+/// parameter), unauthenticated: only for choosing whether a client-scoped
+/// misbehaviour applies before the request is looked at properly.
+pub(crate) fn claimed_client_id(headers: &HeaderMap, params: &Params) -> Option<String> {
+    match basic_credentials(headers) {
+        Ok(Some((id, _))) => Some(id),
+        _ => params.get("client_id").map(str::to_owned),
+    }
+}
+
 /// Reads the credentials from the `Authorization` header or the body (never both,
 /// RFC 6749 §2.3).
 fn presented(headers: &HeaderMap, params: &Params) -> Result<Presented, ClientAuthError> {

@@ -1,4 +1,6 @@
-//! `GET /.well-known/openid-configuration` (OIDC Discovery 1.0 §3) and `GET /jwks`.
+//! `GET /.well-known/openid-configuration` (OIDC Discovery 1.0 §3), the same
+//! document at `GET /.well-known/oauth-authorization-server` (RFC 8414 §3), and
+//! `GET /jwks`.
 
 use http::{Response, StatusCode};
 use serde_json::json;
@@ -8,6 +10,8 @@ use crate::misbehaviour::Misbehaviour;
 use crate::state::{Counters, Shared};
 
 pub(crate) const PATH: &str = "/.well-known/openid-configuration";
+/// RFC 8414 §3: where a plain OAuth 2.0 client looks for the same metadata.
+pub(crate) const OAUTH_PATH: &str = "/.well-known/oauth-authorization-server";
 pub(crate) const AUTHORIZE: &str = "/authorize";
 pub(crate) const TOKEN: &str = "/token";
 pub(crate) const USERINFO: &str = "/userinfo";
@@ -15,13 +19,13 @@ pub(crate) const JWKS: &str = "/jwks";
 pub(crate) const END_SESSION: &str = "/end_session";
 pub(crate) const REVOKE: &str = "/revoke";
 
-/// The provider metadata.
+/// The provider metadata, served at both well-known paths.
 pub(crate) fn metadata(shared: &Shared) -> Response<Body> {
     shared.counters.bump(Counters::discovery_fetches);
     let base = &shared.issuer;
     let issuer = if shared
         .misbehaviour()
-        .fire(Misbehaviour::DiscoveryIssuerMismatch)
+        .fire(Misbehaviour::DiscoveryIssuerMismatch, None)
     {
         format!("{base}/not-the-discovery-url")
     } else {

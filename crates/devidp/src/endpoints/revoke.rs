@@ -1,12 +1,15 @@
-//! `POST /revoke` (RFC 7009): a client revokes one of its refresh or access tokens.
+//! `POST /revoke` (RFC 7009): a client revokes one of its refresh or access
+//! tokens (JWT or opaque). `token_type_hint` is only a hint (§2.1): both kinds
+//! are looked for whatever it says.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::client_auth::authenticate;
-use super::userinfo::verify_access_token;
-use crate::http::{json, oauth_error, Body, Params};
+use super::client_auth::{authenticate, claimed_client_id};
+use crate::access;
+use crate::http::{json, oauth_error, unavailable, Body, Params};
+use crate::misbehaviour::Misbehaviour;
 use crate::state::{Counters, Shared};
 
 /// Revokes the token if it is the client's. Unknown tokens also get 200
@@ -16,6 +19,13 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
     };
+    let claimed = claimed_client_id(&headers, &params);
+    if shared
+        .misbehaviour()
+        .fire(Misbehaviour::ServiceUnavailable, claimed.as_deref())
+    {
+        return unavailable();
+    }
     let client = match authenticate(&shared.config, &headers, &params) {
         Ok(c) => c,
         Err(e) => return e.response(),
@@ -38,16 +48,15 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
     json(StatusCode::OK, &json!({}))
 }
 
+/// Revokes `token` if it is a live access token of `client_id`; returns true
+/// if and only if it did.
 fn revoke_access_token(shared: &Shared, token: &str, client_id: &str) -> bool {
-    let Some(claims) = verify_access_token(shared, token) else {
+    let Some(access) = access::verify(shared, token) else {
         return false;
     };
-    if claims.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return false;
-    }
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+    let Some(jti) = access.jti.filter(|_| access.client_id == client_id) else {
         return false;
     };
-    shared.store().revoke_access(jti);
+    shared.store().revoke_access(&jti);
     true
 }

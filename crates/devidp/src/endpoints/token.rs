@@ -3,6 +3,8 @@
 //!
 //! A refresh token is issued with every code exchange, whatever the scope: the
 //! proxy's refresh logic must be testable without asking for `offline_access`.
+//! An ID token is issued only when the grant's scope contains `openid`, so a
+//! plain OAuth 2.0 client gets none.
 
 use aws_lc_rs::{constant_time, digest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,9 +13,10 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, claimed_client_id};
+use crate::access;
 use crate::config::{Client, User};
-use crate::http::{json, oauth_error, Body, Params};
+use crate::http::{json, oauth_error, unavailable, Body, Params};
 use crate::misbehaviour::{self, Misbehaviour};
 use crate::state::{Counters, Shared};
 use crate::store::Family;
@@ -25,7 +28,17 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
         Ok(p) => p,
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
     };
-    if shared.misbehaviour().fire(Misbehaviour::TokenEndpointError) {
+    let claimed = claimed_client_id(&headers, &params);
+    if shared
+        .misbehaviour()
+        .fire(Misbehaviour::ServiceUnavailable, claimed.as_deref())
+    {
+        return unavailable();
+    }
+    if shared
+        .misbehaviour()
+        .fire(Misbehaviour::TokenEndpointError, claimed.as_deref())
+    {
         return oauth_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -37,7 +50,11 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
         Err(e) => return e.response(),
     };
     let grant = params.get("grant_type");
-    if grant == Some("refresh_token") && shared.misbehaviour().fire(Misbehaviour::SlowRefresh) {
+    if grant == Some("refresh_token")
+        && shared
+            .misbehaviour()
+            .fire(Misbehaviour::SlowRefresh, Some(&client.id))
+    {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
     match grant {
@@ -162,7 +179,7 @@ fn code_grant(
         shared,
         Issue {
             user,
-            client_id: &client.id,
+            client,
             scope: &grant.scope,
             family_id: &grant.family,
             nonce: grant.nonce.as_deref(),
@@ -180,7 +197,10 @@ fn refresh_grant(
     client: &Client,
     params: &Params,
 ) -> Result<serde_json::Value, Refusal> {
-    if shared.misbehaviour().fire(Misbehaviour::RefreshFails) {
+    if shared
+        .misbehaviour()
+        .fire(Misbehaviour::RefreshFails, Some(&client.id))
+    {
         return Err(invalid_grant("refresh refused on purpose"));
     }
     let token = params
@@ -220,7 +240,7 @@ fn refresh_grant(
         shared,
         Issue {
             user,
-            client_id: &client.id,
+            client,
             scope: &scope,
             family_id: &refreshed.family_id,
             nonce: None,
@@ -235,7 +255,8 @@ fn refresh_grant(
 /// What one successful token response is made from.
 struct Issue<'a> {
     user: &'a User,
-    client_id: &'a str,
+    client: &'a Client,
+    /// Space-separated, possibly empty.
     scope: &'a str,
     family_id: &'a str,
     nonce: Option<&'a str>,
@@ -244,45 +265,58 @@ struct Issue<'a> {
     refresh_token: &'a str,
 }
 
-/// Signs the access and ID tokens and builds the token response (RFC 6749 §5.1).
+/// Issues the access token (in the client's format) and, when the scope
+/// contains `openid`, the ID token; builds the token response (RFC 6749 §5.1).
 fn issue(shared: &Shared, i: Issue<'_>, now: u64) -> serde_json::Value {
-    let defect = shared.misbehaviour().fire_id_token_defect();
+    let client_id = i.client.id.as_str();
+    let is_openid = i.scope.split(' ').any(|s| s == "openid");
+    // Fired only when an ID token is made, so a once-defect waits for one.
+    let defect = is_openid
+        .then(|| shared.misbehaviour().fire_id_token_defect(client_id))
+        .flatten();
     let (access_token, id_token) = {
         let keys = shared.keys();
         let access = AccessGrant {
             user: i.user,
-            client_id: i.client_id,
+            client_id,
             scope: i.scope,
             auth_time: Some(i.auth_time),
         };
         let (access_token, jti) =
-            tokens::access_token(&shared.config, &shared.issuer, &keys, &access, now);
+            access::issue(shared, &keys, &access, i.client.access_token_format, now);
         // Lock order is keys, then store; never the reverse.
         shared.store().record_access(i.family_id, &jti);
-        let claims = tokens::id_token_claims(
-            &shared.config,
-            &shared.issuer,
-            &IdGrant {
-                user: i.user,
-                client_id: i.client_id,
-                nonce: i.nonce,
-                sid: i.sid,
-                auth_time: i.auth_time,
-                access_token: &access_token,
-            },
-            now,
-        );
-        let id_token = misbehaviour::sign_id_token(&keys, claims, defect, now);
+        let id_token = is_openid.then(|| {
+            let claims = tokens::id_token_claims(
+                &shared.config,
+                &shared.issuer,
+                &IdGrant {
+                    user: i.user,
+                    client_id,
+                    nonce: i.nonce,
+                    sid: i.sid,
+                    auth_time: i.auth_time,
+                    access_token: &access_token,
+                },
+                now,
+            );
+            misbehaviour::sign_id_token(&keys, claims, defect, now)
+        });
         (access_token, id_token)
     };
-    json!({
+    let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": shared.config.access_token_ttl.as_secs(),
-        "id_token": id_token,
         "refresh_token": i.refresh_token,
-        "scope": i.scope,
-    })
+    });
+    if let Some(id_token) = id_token {
+        body["id_token"] = json!(id_token);
+    }
+    if !i.scope.is_empty() {
+        body["scope"] = json!(i.scope);
+    }
+    body
 }
 
 /// RFC 7636 §4.6 for S256: `BASE64URL(SHA256(verifier)) == challenge`, with the
