@@ -269,6 +269,7 @@ fn header_rewrite(c: &mut Criterion) {
                     assertion: None,
                     via_bearer: false,
                     access_token: None,
+                    connection_headers: Vec::new(),
                     session_end: None,
                 };
                 forward::remove_hop_by_hop(map);

@@ -561,6 +561,7 @@ fn bare(rule: &Rule) -> Rule {
         upstream: rule.upstream,
         strip_prefix: rule.strip_prefix.clone(),
         providers: rule.providers.clone(),
+        connections: rule.connections.clone(),
     }
 }
 

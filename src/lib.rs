@@ -6,7 +6,8 @@
 //! ```text
 //! main ─► server ─► proxy ─► policy::normalize ─► policy::route ─► auth ─► policy::authorize
 //!                      ─► identity::headers ─► proxy::forward ─► (log + count, always)
-//! below them, imported but never importing upward: config, identity, session, admin::metrics
+//! below them, imported but never importing upward: config, identity, session, admin::metrics,
+//! and connections (third-party tokens, SPEC §13: auth::http, config and session only)
 //! portcullis-devidp (crates/devidp) stands alone: `portcullis demo` and tests use it
 //! ```
 //!
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod explain;
 pub mod identity;

@@ -8,6 +8,7 @@ mod adversarial;
 mod apps;
 mod bearer;
 mod cli;
+mod connections;
 mod demo;
 mod examples;
 mod explain;

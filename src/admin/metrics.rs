@@ -40,6 +40,10 @@ pub struct Metrics {
     pub open_connections: IntGauge,
     /// `portcullis_upgraded_connections`: WebSocket and other upgraded tunnels open now.
     pub upgraded_connections: IntGauge,
+    /// `portcullis_connection_events_total{connection, event}` (SPEC §13):
+    /// connected, connect_failed, refreshed, refresh_refused, refresh_failed,
+    /// disconnected, required. `connection` is a configured name.
+    pub connection_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,7 +134,16 @@ impl Metrics {
             "Upgraded (WebSocket) tunnels open now.",
         )
         .expect("static metric definition is valid");
+        let connection_events = IntCounterVec::new(
+            Opts::new(
+                "portcullis_connection_events_total",
+                "Connected-account events, by connection and event.",
+            ),
+            &["connection", "event"],
+        )
+        .expect("static metric definition is valid");
         let metrics = Metrics {
+            connection_events,
             registry,
             requests,
             decisions,
@@ -150,8 +163,16 @@ impl Metrics {
         metrics
     }
 
+    /// Counts one connected-account `event` of `connection` (a configured name).
+    pub fn connection_event(&self, connection: &str, event: &str) {
+        self.connection_events
+            .with_label_values(&[connection, event])
+            .inc();
+    }
+
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+            Box::new(self.connection_events.clone()),
             Box::new(self.provider_fetches.clone()),
             Box::new(self.config_reloads.clone()),
             Box::new(self.requests.clone()),

@@ -939,7 +939,7 @@ fn choose_client_auth(supported: Option<&[String]>) -> Result<ClientAuth, OidcEr
 }
 
 /// RFC 6749 §2.3.1: each part form-urlencoded, then `id:secret` in base64.
-fn basic_auth(id: &str, secret: &str) -> String {
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!(
         "Basic {}",

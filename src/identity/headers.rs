@@ -69,7 +69,15 @@ impl StripSet {
             .chain(config.upstreams.values())
             .flat_map(|up| up.identity_headers.iter())
             .map(|h| h.name.to_ascii_lowercase());
-        Self::of(configured)
+        // A connection's own header carries a credential only the proxy may set
+        // (SPEC §13); `Authorization` is handled per route, where it may be the
+        // client's own bearer token.
+        let connection_headers = config
+            .connections
+            .values()
+            .filter(|c| !c.is_bearer_header())
+            .map(|c| c.header.to_ascii_lowercase());
+        Self::of(configured.chain(connection_headers))
     }
 
     /// The strip set of the presets and the standard names plus `extra`

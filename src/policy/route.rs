@@ -58,6 +58,8 @@ pub struct Rule {
     /// positions in [`Config::all_providers`] order (0 is `[oidc]`):
     /// `route.providers`, else `policy.providers` (SPEC §12).
     pub providers: Vec<usize>,
+    /// `route.connections`: whose access tokens the request carries (SPEC §13).
+    pub connections: Vec<String>,
 }
 
 /// What a request must satisfy: a route's own keys, or `[policy]`'s for every
@@ -124,6 +126,7 @@ impl RouteTable {
             upstream: 0,
             strip_prefix: None,
             providers: provider_indices(config, &config.policy.providers),
+            connections: Vec::new(),
         };
         let policy = &config.policy;
         let global = Requirements {
@@ -591,6 +594,7 @@ impl CompiledRoute {
                 upstream,
                 strip_prefix: route.strip_prefix.clone(),
                 providers,
+                connections: route.connections.clone(),
             },
         }
     }

@@ -37,6 +37,12 @@ pub async fn handle(
         .strip_prefix(rt.config.server.auth_prefix.as_str())
         .unwrap_or_default();
     ex.route = Some(endpoint_label(endpoint).to_owned());
+    if endpoint == "/connections" || endpoint.starts_with("/connect/") {
+        if let Some(answer) = super::connect::handle(state, rt, ex, req, endpoint, query).await {
+            return answer;
+        }
+        return Err(Reject::NotFound);
+    }
     let method = req.method().clone();
     let callback_of = endpoint
         .strip_prefix("/callback/")
@@ -82,6 +88,8 @@ fn endpoint_label(endpoint: &str) -> &'static str {
         "userinfo" => "auth:userinfo",
         "jwks.json" => "auth:jwks.json",
         "check" => "auth:check",
+        "connect" => "auth:connect",
+        "connections" => "auth:connections",
         "" => "auth:signed-in",
         _ => "auth:unknown",
     }
@@ -156,6 +164,22 @@ async fn forward_auth(
                 crate::identity::headers::X_PORTCULLIS_IDENTITY.clone(),
                 assertion,
             );
+        }
+        if !rule.connections.is_empty() {
+            let rd = super::authenticate::return_url(rt, &original.host, &target);
+            let navigating = may_redirect && ex.is_navigation;
+            let tokens = super::connect::connection_headers(
+                state,
+                rt,
+                permit.identity(),
+                &rule.connections,
+                navigating,
+                &rd,
+            )
+            .await?;
+            for (name, value) in tokens {
+                resp.headers_mut().insert(name, value);
+            }
         }
     }
     Ok(resp)

@@ -80,6 +80,9 @@ pub struct ForwardContext<'a> {
     pub via_bearer: bool,
     /// The session's access token, when `upstream.pass_access_token` applies.
     pub access_token: Option<&'a str>,
+    /// Connected accounts' access tokens (SPEC §13), set last: over the
+    /// client's copies and over `access_token`.
+    pub connection_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Completes when the request's session ends: an upgraded connection closes then.
     pub session_end: Option<SessionEnd>,
 }
@@ -485,6 +488,9 @@ impl Upstream {
             if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
                 headers.insert(header::AUTHORIZATION, value);
             }
+        }
+        for (name, value) in &ctx.connection_headers {
+            headers.insert(name.clone(), value.clone());
         }
         headers.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
         let host = if self.pass_host_header {
@@ -1058,6 +1064,7 @@ mod tests {
             assertion: None,
             via_bearer: false,
             access_token: None,
+            connection_headers: Vec::new(),
             session_end: None,
         };
         set_forwarded(&mut h, &ctx, &[]);
@@ -1092,6 +1099,7 @@ mod tests {
             assertion: None,
             via_bearer: false,
             access_token: None,
+            connection_headers: Vec::new(),
             session_end: None,
         };
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];

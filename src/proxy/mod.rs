@@ -9,6 +9,7 @@
 
 pub mod authenticate;
 pub mod body;
+pub mod connect;
 pub mod endpoints;
 mod exchange;
 pub mod forward;
@@ -67,6 +68,10 @@ pub struct State {
     /// Signs `X-Portcullis-Identity`; process-wide, so a generated key (and the
     /// JWKS apps cached) survives config reloads.
     pub signer: Arc<crate::identity::Signer>,
+    /// Connected-account links (SPEC §13): the session store again.
+    pub links: Arc<dyn crate::session::LinkStore>,
+    /// One gate per link being refreshed: single-flight in this process.
+    pub link_gates: crate::connections::tokens::Gates,
 }
 
 impl State {
@@ -96,6 +101,8 @@ pub struct Runtime {
     pub providers: Providers,
     /// The pages of `server.templates_dir`, read at load (and reload).
     pub templates: pages::Templates,
+    /// `[connections.NAME]` clients (SPEC §13).
+    pub connections: crate::connections::Connections,
 }
 
 impl Runtime {
@@ -120,7 +127,9 @@ impl Runtime {
         // Checked readable by the config loader; a file that vanished since
         // falls back to the built-in page rather than failing the load.
         let templates = pages::Templates::load(config.server.templates_dir.as_deref());
+        let connections = crate::connections::Connections::new(&config);
         Ok(Runtime {
+            connections,
             templates,
             config: Arc::new(config),
             routes,
@@ -292,6 +301,28 @@ pub enum Reject {
     /// The upstream failed: 502 or 504.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A route needs a connected account the user has not linked (or whose
+    /// link ended), on a request that cannot be sent to connect: 403
+    /// `connection_required` (SPEC §13).
+    #[error("connection {connection:?} is not linked")]
+    ConnectionRequired {
+        connection: String,
+        connect_url: String,
+    },
+    /// A third party cannot be reached (to connect, or to refresh an expired
+    /// token): 502; the link is kept.
+    #[error("the connected service is unavailable")]
+    ConnectionUnavailable,
+    /// A connect callback with an unknown, replayed or foreign `state`: 400,
+    /// nothing stored.
+    #[error("connect refused: {why}")]
+    ConnectFailed {
+        why: &'static str,
+        clear: Option<http::HeaderValue>,
+    },
+    /// A state-changing request to the proxy not labelled same-origin: 403.
+    #[error("cross-site request refused")]
+    NotSameOrigin,
 }
 
 impl Reject {
@@ -308,13 +339,18 @@ impl Reject {
             | Reject::ProviderNotAllowed { .. }
             | Reject::Forbidden { .. }
             | Reject::CrossOrigin(_)
+            | Reject::NotSameOrigin
+            | Reject::ConnectionRequired { .. }
             | Reject::MissingClaim(_) => "forbidden",
             Reject::Unauthenticated { .. } | Reject::NoToken => "unauthenticated",
             Reject::LoginRequired(_) => "redirect",
             Reject::InvalidToken(_) => "invalid_token",
             Reject::NotFound | Reject::MethodNotAllowed => "not_found",
             Reject::MethodRefused => "bad_request",
-            Reject::Login { .. } | Reject::Backchannel(_) => "refused",
+            Reject::Login { .. } | Reject::Backchannel(_) | Reject::ConnectFailed { .. } => {
+                "refused"
+            }
+            Reject::ConnectionUnavailable => "upstream_error",
             Reject::StoreUnavailable(_) | Reject::ProviderUnavailable => "unavailable",
             Reject::Upstream(UpstreamError::ClientBody(_) | UpstreamError::BodyTooLarge { .. }) => {
                 "bad_request"
@@ -398,6 +434,23 @@ async fn run(
         .as_ref()
         .and_then(|permit| identity_assertion(state, rt, permit.identity(), &host.name));
     let pass_token = upstream.passes_access_token() && !via_bearer;
+    let connection_headers = match (&permit, rule.connections.is_empty()) {
+        (Some(permit), false) => {
+            let rd = authenticate::return_url(rt, asked.authority, &target);
+            let navigating =
+                ex.is_navigation && matches!(ex.method, http::Method::GET | http::Method::HEAD);
+            connect::connection_headers(
+                state,
+                rt,
+                permit.identity(),
+                &rule.connections,
+                navigating,
+                &rd,
+            )
+            .await?
+        }
+        _ => Vec::new(),
+    };
     let ctx = ForwardContext {
         peer: conn.peer.ip(),
         peer_text: &conn.peer_text,
@@ -412,6 +465,7 @@ async fn run(
         assertion,
         via_bearer,
         access_token: access_token.filter(|_| pass_token),
+        connection_headers,
         session_end,
     };
     let mut latency = None;

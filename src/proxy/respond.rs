@@ -20,6 +20,8 @@ struct Shape {
     login_url: Option<String>,
     /// A "try again" link for the login failure page.
     retry: Option<String>,
+    /// `connection_required`: the connection and where to connect it.
+    connect: Option<(String, String)>,
 }
 
 impl Shape {
@@ -31,6 +33,7 @@ impl Shape {
             challenge: None,
             login_url: None,
             retry: None,
+            connect: None,
         }
     }
 }
@@ -170,6 +173,42 @@ pub fn render(reject: Reject, ex: &Exchange, templates: &Templates) -> Response<
             "provider_unavailable",
             "The sign-in service is unavailable for a moment. Please try again shortly.",
         ),
+        Reject::ConnectionRequired {
+            connection,
+            connect_url,
+        } => Shape {
+            connect: Some((connection, connect_url)),
+            ..Shape::new(
+                StatusCode::FORBIDDEN,
+                "connection_required",
+                "This page needs an account you have not connected yet.",
+            )
+        },
+        Reject::ConnectionUnavailable => Shape::new(
+            StatusCode::BAD_GATEWAY,
+            "connection_unavailable",
+            "A connected service is not reachable right now. Please try again shortly.",
+        ),
+        Reject::ConnectFailed { clear, .. } => {
+            let shape = Shape {
+                retry: Some("/".to_owned()),
+                ..Shape::new(
+                    StatusCode::BAD_REQUEST,
+                    "connect_failed",
+                    "This link to connect an account is not valid in this browser (it may have been used already).",
+                )
+            };
+            let mut resp = page(shape, ex, template);
+            if let Some(clear) = clear {
+                resp.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            return resp;
+        }
+        Reject::NotSameOrigin => Shape::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "This request must come from this site's own pages.",
+        ),
         Reject::Upstream(UpstreamError::BodyTooLarge { .. }) => Shape::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -276,6 +315,10 @@ fn page(shape: Shape, ex: &Exchange, template: Option<&str>) -> Response<Body> {
         if let Some(login_url) = &shape.login_url {
             json["login_url"] = serde_json::Value::String(login_url.clone());
         }
+        if let Some((connection, connect_url)) = &shape.connect {
+            json["connection"] = serde_json::Value::String(connection.clone());
+            json["connect_url"] = serde_json::Value::String(connect_url.clone());
+        }
         ("application/json", json.to_string())
     };
     let mut builder = Response::builder()
@@ -295,6 +338,10 @@ fn html_page(shape: &Shape, ex: &Exchange, template: Option<&str>) -> String {
     let title = shape.status.canonical_reason().unwrap_or("Error");
     let request_id = escape_html(ex.request_id.to_str().unwrap_or(""));
     let action = match (&shape.retry, &shape.login_url) {
+        _ if shape.connect.is_some() => {
+            let (_, url) = shape.connect.as_ref().expect("checked by the guard");
+            format!("<a href=\"{}\">Connect</a>", escape_html(url))
+        }
         (Some(retry), _) => format!("<a href=\"{}\">Try again</a>", escape_html(retry)),
         (None, Some(login)) => format!("<a href=\"{}\">Sign in</a>", escape_html(login)),
         (None, None) => "<a href=\"/\">Home</a>".to_owned(),

@@ -167,7 +167,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     let settings = ListenerSettings::from(&config);
     let threads = config.server.serving_threads();
     let login_sealer = Sealer::from_secrets(&config.session.secrets, "portcullis login state")?;
-    let (store, memory) = session_store(&config, &clock)?;
+    let (store, links, memory) = session_store(&config, &clock)?;
     let signer = Arc::new(crate::identity::Signer::new(
         &config.identity,
         &config.server.public_url,
@@ -186,6 +186,8 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         seen_jti: Default::default(),
         provider_backoff_until: Default::default(),
         signer,
+        links,
+        link_gates: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     if let Some(memory) = &memory {
@@ -236,7 +238,11 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
 
 /// The session store every request uses, and the memory store again when that is
 /// the one (it needs a sweeper).
-type Stores = (Arc<dyn SessionStore>, Option<Arc<MemoryStore>>);
+type Stores = (
+    Arc<dyn SessionStore>,
+    Arc<dyn crate::session::LinkStore>,
+    Option<Arc<MemoryStore>>,
+);
 
 /// Builds the configured session store. Redis connects lazily: an unreachable Redis
 /// is not a start-up error, only "not ready" until it answers.
@@ -244,7 +250,7 @@ fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, Serv
     match config.session.store {
         SessionStoreKind::Memory => {
             let memory = Arc::new(MemoryStore::new(config.session.max_sessions, clock.clone()));
-            Ok((memory.clone(), Some(memory)))
+            Ok((memory.clone(), memory.clone(), Some(memory)))
         }
         SessionStoreKind::Redis => {
             // Config validation requires both; a Config built by hand may lack them.
@@ -255,7 +261,8 @@ fn session_store(config: &Config, clock: &Arc<dyn Clock>) -> Result<Stores, Serv
                 .ok_or(RedisStoreError::NoUrl)?;
             let redis = RedisStore::connect(url, &config.session.secrets, clock.clone())?;
             tracing::info!("session store: redis");
-            Ok((Arc::new(redis), None))
+            let redis = Arc::new(redis);
+            Ok((redis.clone(), redis, None))
         }
     }
 }

@@ -28,6 +28,8 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(600);
 pub struct Cookies {
     session_name: String,
     login_prefix: String,
+    /// Connect-state cookies (SPEC §13): one per connection being linked.
+    connect_prefix: String,
     secure: bool,
     domain: Option<String>,
     session_max_age: Duration,
@@ -54,9 +56,15 @@ impl Cookies {
         } else {
             format!("{bare}_login_")
         };
+        let connect_prefix = if secure {
+            format!("__Host-{bare}_connect_")
+        } else {
+            format!("{bare}_connect_")
+        };
         Cookies {
             session_name,
             login_prefix,
+            connect_prefix,
             secure,
             domain,
             session_max_age: config.session.absolute_timeout,
@@ -123,6 +131,22 @@ impl Cookies {
         let mut c = self.base(name.to_owned(), String::new(), "/");
         c.make_removal();
         header_value(&c)
+    }
+
+    /// The connect-state cookie of connection `name` (a config name: a cookie
+    /// name's characters only).
+    pub fn connect_name(&self, connection: &str) -> String {
+        format!("{}{connection}", self.connect_prefix)
+    }
+
+    /// `Set-Cookie` carrying a sealed connect state; it lives as long as a login's.
+    pub fn set_connect(&self, name: &str, sealed: String) -> HeaderValue {
+        self.set_login(name, sealed)
+    }
+
+    /// `Set-Cookie` removing a connect-state cookie.
+    pub fn clear_connect(&self, name: &str) -> HeaderValue {
+        self.clear_login(name)
     }
 
     /// Every login-state cookie the request carries, as `(name, value)`.

@@ -23,6 +23,9 @@ pub struct Stack {
     pub idp: devidp::DevIdp,
     /// The providers besides the default (SPEC §12), in [`StackOptions::partners`] order.
     pub partners: Vec<Partner>,
+    /// Third-party services for connected accounts (SPEC §13), in
+    /// [`StackOptions::services`] order.
+    pub services: Vec<Partner>,
     pub proxy: Running,
     pub addr: SocketAddr,
     pub clock: Arc<ManualClock>,
@@ -75,6 +78,30 @@ pub struct StackOptions {
     /// More identity providers, each `[providers.NAME]` with a development
     /// provider of its own (SPEC §12). None by default.
     pub partners: Vec<PartnerOptions>,
+    /// Third-party OAuth 2.0 services (development providers with a plain
+    /// OAuth client for the proxy), each a `[connections.NAME]` and an
+    /// `[upstreams.NAME]` pointing at the service (its `/api/me`). None by default.
+    pub services: Vec<ServiceOptions>,
+}
+
+/// A third-party service to connect accounts at (SPEC §13).
+pub struct ServiceOptions {
+    pub name: String,
+    /// Lines added to its `[connections.NAME]` table.
+    pub table: String,
+    /// Any change to its provider's configuration (the proxy's client is
+    /// `clients[0]`).
+    pub idp: Box<dyn Fn(&mut devidp::Config)>,
+}
+
+impl ServiceOptions {
+    pub fn named(name: &str) -> Self {
+        ServiceOptions {
+            name: name.to_owned(),
+            table: String::new(),
+            idp: Box::new(|_| {}),
+        }
+    }
 }
 
 /// A provider besides the default: its `[providers.NAME]` table and the
@@ -155,6 +182,7 @@ impl Default for StackOptions {
             server: String::new(),
             oidc: String::new(),
             partners: Vec::new(),
+            services: Vec::new(),
         }
     }
 }
@@ -203,6 +231,12 @@ impl Stack {
             let partner = start_partner(options, &public).await;
             provider_tables.push_str(&provider_table(options, &partner));
             partners.push(partner);
+        }
+        let mut services = Vec::new();
+        for options in &options.services {
+            let service = start_service(options, &public).await;
+            provider_tables.push_str(&service_tables(options, &service));
+            services.push(service);
         }
 
         let toml = format!(
@@ -265,6 +299,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             echo,
             idp,
             partners,
+            services,
             proxy,
             addr,
             clock,
@@ -333,6 +368,15 @@ scopes = ["openid", "profile", "email", "offline_access"]
     ///
     /// # Panics
     /// When there is no such partner, or it is unreachable.
+    /// The third-party service `name`'s provider.
+    pub fn service(&self, name: &str) -> &devidp::DevIdp {
+        self.services
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.idp.as_ref())
+            .unwrap_or_else(|| panic!("no running service {name:?}"))
+    }
+
     pub fn partner(&self, name: &str) -> &devidp::DevIdp {
         self.partners
             .iter()
@@ -346,7 +390,12 @@ scopes = ["openid", "profile", "email", "offline_access"]
         self.clock.advance(secs);
         let by = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
         self.idp.advance_clock(by);
-        for idp in self.partners.iter().filter_map(|p| p.idp.as_ref()) {
+        for idp in self
+            .partners
+            .iter()
+            .chain(&self.services)
+            .filter_map(|p| p.idp.as_ref())
+        {
             idp.advance_clock(by);
         }
     }
@@ -402,6 +451,54 @@ async fn start_partner(options: &PartnerOptions, public: &str) -> Partner {
     partner.issuer = idp.issuer();
     partner.idp = Some(idp);
     partner
+}
+
+/// Starts a third-party service's provider with a plain OAuth 2.0 client for
+/// the proxy (no `openid` needed).
+async fn start_service(options: &ServiceOptions, public: &str) -> Partner {
+    let mut client = devidp::Client::new(
+        service_client_id(&options.name),
+        partner_secret(&options.name),
+        format!("{public}/_auth/connect/{}/callback", options.name),
+    );
+    client.is_openid_required = false;
+    let mut config = devidp::Config::new(client);
+    (options.idp)(&mut config);
+    let idp = devidp::start(config)
+        .await
+        .expect("service dev provider starts");
+    Partner {
+        name: options.name.clone(),
+        issuer: idp.issuer(),
+        idp: Some(idp),
+    }
+}
+
+pub fn service_client_id(name: &str) -> String {
+    format!("portcullis-connect-{name}")
+}
+
+/// `[connections.NAME]` by discovery, and `[upstreams.NAME]` at the service.
+fn service_tables(options: &ServiceOptions, service: &Partner) -> String {
+    format!(
+        r#"[connections.{name}]
+display_name = "{name} service"
+issuer = "{issuer}"
+client_id = "{id}"
+client_secret = "{secret}"
+scopes = ["repo", "read:user"]
+{table}
+
+[upstreams.{name}]
+url = "{issuer}"
+
+"#,
+        name = options.name,
+        issuer = service.issuer,
+        id = service_client_id(&options.name),
+        secret = partner_secret(&options.name),
+        table = options.table,
+    )
 }
 
 fn partner_secret(name: &str) -> String {

@@ -18,6 +18,7 @@ fn rule(req: Requirements) -> Rule {
         upstream: 0,
         strip_prefix: None,
         providers: vec![0],
+        connections: Vec::new(),
     }
 }
 

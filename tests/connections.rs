@@ -1,0 +1,508 @@
+//! Connected accounts (SPEC §13) end to end: a development provider plays the
+//! third-party service (plain OAuth 2.0, its `/api/me` the third-party API), the
+//! proxy links a signed-in user's account there and hands its access token to
+//! routes that name the connection.
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use portcullis_devidp as devidp;
+
+use crate::support::stack::{absolute, Browser, ServiceOptions, Stack, StackOptions};
+
+/// Routes: the service's API through the proxy, and the echo app with the
+/// token (to see exactly what the app gets).
+const ROUTES: &str = r#"
+[[route]]
+name = "svc-api"
+path = "/svc"
+upstream = "svc"
+strip_prefix = "/svc"
+connections = ["svc"]
+
+[[route]]
+name = "app-with-token"
+path = "/with-token"
+connections = ["svc"]
+
+[[route]]
+name = "public"
+path = "/public"
+auth = "public"
+"#;
+
+async fn stack_with(idp: impl Fn(&mut devidp::Config) + 'static) -> Stack {
+    Stack::start_with(StackOptions {
+        extra: ROUTES.to_owned(),
+        services: vec![ServiceOptions {
+            idp: Box::new(idp),
+            ..ServiceOptions::named("svc")
+        }],
+        ..Default::default()
+    })
+    .await
+}
+
+async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+/// Signs `user` in at the proxy, then links their account at the service
+/// (signing in there as `user` too); returns the browser and where it landed.
+async fn linked(stack: &Stack, user: &str) -> Browser {
+    let mut browser = stack.login(user).await;
+    let landed = connect(stack, &mut browser, user, "/public/after").await;
+    assert_eq!(landed, "/public/after", "connect lands on rd");
+    browser
+}
+
+/// Follows `connect/svc?rd=RD` through the service's sign-in; returns the path
+/// (and query) the browser was finally sent to.
+async fn connect(stack: &Stack, browser: &mut Browser, user: &str, rd: &str) -> String {
+    let start = stack.url(&format!("/_auth/connect/svc?rd={rd}"));
+    let to_service = browser.navigate(&start).await;
+    assert_eq!(to_service.status, StatusCode::FOUND, "{}", to_service.body);
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let query = crate::support::query_pairs(&authorize);
+    let has = |k: &str, v: Option<&str>| {
+        query
+            .iter()
+            .any(|(qk, qv)| qk == k && v.is_none_or(|v| qv == v))
+    };
+    assert!(has("code_challenge_method", Some("S256")), "{authorize}");
+    assert!(
+        has("state", None) && has("code_challenge", None),
+        "{authorize}"
+    );
+    assert!(!has("nonce", None), "plain OAuth: no nonce");
+    let page = browser.navigate(&authorize).await;
+    let callback = if page.body.contains("name=\"user\"") {
+        browser.submit_sign_in(&page, user).await
+    } else {
+        absolute(&authorize, page.location().expect("to the callback"))
+    };
+    assert!(
+        callback.contains("/_auth/connect/svc/callback?"),
+        "{callback}"
+    );
+    let back = browser.navigate(&callback).await;
+    assert_eq!(back.status, StatusCode::FOUND, "{}", back.body);
+    back.location().expect("back to rd").to_owned()
+}
+
+async fn api_me(stack: &Stack, browser: &mut Browser) -> crate::support::stack::Page {
+    browser.fetch(&stack.url("/svc/api/me")).await
+}
+
+async fn connections(stack: &Stack, browser: &mut Browser) -> serde_json::Value {
+    let page = browser.fetch(&stack.url("/_auth/connections")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    serde_json::from_str(&page.body).expect("JSON")
+}
+
+async fn metric(stack: &Stack, event: &str) -> u64 {
+    let text = crate::support::get(&stack.metrics_url(), &[]).await.2;
+    let needle =
+        format!("portcullis_connection_events_total{{connection=\"svc\",event=\"{event}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_linked_account_reaches_the_third_party_api_and_the_browser_sees_no_token() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+
+    let me = api_me(&stack, &mut browser).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let me: serde_json::Value = serde_json::from_str(&me.body).expect("JSON");
+    assert_eq!(me["sub"], "alice");
+    assert_eq!(
+        me["client_id"],
+        crate::support::stack::service_client_id("svc")
+    );
+
+    let listed = connections(&stack, &mut browser).await;
+    assert_eq!(listed[0]["name"], "svc");
+    assert_eq!(listed[0]["display_name"], "svc service");
+    assert_eq!(listed[0]["connected"], true);
+    assert_eq!(
+        listed[0]["scopes"],
+        serde_json::json!(["repo", "read:user"])
+    );
+    assert!(listed[0]["expires_at"].is_i64());
+    let text = listed.to_string();
+    assert!(!text.contains("token"), "never a token: {text}");
+    for value in browser.jar.values() {
+        assert!(
+            value.len() < 200 || !value.contains('.'),
+            "a token-like cookie: {value}"
+        );
+    }
+    assert_eq!(metric(&stack, "connected").await, 1);
+}
+
+#[tokio::test]
+async fn the_app_gets_the_token_in_the_header_and_never_the_clients_copy() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+    let page = browser
+        .request(
+            Method::GET,
+            &stack.url("/with-token"),
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Bearer forged"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let seen = page.seen();
+    let auth = seen.all("authorization");
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert!(
+        auth[0].starts_with("Bearer ") && !auth[0].contains("forged"),
+        "{auth:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_link_browsers_are_sent_to_connect_and_scripts_get_403() {
+    let stack = stack().await;
+    let mut browser = stack.login("alice").await;
+
+    let script = api_me(&stack, &mut browser).await;
+    assert_eq!(script.status, StatusCode::FORBIDDEN, "{}", script.body);
+    let body: serde_json::Value = serde_json::from_str(&script.body).expect("JSON");
+    assert_eq!(body["error"], "connection_required");
+    assert_eq!(body["connection"], "svc");
+    let connect_url = body["connect_url"].as_str().expect("connect_url");
+    assert!(
+        connect_url.ends_with("/_auth/connect/svc?rd=%2Fsvc%2Fapi%2Fme"),
+        "{connect_url}"
+    );
+
+    let navigation = browser.navigate(&stack.url("/svc/api/me")).await;
+    assert_eq!(navigation.status, StatusCode::FOUND);
+    assert_eq!(navigation.location(), Some(connect_url));
+
+    // The round trip: connect, then back where the user was going.
+    let landed = connect(&stack, &mut browser, "alice", "%2Fsvc%2Fapi%2Fme").await;
+    assert_eq!(landed, "/svc/api/me");
+    assert_eq!(api_me(&stack, &mut browser).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn connect_without_a_session_signs_in_first_then_goes_on() {
+    let stack = stack().await;
+    let mut browser = stack.browser();
+    let first = browser
+        .navigate(&stack.url("/_auth/connect/svc?rd=/public/x"))
+        .await;
+    assert_eq!(first.status, StatusCode::FOUND);
+    let page = browser
+        .follow(&absolute(&first.url, first.location().unwrap_or("/")))
+        .await;
+    assert!(
+        page.body.contains("name=\"user\""),
+        "the login provider's sign-in"
+    );
+    let back = browser.submit_sign_in(&page, "alice").await;
+    // The login callback returns to connect/svc, which goes on to the service.
+    let after_login = browser.navigate(&back).await;
+    let connect_again = absolute(&back, after_login.location().expect("back to connect"));
+    assert!(
+        connect_again.contains("/_auth/connect/svc?rd="),
+        "{connect_again}"
+    );
+    let to_service = browser.navigate(&connect_again).await;
+    assert!(
+        to_service
+            .location()
+            .unwrap_or_default()
+            .starts_with(&stack.service("svc").issuer()),
+        "{:?}",
+        to_service.location()
+    );
+    let scripts = crate::support::get(
+        &stack.url("/_auth/connect/svc"),
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(scripts.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_under_32_concurrent_requests_with_rotation() {
+    let stack = stack().await;
+    let browser = linked(&stack, "alice").await;
+    let service = stack.service("svc");
+    let before = service.stats().refreshes;
+
+    stack.advance(600);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let mut browser = browser.clone();
+        let url = stack.url("/svc/api/me");
+        tasks.spawn(async move { browser.fetch(&url).await.status });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(
+        service.stats().refreshes - before,
+        1,
+        "one refresh for 32 requests"
+    );
+    assert_eq!(
+        service.stats().refresh_failures,
+        0,
+        "no rotated-out token was spent"
+    );
+    assert_eq!(metric(&stack, "refreshed").await, 1);
+
+    // Rotated again later: the stored refresh token is the newest one.
+    stack.advance(600);
+    let mut browser = browser.clone();
+    assert_eq!(api_me(&stack, &mut browser).await.status, StatusCode::OK);
+    assert_eq!(service.stats().refreshes - before, 2);
+    assert_eq!(service.stats().refresh_failures, 0);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_removes_the_link() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+    stack
+        .service("svc")
+        .set_misbehaviour(devidp::Misbehaviour::RefreshFails);
+    stack.advance(600);
+    let refused = api_me(&stack, &mut browser).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("connection_required"));
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
+    stack.service("svc").clear_misbehaviour();
+    assert_eq!(
+        api_me(&stack, &mut browser).await.status,
+        StatusCode::FORBIDDEN,
+        "gone for good"
+    );
+}
+
+#[tokio::test]
+async fn a_third_party_down_gives_502_and_keeps_the_link() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+    stack
+        .service("svc")
+        .set_misbehaviour(devidp::Misbehaviour::ServiceUnavailable);
+    stack.advance(600);
+    let down = api_me(&stack, &mut browser).await;
+    assert_eq!(down.status, StatusCode::BAD_GATEWAY, "{}", down.body);
+    assert!(down.body.contains("connection_unavailable"));
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        true
+    );
+    stack.service("svc").clear_misbehaviour();
+    assert_eq!(
+        api_me(&stack, &mut browser).await.status,
+        StatusCode::OK,
+        "refreshed once back"
+    );
+}
+
+#[tokio::test]
+async fn disconnect_revokes_and_deletes_and_is_same_origin_only() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+    let service = stack.service("svc");
+    let client_id = crate::support::stack::service_client_id("svc");
+    assert_eq!(service.live_grants("alice", &client_id), 1);
+    let url = stack.url("/_auth/connect/svc/disconnect");
+
+    let cross_site = browser
+        .request(
+            Method::POST,
+            &url,
+            &[("origin", "https://evil.example")],
+            "",
+        )
+        .await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    let unlabelled = browser.request(Method::POST, &url, &[], "").await;
+    assert_eq!(
+        unlabelled.status,
+        StatusCode::FORBIDDEN,
+        "neither header: refused"
+    );
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        true
+    );
+
+    let origin = stack.url("");
+    let done = browser
+        .request(
+            Method::POST,
+            &url,
+            &[("origin", origin.trim_end_matches('/'))],
+            "",
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    assert_eq!(
+        service.live_grants("alice", &client_id),
+        0,
+        "revoked at the service"
+    );
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
+    assert_eq!(
+        api_me(&stack, &mut browser).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A form post lands on rd (checked like login's).
+    let mut browser = linked(&stack, "alice").await;
+    let form = browser
+        .request(
+            Method::POST,
+            &url,
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "rd=https%3A%2F%2Fevil.example%2F",
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::SEE_OTHER);
+    assert_eq!(form.location(), Some("/"), "a hostile rd lands home");
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_link_survives_logout_and_login_and_belongs_to_its_user() {
+    let stack = stack().await;
+    let mut alice = linked(&stack, "alice").await;
+    let _ = alice.navigate(&stack.url("/_auth/logout")).await;
+    let mut alice = stack.login("alice").await;
+    assert_eq!(
+        api_me(&stack, &mut alice).await.status,
+        StatusCode::OK,
+        "kept across logout"
+    );
+    let mut bob = stack.login("bob").await;
+    assert_eq!(
+        api_me(&stack, &mut bob).await.status,
+        StatusCode::FORBIDDEN,
+        "alice's link is not bob's"
+    );
+}
+
+#[tokio::test]
+async fn state_replay_another_browser_and_another_session_are_refused() {
+    let stack = stack().await;
+    let mut alice = stack.login("alice").await;
+    let to_service = alice
+        .navigate(&stack.url("/_auth/connect/svc?rd=/public/a"))
+        .await;
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let page = alice.navigate(&authorize).await;
+    let callback = alice.submit_sign_in(&page, "alice").await;
+
+    // Another browser (no connect cookie) with a fresh session of its own.
+    let mut mallory = stack.login("bob").await;
+    let foreign = mallory.navigate(&callback).await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST, "{}", foreign.body);
+
+    // The same browser after signing in as someone else: the session differs.
+    let mut switched = alice.clone();
+    switched.jar.retain(|name, _| name.contains("connect"));
+    let mut switched = {
+        let mut b = stack.login("bob").await;
+        b.jar.extend(switched.jar.clone());
+        b
+    };
+    let other_session = switched.navigate(&callback).await;
+    assert_eq!(
+        other_session.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        other_session.body
+    );
+
+    // The right browser: linked once; the same callback again, cookie and
+    // session included (a copy taken before), is a replay.
+    let mut replaying = alice.clone();
+    let ok = alice.navigate(&callback).await;
+    assert_eq!(ok.status, StatusCode::FOUND, "{}", ok.body);
+    assert_eq!(ok.location(), Some("/public/a"));
+    let again = replaying.navigate(&callback).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "replayed state");
+    assert_eq!(api_me(&stack, &mut alice).await.status, StatusCode::OK);
+    assert_eq!(
+        api_me(&stack, &mut mallory).await.status,
+        StatusCode::FORBIDDEN,
+        "nothing stored for bob"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_rd_lands_home_and_a_refused_consent_lands_on_rd_with_connect_error() {
+    let stack = stack().await;
+    let mut browser = stack.login("alice").await;
+    let landed = connect(
+        &stack,
+        &mut browser,
+        "alice",
+        "https%3A%2F%2Fevil.example%2F",
+    )
+    .await;
+    assert_eq!(landed, "/");
+
+    let to_service = browser
+        .navigate(&stack.url("/_auth/connect/svc?rd=/public/b"))
+        .await;
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let page = browser.navigate(&authorize).await;
+    let page = if page.body.contains("name=\"user\"") {
+        page
+    } else {
+        // Already signed in at the service: ask for its form again.
+        browser.navigate(&format!("{authorize}&prompt=login")).await
+    };
+    let back = browser.cancel_sign_in(&page).await;
+    let landed = browser.navigate(&back).await;
+    assert_eq!(landed.status, StatusCode::FOUND, "{}", landed.body);
+    assert_eq!(
+        landed.location(),
+        Some("/public/b?connect_error=access_denied")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_connection_is_404_and_connections_needs_a_session() {
+    let stack = stack().await;
+    let mut browser = stack.login("alice").await;
+    let unknown = browser.navigate(&stack.url("/_auth/connect/nope")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let (status, _, _) = crate::support::get(
+        &stack.url("/_auth/connections"),
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let _ = Duration::ZERO;
+}
