@@ -31,9 +31,13 @@ path = "/public"
 auth = "public"
 "#;
 
+/// `admin.connections_api_token` of every stack here.
+const API_TOKEN: &str = "offline-jobs-0123456789abcdef0123456789";
+
 async fn stack_with(idp: impl Fn(&mut devidp::Config) + 'static) -> Stack {
     Stack::start_with(StackOptions {
         extra: ROUTES.to_owned(),
+        admin: format!("connections_api_token = \"{API_TOKEN}\""),
         services: vec![ServiceOptions {
             idp: Box::new(idp),
             ..ServiceOptions::named("svc")
@@ -505,4 +509,131 @@ async fn an_unknown_connection_is_404_and_connections_needs_a_session() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let _ = Duration::ZERO;
+}
+
+#[tokio::test]
+async fn the_admin_token_endpoint_needs_its_secret_and_is_not_on_the_public_listener() {
+    let stack = stack().await;
+    let _alice = linked(&stack, "alice").await;
+    let admin = format!(
+        "http://{}/connections/svc/token?provider=default&sub=alice",
+        stack.proxy.admin_addr
+    );
+    let bearer = format!("Bearer {API_TOKEN}");
+
+    let (status, headers, _) = crate::support::get(&admin, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers.contains_key("www-authenticate"));
+    let wrong = crate::support::get(
+        &admin,
+        &[(
+            "authorization",
+            "Bearer offline-jobs-0123456789abcdef012345678X",
+        )],
+    )
+    .await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+
+    let (status, _, body) = crate::support::get(&admin, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let token = answer["access_token"].as_str().expect("a token");
+    assert!(answer["expires_at"].is_i64());
+    assert_eq!(answer["scopes"], serde_json::json!(["repo", "read:user"]));
+    // The token works at the service itself (an offline job calls it directly).
+    let me = crate::support::get(
+        &format!("{}/api/me", stack.service("svc").issuer()),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(me.0, StatusCode::OK, "{}", me.2);
+
+    let unlinked = admin.replace("sub=alice", "sub=bob");
+    let (status, _, _) = crate::support::get(&unlinked, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let no_sub = admin.replace("&sub=alice", "");
+    let (status, _, _) = crate::support::get(&no_sub, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The public listener has no such endpoint: the path is an ordinary
+    // route's (here, the default policy's: sign in first).
+    let public = stack.url("/connections/svc/token?provider=default&sub=alice");
+    let (status, _, body) = crate::support::get(
+        &public,
+        &[("authorization", &bearer), ("accept", "application/json")],
+    )
+    .await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(!body.contains(token));
+}
+
+#[tokio::test]
+async fn the_admin_token_endpoint_is_off_without_its_secret() {
+    let stack = Stack::start_with(StackOptions {
+        extra: ROUTES.to_owned(),
+        services: vec![ServiceOptions::named("svc")],
+        ..Default::default()
+    })
+    .await;
+    let _alice = linked(&stack, "alice").await;
+    let admin = format!(
+        "http://{}/connections/svc/token?provider=default&sub=alice",
+        stack.proxy.admin_addr
+    );
+    let (status, _, _) = crate::support::get(&admin, &[("authorization", "Bearer ")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_authorization_response_from_another_issuer_stores_nothing() {
+    let stack = stack().await;
+    let mut browser = stack.login("alice").await;
+    let to_service = browser
+        .navigate(&stack.url("/_auth/connect/svc?rd=/public/c"))
+        .await;
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let page = browser.navigate(&authorize).await;
+    let callback = browser.submit_sign_in(&page, "alice").await;
+    assert!(
+        callback.contains("iss="),
+        "the service sends RFC 9207 iss: {callback}"
+    );
+    let forged = regex::Regex::new("iss=[^&]*")
+        .expect("regex")
+        .replace(&callback, "iss=https%3A%2F%2Fevil.example")
+        .into_owned();
+    let landed = browser.navigate(&forged).await;
+    assert_eq!(landed.status, StatusCode::FOUND, "{}", landed.body);
+    assert_eq!(
+        landed.location(),
+        Some("/public/c?connect_error=iss_mismatch")
+    );
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
+
+    // The service advertises RFC 9207: a response without `iss` is refused too.
+    let to_service = browser
+        .navigate(&stack.url("/_auth/connect/svc?rd=/public/c"))
+        .await;
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let page = browser.navigate(&authorize).await;
+    let callback = match page.location() {
+        Some(next) => absolute(&authorize, next),
+        None => browser.submit_sign_in(&page, "alice").await,
+    };
+    let stripped = regex::Regex::new("&?iss=[^&]*")
+        .expect("regex")
+        .replace(&callback, "")
+        .into_owned();
+    let landed = browser.navigate(&stripped).await;
+    assert_eq!(
+        landed.location(),
+        Some("/public/c?connect_error=iss_missing")
+    );
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
 }

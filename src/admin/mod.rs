@@ -1,4 +1,6 @@
-//! The admin listener (SPEC §9): `/healthz`, `/readyz`, `/metrics`.
+//! The admin listener (SPEC §9): `/healthz`, `/readyz`, `/metrics`, and the
+//! connected-account token endpoint for offline jobs (SPEC §13),
+//! `/connections/NAME/token`, answered by whoever implements [`ConnectionTokens`].
 //!
 //! It runs on its own address, never on the public listener, so a user of the
 //! protected app cannot read metrics or probe readiness. It imports nothing above
@@ -21,6 +23,37 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use metrics::Metrics;
+
+/// What the token endpoint answers (SPEC §13).
+#[derive(Debug)]
+pub enum TokenAnswer {
+    /// `admin.connections_api_token` is not configured: the endpoint is off (404).
+    Off,
+    /// No or another bearer secret: 401.
+    Unauthorized,
+    /// No such connection, or the user has no link: 404.
+    NotLinked,
+    /// `provider` or `sub` missing: 400.
+    BadRequest,
+    /// The store or the third party cannot answer now: 503 / 502.
+    Unavailable(StatusCode),
+    /// 200 `{"access_token","expires_at","scopes"}`.
+    Token(serde_json::Value),
+}
+
+/// The token endpoint's logic, implemented where links and connections live
+/// (the proxy), so this module imports nothing above it.
+pub trait ConnectionTokens: Send + Sync + 'static {
+    /// The token of `connection` for (`provider`, `sub`), for a caller that
+    /// presented `bearer`.
+    fn token(
+        &self,
+        bearer: Option<String>,
+        connection: String,
+        provider: Option<String>,
+        sub: Option<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TokenAnswer> + Send + '_>>;
+}
 
 /// Named start-up conditions that must all hold before `/readyz` answers 200
 /// (linkerd's readiness latch): the provider's metadata is loaded, the session
@@ -90,6 +123,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    tokens: Option<Arc<dyn ConnectionTokens>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -105,10 +139,24 @@ pub async fn serve(
         };
         let metrics = metrics.clone();
         let readiness = readiness.clone();
+        let tokens = tokens.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let resp = respond(&req, &metrics, &readiness);
-                async move { Ok::<_, Infallible>(resp) }
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let token_request = match (&tokens, connection_of(req.uri().path())) {
+                    (Some(tokens), Some(name)) => Some((tokens.clone(), name.to_owned())),
+                    _ => None,
+                };
+                let resp = match token_request {
+                    Some(_) => None,
+                    None => Some(respond(&req, &metrics, &readiness)),
+                };
+                async move {
+                    match (resp, token_request) {
+                        (Some(resp), _) => Ok::<_, Infallible>(resp),
+                        (None, Some((tokens, name))) => Ok(token(&req, &*tokens, name).await),
+                        (None, None) => Ok(text(StatusCode::NOT_FOUND, "not found\n".into())),
+                    }
+                }
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder
@@ -151,6 +199,77 @@ fn respond(
             .expect("static response parts are valid"),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// `NAME` of `/connections/NAME/token`.
+fn connection_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/connections/")?
+        .strip_suffix("/token")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// `GET /connections/NAME/token?provider=P&sub=S` with the bearer secret.
+async fn token(
+    req: &Request<Incoming>,
+    tokens: &dyn ConnectionTokens,
+    connection: String,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_owned());
+    let param = |name: &str| {
+        let query = req.uri().query()?;
+        let mut found = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
+        match (found.next(), found.next()) {
+            (Some((_, v)), None) => Some(v.into_owned()),
+            _ => None,
+        }
+    };
+    let answer = tokens
+        .token(bearer, connection, param("provider"), param("sub"))
+        .await;
+    match answer {
+        TokenAnswer::Off => text(StatusCode::NOT_FOUND, "not found\n".into()),
+        TokenAnswer::Unauthorized => Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(
+                header::WWW_AUTHENTICATE,
+                "Bearer realm=\"portcullis-admin\"",
+            )
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Full::new(Bytes::from_static(b"unauthorized\n")))
+            .expect("static response parts are valid"),
+        TokenAnswer::NotLinked => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "not_linked"}),
+        ),
+        TokenAnswer::BadRequest => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "invalid_request", "message": "provider and sub are required, once each"}),
+        ),
+        TokenAnswer::Unavailable(status) => {
+            json(status, &serde_json::json!({"error": "unavailable"}))
+        }
+        TokenAnswer::Token(value) => json(StatusCode::OK, &value),
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(value.to_string())))
+        .expect("static response parts are valid")
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -478,3 +478,69 @@ async fn form_param(body: Incoming, name: &str) -> Result<Option<String>, Reject
     let text = String::from_utf8_lossy(&bytes);
     Ok(query_param(Some(&text), name))
 }
+
+/// The admin listener's token endpoint (SPEC §13), for the app's offline jobs.
+pub struct AdminTokens(pub Arc<State>);
+
+impl crate::admin::ConnectionTokens for AdminTokens {
+    fn token(
+        &self,
+        bearer: Option<String>,
+        connection: String,
+        provider: Option<String>,
+        sub: Option<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::admin::TokenAnswer> + Send + '_>>
+    {
+        Box::pin(admin_token(&self.0, bearer, connection, provider, sub))
+    }
+}
+
+async fn admin_token(
+    state: &State,
+    bearer: Option<String>,
+    connection: String,
+    provider: Option<String>,
+    sub: Option<String>,
+) -> crate::admin::TokenAnswer {
+    use crate::admin::TokenAnswer;
+    let rt = state.runtime.load_full();
+    let Some(secret) = &rt.config.admin.connections_api_token else {
+        return TokenAnswer::Off;
+    };
+    let presented = bearer.unwrap_or_default();
+    let matches: bool = presented
+        .as_bytes()
+        .ct_eq(secret.expose().trim().as_bytes())
+        .into();
+    if !matches {
+        return TokenAnswer::Unauthorized;
+    }
+    let (Some(provider), Some(sub)) = (provider, sub) else {
+        return TokenAnswer::BadRequest;
+    };
+    let Some(client) = rt.connections.get(&connection) else {
+        return TokenAnswer::NotLinked;
+    };
+    let now = || state.clock.now();
+    let cx = tokens::Context {
+        links: &*state.links,
+        gates: &state.link_gates,
+        client,
+        now: &now,
+    };
+    let key = LinkKey::new(&provider, &sub, &connection);
+    match tokens::access_token(&cx, &key).await {
+        Ok((link, outcome)) => {
+            count_outcome(state, &connection, outcome);
+            tracing::info!(connection = %connection, %sub, "access token handed to an offline job");
+            TokenAnswer::Token(serde_json::json!({
+                "access_token": link.access_token,
+                "expires_at": link.expires_at,
+                "scopes": link.scopes,
+            }))
+        }
+        Err(TokenError::NotLinked) => TokenAnswer::NotLinked,
+        Err(TokenError::Unavailable(_)) => TokenAnswer::Unavailable(StatusCode::BAD_GATEWAY),
+        Err(TokenError::Store(_)) => TokenAnswer::Unavailable(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}

@@ -202,10 +202,13 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         readiness.clone(),
         shutdown_rx.clone(),
     ));
+    let tokens: Arc<dyn admin::ConnectionTokens> =
+        Arc::new(crate::proxy::connect::AdminTokens(state.clone()));
     let admin = tokio::spawn(admin::serve(
         admin_listener,
         metrics,
         readiness.clone(),
+        Some(tokens),
         shutdown_rx.clone(),
     ));
     let serving = Serving {

@@ -75,6 +75,8 @@ pub struct StackOptions {
     pub server: String,
     /// TOML lines added to the `[oidc]` table.
     pub oidc: String,
+    /// TOML lines added to the `[admin]` table.
+    pub admin: String,
     /// More identity providers, each `[providers.NAME]` with a development
     /// provider of its own (SPEC §12). None by default.
     pub partners: Vec<PartnerOptions>,
@@ -181,6 +183,7 @@ impl Default for StackOptions {
             pass_access_token: false,
             server: String::new(),
             oidc: String::new(),
+            admin: String::new(),
             partners: Vec::new(),
             services: Vec::new(),
         }
@@ -248,6 +251,7 @@ public_url = "{public}"
 
 [admin]
 listen = "127.0.0.1:0"
+{admin}
 
 [upstream]
 url = "{upstream}"
@@ -270,6 +274,7 @@ scopes = ["openid", "profile", "email", "offline_access"]
             pass_access_token = options.pass_access_token,
             server = options.server.replace("{port}", &port.to_string()),
             oidc = options.oidc,
+            admin = options.admin,
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("portcullis.toml");
