@@ -63,7 +63,12 @@ async fn linked(stack: &Stack, user: &str) -> Browser {
 /// Follows `connect/svc?rd=RD` through the service's sign-in; returns the path
 /// (and query) the browser was finally sent to.
 async fn connect(stack: &Stack, browser: &mut Browser, user: &str, rd: &str) -> String {
-    let start = stack.url(&format!("/_auth/connect/svc?rd={rd}"));
+    connect_at(&stack.url(""), browser, user, rd).await
+}
+
+/// [`connect`] through the proxy at `base`.
+async fn connect_at(base: &str, browser: &mut Browser, user: &str, rd: &str) -> String {
+    let start = format!("{base}/_auth/connect/svc?rd={rd}");
     let to_service = browser.navigate(&start).await;
     assert_eq!(to_service.status, StatusCode::FOUND, "{}", to_service.body);
     let authorize = to_service.location().expect("to the service").to_owned();
@@ -636,4 +641,84 @@ async fn an_authorization_response_from_another_issuer_stores_nothing() {
         connections(&stack, &mut browser).await[0]["connected"],
         false
     );
+}
+
+/// The same behaviour with links in Redis, shared by replicas (SPEC §13).
+mod redis {
+    use super::*;
+    use crate::support::redis::Replicas;
+
+    const ROUTE: &str = r#"
+[[route]]
+name = "svc-api"
+path = "/svc"
+upstream = "svc"
+strip_prefix = "/svc"
+connections = ["svc"]
+"#;
+
+    async fn linked_at(replicas: &Replicas, user: &str) -> Browser {
+        let mut browser = replicas.login(0, user).await;
+        let base = replicas.url(0, "");
+        let landed = connect_at(&base, &mut browser, user, "/public/x").await;
+        assert_eq!(landed, "/public/x");
+        browser
+    }
+
+    #[tokio::test]
+    async fn two_replicas_refresh_a_link_once_under_32_concurrent_requests() {
+        let replicas = Replicas::start_with_service(2, ROUTE).await;
+        let browser = linked_at(&replicas, "alice").await;
+        let service = replicas.service.as_ref().expect("service");
+        let before = service.stats().refreshes;
+        // A slow answer keeps both replicas' requests waiting on one refresh.
+        service.set_misbehaviour(devidp::Misbehaviour::SlowRefresh);
+        replicas.advance(600);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..32 {
+            let mut browser = browser.clone();
+            let url = replicas.url(i % 2, "/svc/api/me");
+            tasks.spawn(async move { browser.fetch(&url).await.status });
+        }
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.expect("task"), StatusCode::OK);
+        }
+        assert_eq!(
+            service.stats().refreshes - before,
+            1,
+            "one refresh across replicas"
+        );
+        assert_eq!(
+            service.stats().refresh_failures,
+            0,
+            "no rotated-out token spent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_link_survives_restarts_and_is_seen_by_every_replica() {
+        let mut replicas = Replicas::start_with_service(2, ROUTE).await;
+        let mut browser = linked_at(&replicas, "alice").await;
+        replicas.restart(0).await;
+        replicas.restart(1).await;
+        for i in 0..2 {
+            let me = browser.fetch(&replicas.url(i, "/svc/api/me")).await;
+            assert_eq!(me.status, StatusCode::OK, "replica {i}: {}", me.body);
+        }
+        // A disconnect on one replica is seen on the other at once.
+        let origin = replicas.public.clone();
+        let done = browser
+            .request(
+                Method::POST,
+                &replicas.url(0, "/_auth/connect/svc/disconnect"),
+                &[("origin", &origin)],
+                "",
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::NO_CONTENT);
+        let gone = browser.fetch(&replicas.url(1, "/svc/api/me")).await;
+        assert_eq!(gone.status, StatusCode::FORBIDDEN);
+        let dump = format!("{:?}", replicas.redis.dump().await);
+        assert!(!dump.contains("alice"), "a dump names no user");
+    }
 }

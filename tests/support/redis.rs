@@ -219,6 +219,8 @@ pub struct Replicas {
     pub redis: RedisServer,
     pub clock: Arc<ManualClock>,
     pub proxies: Vec<Running>,
+    /// The third-party service `svc` (SPEC §13), when started with one.
+    pub service: Option<devidp::DevIdp>,
     /// The public URL every replica is configured with (replica 0's address).
     pub public: String,
     dir: tempfile::TempDir,
@@ -228,6 +230,16 @@ pub struct Replicas {
 impl Replicas {
     /// `n` replicas of one configuration (store = "redis", one shared secret).
     pub async fn start(n: usize) -> Replicas {
+        Self::start_with(n, "").await
+    }
+
+    /// `n` replicas with the third-party service `svc` as `[connections.svc]`
+    /// and `[upstreams.svc]`, and `extra` TOML (routes using it).
+    pub async fn start_with_service(n: usize, extra: &str) -> Replicas {
+        Self::start_with(n, extra).await
+    }
+
+    async fn start_with(n: usize, extra: &str) -> Replicas {
         init();
         let redis = RedisServer::start();
         let echo = Echo::start().await;
@@ -243,6 +255,14 @@ impl Replicas {
         let idp = devidp::start(devidp::Config::new(client))
             .await
             .expect("dev provider starts");
+        let (service, service_tables) = if extra.is_empty() {
+            (None, String::new())
+        } else {
+            let options = super::stack::ServiceOptions::named("svc");
+            let service = super::stack::start_service(&options, &public).await;
+            let tables = super::stack::service_tables(&options, &service);
+            (service.idp, format!("{tables}\n{extra}"))
+        };
         let secret = STANDARD.encode(rand::random::<[u8; 32]>());
         let toml = format!(
             r#"
@@ -268,6 +288,8 @@ redis_url = "{redis_url}"
 secret = "{secret}"
 
 {ROUTES}
+
+{service_tables}
 "#,
             upstream = echo.url(),
             issuer = idp.issuer(),
@@ -279,6 +301,7 @@ secret = "{secret}"
             redis,
             clock: Arc::new(ManualClock::new(now())),
             proxies: Vec::new(),
+            service,
             public,
             dir: tempfile::tempdir().expect("tempdir"),
             toml,
@@ -343,8 +366,11 @@ secret = "{secret}"
     /// Moves every replica's clock and the provider's.
     pub fn advance(&self, secs: i64) {
         self.clock.advance(secs);
-        self.idp
-            .advance_clock(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+        let by = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+        self.idp.advance_clock(by);
+        if let Some(service) = &self.service {
+            service.advance_clock(by);
+        }
     }
 }
 

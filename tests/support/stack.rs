@@ -460,7 +460,7 @@ async fn start_partner(options: &PartnerOptions, public: &str) -> Partner {
 
 /// Starts a third-party service's provider with a plain OAuth 2.0 client for
 /// the proxy (no `openid` needed).
-async fn start_service(options: &ServiceOptions, public: &str) -> Partner {
+pub async fn start_service(options: &ServiceOptions, public: &str) -> Partner {
     let mut client = devidp::Client::new(
         service_client_id(&options.name),
         partner_secret(&options.name),
@@ -484,7 +484,7 @@ pub fn service_client_id(name: &str) -> String {
 }
 
 /// `[connections.NAME]` by discovery, and `[upstreams.NAME]` at the service.
-fn service_tables(options: &ServiceOptions, service: &Partner) -> String {
+pub fn service_tables(options: &ServiceOptions, service: &Partner) -> String {
     format!(
         r#"[connections.{name}]
 display_name = "{name} service"
