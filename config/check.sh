@@ -11,6 +11,8 @@
 #
 #   oidc.client_secret_file       a random client secret
 #   providers.NAME.client_secret_file  one more for each such provider
+#   connections.NAME.client_secret_file  one more for each connected-account service
+#   admin.connections_api_token_file    a random 32-byte token
 #   session.secret_file           32 random bytes, base64
 #   session.previous_secrets_file one more such key
 #   session.redis_url_file        redis://:<random password>@127.0.0.1:6379/0
@@ -59,7 +61,7 @@ named_secret_files() {
             sub(/[[:space:]]*=.*$/, "", key)
             print section "." key
         }
-    ' "$1" | grep -Ex 'oidc\.client_secret_file|providers\.[a-z0-9_-]+\.client_secret_file|session\.(secret|previous_secrets|redis_url)_file' || true
+    ' "$1" | grep -Ex 'oidc\.client_secret_file|(providers|connections)\.[a-z0-9_-]+\.client_secret_file|admin\.connections_api_token_file|session\.(secret|previous_secrets|redis_url)_file' || true
 }
 
 random_base64() {
@@ -91,6 +93,16 @@ while IFS= read -r key; do
         name=${name%.client_secret_file}
         random_base64 24 | tr '+/' '-_' >"$secrets/client-secret.$name"
         provider_env+=("PORTCULLIS_PROVIDERS__${name^^}__CLIENT_SECRET_FILE=$secrets/client-secret.$name")
+        ;;
+    connections.*.client_secret_file)
+        name=${key#connections.}
+        name=${name%.client_secret_file}
+        random_base64 24 | tr '+/' '-_' >"$secrets/connection-secret.$name"
+        provider_env+=("PORTCULLIS_CONNECTIONS__${name^^}__CLIENT_SECRET_FILE=$secrets/connection-secret.$name")
+        ;;
+    admin.connections_api_token_file)
+        random_base64 32 | tr '+/' '-_' >"$secrets/connections-api-token"
+        export PORTCULLIS_ADMIN__CONNECTIONS_API_TOKEN_FILE="$secrets/connections-api-token"
         ;;
     session.secret_file)
         random_base64 32 >"$secrets/session-secret"

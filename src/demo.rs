@@ -3,8 +3,11 @@
 //! Starts the development OpenID provider (`portcullis-devidp`, loopback only),
 //! a demo app that renders the headers it receives, and the proxy in front with
 //! example rules: a public page, a page for any signed-in user, an admin page.
-//! The proxy's config is generated as TOML and goes through the same loader and
-//! validation as an operator's file.
+//! A second development provider plays a third-party OAuth 2.0 service ("Acme
+//! Files") for connected accounts (SPEC §13): the app's `/connected` page links
+//! the user's account there and calls its API through the proxy's `/acme` route,
+//! which carries the user's Acme access token. The proxy's config is generated
+//! as TOML and goes through the same loader and validation as an operator's file.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,14 +40,25 @@ pub enum DemoError {
     Proxy(#[from] server::ServerError),
 }
 
-/// The three running parts of the demo.
+/// The running parts of the demo.
 pub struct Demo {
     pub url: String,
+    /// The login provider.
     pub idp: devidp::DevIdp,
+    /// The third party of the connected-accounts page ([`CONNECTION`]); it
+    /// stops when the demo is dropped.
+    pub service: devidp::DevIdp,
     pub proxy: Running,
     pub app: SocketAddr,
     _dir: tempfile::TempDir,
 }
+
+/// The connection's name: `[connections.acme]`, `/_auth/connect/acme`, and the
+/// `/acme` route to its API (written out in `ROUTES` and the page too).
+pub const CONNECTION: &str = "acme";
+
+/// The app's page that shows the connected account.
+pub const CONNECTED_PAGE: &str = "/connected";
 
 /// The demo's rules, as an operator would write them.
 const ROUTES: &str = r#"
@@ -57,6 +71,15 @@ auth = "public"
 name = "admin"
 path = "/admin"
 roles_any = ["admin"]
+
+# The third party's API with the signed-in user's Acme token (SPEC §13):
+# /acme/api/me reaches Acme's /api/me as `Authorization: Bearer <token>`.
+[[route]]
+name = "acme-api"
+path = "/acme"
+upstream = "acme"
+strip_prefix = "/acme"
+connections = ["acme"]
 
 [policy]
 default = "login"   # everything else: any signed-in user
@@ -82,6 +105,9 @@ pub async fn start(port: u16) -> Result<Demo, DemoError> {
     client.post_logout_redirect_uris = vec![format!("{public}/")];
     client.backchannel_logout_uri = Some(format!("{public}/_auth/backchannel-logout"));
     let idp = devidp::start(devidp::Config::new(client)).await?;
+    let service_secret =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let service = start_service(&public, &service_secret).await?;
     let app = start_app().await?;
 
     let toml = format!(
@@ -102,10 +128,21 @@ client_id = "portcullis-demo"
 client_secret = "{secret}"
 scopes = ["openid", "profile", "email", "offline_access"]
 
+[connections.{CONNECTION}]
+display_name = "Acme Files (development third party)"
+issuer = "{service_issuer}"
+client_id = "portcullis-demo-{CONNECTION}"
+client_secret = "{service_secret}"
+scopes = ["files:read", "profile"]
+
+[upstreams.{CONNECTION}]
+url = "{service_issuer}"
+
 [log]
 format = "text"
 {ROUTES}"#,
         issuer = idp.issuer(),
+        service_issuer = service.issuer(),
     );
     let dir = tempfile::tempdir().map_err(|e| DemoError::Config(e.to_string()))?;
     let path = dir.path().join("demo.toml");
@@ -115,10 +152,25 @@ format = "text"
     Ok(Demo {
         url: format!("{public}/"),
         idp,
+        service,
         proxy,
         app,
         _dir: dir,
     })
+}
+
+/// The third party: a second development provider with a plain OAuth 2.0
+/// client for the proxy (no `openid`, opaque access tokens, as GitHub's) and
+/// the same demo users, so a person signs in there under the same name.
+async fn start_service(public: &str, secret: &str) -> Result<devidp::DevIdp, DemoError> {
+    let mut client = devidp::Client::new(
+        format!("portcullis-demo-{CONNECTION}"),
+        secret,
+        format!("{public}/_auth/connect/{CONNECTION}/callback"),
+    );
+    client.is_openid_required = false;
+    client.access_token_format = devidp::AccessTokenFormat::Opaque;
+    Ok(devidp::start(devidp::Config::new(client)).await?)
 }
 
 impl Demo {
@@ -131,10 +183,13 @@ impl Demo {
         format!(
             "\nportcullis demo is running.\n\n  Open {url}\n\n  Sign in as one of:\n{users}\n  \
              {url}        public page\n  {url}me      any signed-in user\n  {url}admin   role admin only (bob gets 403)\n  \
-             {url}_auth/logout   sign out\n\n  provider: {issuer}   app: http://{app}   metrics: http://{admin}/metrics\n\n\
-             Ctrl-C stops all three.\n",
+             {url}connected   connect a (development) third-party account, Acme Files, and call its API\n  \
+             {url}_auth/logout   sign out\n\n  provider: {issuer}   third party: {service}   app: http://{app}   \
+             metrics: http://{admin}/metrics\n\n\
+             Ctrl-C stops them all.\n",
             url = self.url,
             issuer = self.idp.issuer(),
+            service = self.service.issuer(),
             app = self.app,
             admin = self.proxy.admin_addr,
         )
@@ -163,6 +218,8 @@ async fn start_app() -> Result<SocketAddr, DemoError> {
     Ok(addr)
 }
 
+/// The app's pages: [`CONNECTED_PAGE`], and for any other path the request it
+/// received, headers included.
 fn app_page(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let user = req
         .headers()
@@ -177,6 +234,31 @@ fn app_page(req: &Request<Incoming>) -> Response<Full<Bytes>> {
             escape_html(user)
         )
     };
+    let body = if req.uri().path() == CONNECTED_PAGE {
+        format!("<p>{greeting}</p>{CONNECTED_BODY}")
+    } else {
+        request_body(req, &greeting)
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>demo app</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+         table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #eee;\
+         font-family:ui-monospace,monospace;font-size:.85rem;word-break:break-all}}tr.id{{background:#eef6ee}}\
+         pre{{background:#f6f6f6;padding:.6rem;white-space:pre-wrap;word-break:break-all}}\
+         nav a{{margin-right:1rem}}</style></head><body>\
+         <h1>The app behind portcullis</h1><nav><a href=\"/\">/ (public)</a><a href=\"/me\">/me (any user)</a>\
+         <a href=\"/admin\">/admin (role admin)</a><a href=\"{CONNECTED_PAGE}\">{CONNECTED_PAGE} (third-party account)</a>\
+         <a href=\"/_auth/userinfo\">userinfo</a></nav>{body}</body></html>"
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(html)))
+        .expect("static response parts are valid")
+}
+
+/// The request as the app received it: the identity headers portcullis set
+/// (highlighted) among the others.
+fn request_body(req: &Request<Incoming>, greeting: &str) -> String {
     let rows: String = req
         .headers()
         .iter()
@@ -195,21 +277,57 @@ fn app_page(req: &Request<Incoming>) -> Response<Full<Bytes>> {
             )
         })
         .collect();
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>demo app</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}}\
-         table{{border-collapse:collapse;width:100%}}th,td{{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #eee;\
-         font-family:ui-monospace,monospace;font-size:.85rem;word-break:break-all}}tr.id{{background:#eef6ee}}\
-         nav a{{margin-right:1rem}}</style></head><body>\
-         <h1>The app behind portcullis</h1><nav><a href=\"/\">/ (public)</a><a href=\"/me\">/me (any user)</a>\
-         <a href=\"/admin\">/admin (role admin)</a><a href=\"/_auth/userinfo\">userinfo</a></nav>\
-         <p>{greeting}</p><p>This app checks nothing: it trusts the identity headers portcullis sets \
-         (highlighted). Request: <code>{method} {path}</code></p><table>{rows}</table></body></html>",
+    format!(
+        "<p>{greeting}</p><p><a href=\"/_auth/connect/acme?rd={CONNECTED_PAGE}\">Connect a \
+         (development) third-party account</a></p><p>This app checks nothing: it trusts the \
+         identity headers portcullis sets (highlighted). Request: <code>{method} {path}</code></p>\
+         <table>{rows}</table>",
         method = escape_html(req.method().as_str()),
         path = escape_html(&req.uri().to_string()),
-    );
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .body(Full::new(Bytes::from(html)))
-        .expect("static response parts are valid")
+    )
 }
+
+/// [`CONNECTED_PAGE`]: the browser asks the proxy which accounts are linked and
+/// calls Acme's API through the `/acme` route; neither answer ever holds a
+/// token. The script writes only `textContent`, so nothing it shows is markup.
+/// Disconnect is a plain form post, which a browser sends with `Origin`, as
+/// the proxy requires (SPEC §13).
+const CONNECTED_BODY: &str = r#"<h2>Connected account: Acme Files (development third party)</h2>
+<p>portcullis keeps your Acme tokens server-side and adds your access token to requests on
+<code>/acme</code>; this page and your browser never see it.</p>
+<p id="status">Checking&hellip;</p>
+<p><a id="connect" href="/_auth/connect/acme?rd=/connected">Connect a (development) third-party account</a></p>
+<form id="disconnect" method="post" action="/_auth/connect/acme/disconnect">
+<input type="hidden" name="rd" value="/connected"><button type="submit">Disconnect</button></form>
+<h3><code>GET /_auth/connections</code> (the proxy: your links, never a token)</h3>
+<pre id="connections">&hellip;</pre>
+<h3><code>GET /acme/api/me</code> (Acme's API, through portcullis with your token)</h3>
+<pre id="api">&hellip;</pre>
+<script>
+async function show(url, id) {
+  const out = document.getElementById(id);
+  try {
+    const response = await fetch(url, { headers: { accept: "application/json" } });
+    const text = await response.text();
+    let body = null;
+    try { body = JSON.parse(text); } catch (e) {}
+    out.textContent = response.status + " " + (body === null ? text : JSON.stringify(body, null, 2));
+    return response.ok ? body : null;
+  } catch (e) {
+    out.textContent = String(e);
+    return null;
+  }
+}
+(async () => {
+  const error = new URLSearchParams(location.search).get("connect_error");
+  const links = await show("/_auth/connections", "connections");
+  await show("/acme/api/me", "api");
+  const acme = (links || []).find((link) => link.name === "acme");
+  const connected = Boolean(acme && acme.connected);
+  document.getElementById("connect").hidden = connected;
+  document.getElementById("disconnect").hidden = !connected;
+  document.getElementById("status").textContent =
+    (connected ? "Your Acme Files account is connected." : "No Acme Files account is connected.") +
+    (error ? " The last attempt failed: " + error + "." : "");
+})();
+</script>"#;

@@ -18,6 +18,7 @@ use std::process::{Command, Output};
 
 /// Distinctive values, so their absence from the output proves the redaction.
 const CLIENT_SECRET: &str = "example-client-secret-never-printed";
+const CONNECTIONS_API_TOKEN: &str = "examples-connections-api-token-0123456789abcdef";
 /// 32 bytes of base64 (`openssl rand -base64 32` shape).
 const SESSION_SECRET: &str = "c2Vzc2lvbi1rZXktZm9yLWV4YW1wbGVzLTMyLWJ5dGVzIQ==";
 const REDIS_PASSWORD: &str = "redis-password-never-printed";
@@ -57,6 +58,7 @@ impl Secrets {
             std::fs::write(dir.path().join(name), format!("{value}\n")).expect("write secret")
         };
         write("client-secret", CLIENT_SECRET);
+        write("connections-api-token", CONNECTIONS_API_TOKEN);
         write("session-secret", SESSION_SECRET);
         write(
             "redis-url",
@@ -148,21 +150,31 @@ fn portcullis(path: &Path, secrets: &Secrets) -> Command {
             secrets.path("redis-url"),
         );
     }
-    for name in providers_with_secret_file(&doc) {
+    for section in ["providers", "connections"] {
+        for name in tables_with_secret_file(&doc, section) {
+            cmd.env(
+                format!(
+                    "PORTCULLIS_{}__{}__CLIENT_SECRET_FILE",
+                    section.to_ascii_uppercase(),
+                    name.to_ascii_uppercase()
+                ),
+                secrets.path("client-secret"),
+            );
+        }
+    }
+    if has("admin", "connections_api_token_file") {
         cmd.env(
-            format!(
-                "PORTCULLIS_PROVIDERS__{}__CLIENT_SECRET_FILE",
-                name.to_ascii_uppercase()
-            ),
-            secrets.path("client-secret"),
+            "PORTCULLIS_ADMIN__CONNECTIONS_API_TOKEN_FILE",
+            secrets.path("connections-api-token"),
         );
     }
     cmd
 }
 
-/// The `[providers.NAME]` tables of an example that name a `client_secret_file`.
-fn providers_with_secret_file(doc: &toml::Table) -> Vec<String> {
-    doc.get("providers")
+/// The `[SECTION.NAME]` tables (providers, connections) of an example that
+/// name a `client_secret_file`.
+fn tables_with_secret_file(doc: &toml::Table, section: &str) -> Vec<String> {
+    doc.get(section)
         .and_then(|p| p.as_table())
         .map(|providers| {
             providers
@@ -196,6 +208,7 @@ fn every_example_config_passes_check_with_secrets_redacted() {
         "redis.toml",
         "several-apps.toml",
         "providers.toml",
+        "connections.toml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -250,6 +263,7 @@ const PLACEHOLDER_KEYS: &[(&str, &str)] = &[
     ("session", "secret_file"),
     ("session", "previous_secrets_file"),
     ("session", "redis_url_file"),
+    ("admin", "connections_api_token_file"),
 ];
 
 /// The command after `# Validate with: ` in the comment block a file starts with;
@@ -330,11 +344,11 @@ fn each_example_prints_a_validate_command_that_works_as_printed() {
             .iter()
             .filter(|(section, key)| named(section, key))
             .map(|(section, key)| format!("{section}.{key}"))
-            .chain(
-                providers_with_secret_file(&doc)
+            .chain(["providers", "connections"].iter().flat_map(|section| {
+                tables_with_secret_file(&doc, section)
                     .into_iter()
-                    .map(|name| format!("providers.{name}.client_secret_file")),
-            )
+                    .map(move |name| format!("{section}.{name}.client_secret_file"))
+            }))
             .collect();
         let mut replaced: Vec<String> = stderr
             .lines()
