@@ -292,6 +292,7 @@ async fn a_refused_refresh_removes_the_link() {
     let refused = api_me(&stack, &mut browser).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains("connection_required"));
+    assert_eq!(metric(&stack, "refresh_refused").await, 1);
     assert_eq!(
         connections(&stack, &mut browser).await[0]["connected"],
         false
@@ -720,5 +721,45 @@ connections = ["svc"]
         assert_eq!(gone.status, StatusCode::FORBIDDEN);
         let dump = format!("{:?}", replicas.redis.dump().await);
         assert!(!dump.contains("alice"), "a dump names no user");
+    }
+}
+
+#[tokio::test]
+async fn a_custom_header_carries_the_bare_token_and_no_client_spelling_of_it_passes() {
+    let stack = Stack::start_with(StackOptions {
+        extra: ROUTES.to_owned(),
+        services: vec![ServiceOptions {
+            table: "header = \"X-Svc-Token\"".to_owned(),
+            ..ServiceOptions::named("svc")
+        }],
+        ..Default::default()
+    })
+    .await;
+    let mut browser = linked(&stack, "alice").await;
+    let forged = [
+        ("x-svc-token", "forged"),
+        ("x_svc_token", "forged"),
+        ("accept", "application/json"),
+    ];
+    for path in ["/with-token", "/public/page"] {
+        let page = browser
+            .request(Method::GET, &stack.url(path), &forged, "")
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        let seen = page.seen();
+        let tokens: Vec<&str> = seen
+            .all("x-svc-token")
+            .into_iter()
+            .chain(seen.all("x_svc_token"))
+            .collect();
+        if path == "/with-token" {
+            assert_eq!(tokens.len(), 1, "{tokens:?}");
+            assert!(!tokens[0].contains("forged") && !tokens[0].starts_with("Bearer "));
+        } else {
+            assert!(
+                tokens.is_empty(),
+                "a client's copy reached the app: {tokens:?}"
+            );
+        }
     }
 }

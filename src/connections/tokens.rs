@@ -30,6 +30,10 @@ pub enum TokenError {
     /// link was deleted): the user must connect again.
     #[error("not connected")]
     NotLinked,
+    /// The third party refused the refresh just now; the link was deleted, so
+    /// the user must connect again (as [`TokenError::NotLinked`]).
+    #[error("the service refused the refresh; link deleted")]
+    Refused,
     /// The token expired and the third party cannot refresh it now; the link is
     /// kept.
     #[error("the service cannot refresh the token now: {0}")]
@@ -43,7 +47,7 @@ pub enum TokenError {
 pub enum Outcome {
     Fresh,
     Refreshed,
-    Refused,
+    /// The refresh failed but the stored token has not expired yet: used.
     Failed,
 }
 
@@ -176,7 +180,7 @@ async fn refresh_now(
         Err(ClientError::Refused { status, error }) => {
             tracing::info!(connection = cx.client.name(), status, %error, "refresh refused: link deleted");
             cx.links.delete_link(key, Some(&stored)).await?;
-            Err(TokenError::NotLinked)
+            Err(TokenError::Refused)
         }
         Err(ClientError::Down(reason)) => {
             tracing::warn!(connection = cx.client.name(), %reason, "refresh failed: link kept");

@@ -396,7 +396,10 @@ pub async fn connection_headers(
                 count_outcome(state, name, outcome);
                 link
             }
-            Err(TokenError::NotLinked) => {
+            Err(error @ (TokenError::NotLinked | TokenError::Refused)) => {
+                if matches!(error, TokenError::Refused) {
+                    state.metrics.connection_event(name, "refresh_refused");
+                }
                 state.metrics.connection_event(name, "required");
                 let connect_url = connect_url(rt, name, rd);
                 return Err(if is_navigation {
@@ -440,7 +443,6 @@ fn count_outcome(state: &State, name: &str, outcome: Outcome) {
     let event = match outcome {
         Outcome::Fresh => return,
         Outcome::Refreshed => "refreshed",
-        Outcome::Refused => "refresh_refused",
         Outcome::Failed => "refresh_failed",
     };
     state.metrics.connection_event(name, event);
@@ -540,6 +542,12 @@ async fn admin_token(
             }))
         }
         Err(TokenError::NotLinked) => TokenAnswer::NotLinked,
+        Err(TokenError::Refused) => {
+            state
+                .metrics
+                .connection_event(&connection, "refresh_refused");
+            TokenAnswer::NotLinked
+        }
         Err(TokenError::Unavailable(_)) => TokenAnswer::Unavailable(StatusCode::BAD_GATEWAY),
         Err(TokenError::Store(_)) => TokenAnswer::Unavailable(StatusCode::SERVICE_UNAVAILABLE),
     }
