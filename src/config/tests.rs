@@ -1475,6 +1475,7 @@ cookie_domain = "example.com""#,
     case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nauth = \"public\"\nconnections = [\"gh\"]", "route[0].connections"),
     case("route", "[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[connections.gl]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nconnections = [\"gh\", \"gl\"]", "route[0].connections[1]"),
     case("admin", "connections_api_token = \"short\"", "admin.connections_api_token"),
+    case("upstream", "pass_access_token = true\n[connections.gh]\nauthorization_endpoint = \"https://github.com/login/oauth/authorize\"\ntoken_endpoint = \"https://github.com/login/oauth/access_token\"\nclient_id = \"c\"\nclient_secret = \"s\"\n[[route]]\npath = \"/gh\"\nconnections = [\"gh\"]", "route[0].connections[0]"),
     case("admin", "connections_api_token = \"0123456789abcdef0123456789abcdef\"\nconnections_api_token_file = \"{file}\"", "admin.connections_api_token"),
 ];
 

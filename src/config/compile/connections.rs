@@ -223,6 +223,7 @@ pub(super) fn api_token(
 pub(super) fn check_route_connections(
     routes: &[Route],
     connections: &BTreeMap<String, Connection>,
+    passes_access_token: impl Fn(Option<&str>) -> bool,
     p: &mut Problems,
 ) {
     for (index, route) in routes.iter().enumerate() {
@@ -253,6 +254,12 @@ pub(super) fn check_route_connections(
                 );
                 continue;
             };
+            if connection.is_bearer_header() && passes_access_token(route.upstream.as_deref()) {
+                p.push(
+                    format!("{key}[{i}]"),
+                    format!("{name:?} puts its token in Authorization, where this route's upstream (pass_access_token) gets the login's access token; give the connection another header"),
+                );
+            }
             let header = connection.header.to_ascii_lowercase();
             if let Some((_, other)) = headers.iter().find(|(h, _)| *h == header) {
                 p.push(

@@ -75,8 +75,14 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
     if let (Some(routes), Some(upstreams)) = (&routes, &upstreams) {
         check_route_upstreams(routes, upstreams, p);
     }
-    if let (Some(routes), Some(connections)) = (&routes, &connections) {
-        connections::check_route_connections(routes, connections, p);
+    if let (Some(routes), Some(connections), Some(upstream), Some(upstreams)) =
+        (&routes, &connections, &upstream, &upstreams)
+    {
+        let passes = |name: Option<&str>| match name {
+            None | Some(DEFAULT_UPSTREAM) => upstream.pass_access_token,
+            Some(other) => upstreams.get(other).is_some_and(|u| u.pass_access_token),
+        };
+        connections::check_route_connections(routes, connections, passes, p);
     }
     if let (Some(oidc), Some(providers), Some(routes), Some(policy)) =
         (&oidc, &providers, &routes, &policy)
