@@ -33,6 +33,7 @@ use crate::session::LinkKey;
 
 use super::authenticate::{self, LoginRedirect};
 use super::body::{self, Body};
+use super::endpoints::query_param;
 use super::respond;
 use super::{Exchange, Reject, Runtime, State};
 
@@ -455,16 +456,6 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
         .header(header::CACHE_CONTROL, "no-store")
         .body(body::full(value.to_string()))
         .expect("static response parts are valid")
-}
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    let query = query?;
-    let mut found = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
-    match (found.next(), found.next()) {
-        (Some((_, v)), None) => Some(v.into_owned()),
-        // A repeated parameter is ambiguous: treat as absent.
-        _ => None,
-    }
 }
 
 /// One parameter of a small form body.

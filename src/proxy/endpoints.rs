@@ -344,7 +344,7 @@ fn described_request(
     Ok(described)
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     let query = query?;
     let mut found = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == name);
     match (found.next(), found.next()) {
