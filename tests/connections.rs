@@ -763,3 +763,77 @@ async fn a_custom_header_carries_the_bare_token_and_no_client_spelling_of_it_pas
         }
     }
 }
+
+#[tokio::test]
+async fn check_never_hands_a_token_to_a_caller_that_is_not_a_trusted_front_proxy() {
+    let stack = stack().await;
+    let mut browser = linked(&stack, "alice").await;
+    for headers in [
+        vec![
+            ("x-forwarded-uri", "/with-token"),
+            ("x-forwarded-method", "GET"),
+        ],
+        vec![("x-original-uri", "/with-token")],
+    ] {
+        let page = browser
+            .request(Method::GET, &stack.url("/_auth/check"), &headers, "")
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            !page.headers.contains_key("authorization"),
+            "a token for a browser: {:?}",
+            page.headers
+        );
+    }
+    let envoy = browser
+        .request(Method::GET, &stack.url("/_auth/check/with-token"), &[], "")
+        .await;
+    assert!(!envoy.headers.contains_key("authorization"));
+}
+
+/// Starts a connect and signs in at the service; returns the callback URL.
+async fn callback_url(stack: &Stack, browser: &mut Browser, rd: &str) -> String {
+    let to_service = browser
+        .navigate(&stack.url(&format!("/_auth/connect/svc?rd={rd}")))
+        .await;
+    let authorize = to_service.location().expect("to the service").to_owned();
+    let page = browser.navigate(&authorize).await;
+    match page.location() {
+        Some(next) => absolute(&authorize, next),
+        None => browser.submit_sign_in(&page, "alice").await,
+    }
+}
+
+#[tokio::test]
+async fn a_callback_with_another_or_no_state_or_too_late_stores_nothing() {
+    let stack = stack().await;
+    let mut browser = stack.login("alice").await;
+
+    let callback = callback_url(&stack, &mut browser, "/public/d").await;
+    let mut other_state = browser.clone();
+    let wrong = regex::Regex::new("state=[^&]*")
+        .expect("regex")
+        .replace(&callback, "state=not-the-one")
+        .into_owned();
+    assert_eq!(
+        other_state.navigate(&wrong).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let none = regex::Regex::new("&?state=[^&]*")
+        .expect("regex")
+        .replace(&callback, "")
+        .into_owned();
+    assert_eq!(
+        other_state.navigate(&none).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let late = callback_url(&stack, &mut browser, "/public/d").await;
+    stack.advance(601);
+    let landed = browser.navigate(&late).await;
+    assert_eq!(landed.location(), Some("/public/d?connect_error=expired"));
+    assert_eq!(
+        connections(&stack, &mut browser).await[0]["connected"],
+        false
+    );
+}

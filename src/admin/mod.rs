@@ -25,7 +25,6 @@ use tokio::sync::watch;
 pub use metrics::Metrics;
 
 /// What the token endpoint answers (SPEC §13).
-#[derive(Debug)]
 pub enum TokenAnswer {
     /// `admin.connections_api_token` is not configured: the endpoint is off (404).
     Off,
@@ -39,6 +38,20 @@ pub enum TokenAnswer {
     Unavailable(StatusCode),
     /// 200 `{"access_token","expires_at","scopes"}`.
     Token(serde_json::Value),
+}
+
+impl std::fmt::Debug for TokenAnswer {
+    // The token stays out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenAnswer::Off => f.write_str("Off"),
+            TokenAnswer::Unauthorized => f.write_str("Unauthorized"),
+            TokenAnswer::NotLinked => f.write_str("NotLinked"),
+            TokenAnswer::BadRequest => f.write_str("BadRequest"),
+            TokenAnswer::Unavailable(status) => write!(f, "Unavailable({status})"),
+            TokenAnswer::Token(_) => f.write_str("Token([redacted])"),
+        }
+    }
 }
 
 /// The token endpoint's logic, implemented where links and connections live

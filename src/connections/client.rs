@@ -44,13 +44,24 @@ pub struct Endpoints {
 }
 
 /// A successful token response, as stored.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Grant {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_in: Option<i64>,
     /// RFC 6749 §5.1: present when the granted scope differs from the asked one.
     pub scope: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for Grant {
+    // Tokens stay out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -172,7 +183,7 @@ impl Client {
             |configured: &Option<Url>, found: Option<String>, what: &str| match (configured, found)
             {
                 (Some(url), _) => Ok(url.clone()),
-                (None, Some(text)) => Url::parse(&text)
+                (None, Some(text)) => discovered_url(&text)
                     .map_err(|e| ClientError::Down(format!("discovery {what}: {e}"))),
                 (None, None) => Err(ClientError::Down(format!("discovery has no {what}"))),
             };
@@ -191,7 +202,7 @@ impl Client {
             metadata.revocation_endpoint,
         ) {
             (Some(url), _) => Some(url.clone()),
-            (None, Some(text)) => Url::parse(&text).ok(),
+            (None, Some(text)) => discovered_url(&text).ok(),
             (None, None) => None,
         };
         Ok(Endpoints {
@@ -325,6 +336,23 @@ impl Client {
     }
 }
 
+/// An endpoint from discovery, held to the config's rule: https, or http on
+/// loopback only (secrets, codes and tokens are sent there).
+fn discovered_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| e.to_string())?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(format!("{text:?} is not https")),
+    }
+}
+
 /// The endpoints when the config gives both; `None` leaves them to discovery.
 fn configured_endpoints(config: &Connection) -> Option<Endpoints> {
     Some(Endpoints {
@@ -340,7 +368,8 @@ fn configured_endpoints(config: &Connection) -> Option<Endpoints> {
 /// `error` (GitHub answers `bad_verification_code` that way). 5xx and
 /// unreadable bodies are outages.
 fn grant(status: StatusCode, body: &[u8]) -> Result<Grant, ClientError> {
-    if status.is_server_error() {
+    // 429 says "later", not "no": the grant is as good as before.
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         return Err(ClientError::Down(format!(
             "token endpoint answered {status}"
         )));
@@ -405,6 +434,9 @@ mod tests {
             Some(vec!["repo".to_owned(), "read:user".to_owned()])
         );
 
+        assert!(discovered_url("http://token.example.com/t").is_err());
+        assert!(discovered_url("https://token.example.com/t").is_ok());
+        assert!(discovered_url("http://127.0.0.1:9/t").is_ok());
         let refused = grant(StatusCode::BAD_REQUEST, br#"{"error":"invalid_grant"}"#);
         assert!(
             matches!(refused, Err(ClientError::Refused { ref error, .. }) if error == "invalid_grant")
@@ -416,6 +448,7 @@ mod tests {
 
         for down in [
             grant(StatusCode::BAD_GATEWAY, br#"{"error":"invalid_grant"}"#),
+            grant(StatusCode::TOO_MANY_REQUESTS, br#"{"error":"slow_down"}"#),
             grant(StatusCode::OK, b"<html>"),
             grant(StatusCode::OK, br#"{"token_type":"bearer"}"#),
         ] {

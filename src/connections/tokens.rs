@@ -15,7 +15,9 @@ use crate::session::{Link, LinkKey, LinkStore, SessionError, StoredLink};
 /// A token expiring within this many seconds is refreshed before use.
 pub const REFRESH_AHEAD_SECS: i64 = 60;
 /// How long a replica may hold a link's refresh lease: longer than a call.
-const LEASE_TTL: Duration = Duration::from_secs(15);
+/// Longer than one token call (10 s) with room to spare; the endpoints are
+/// resolved (discovery) before the lease is taken, so they never count here.
+const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How long a request waits for another replica's refresh.
 const LEASE_WAIT_LIMIT: Duration = Duration::from_secs(10);
 const LEASE_POLL: Duration = Duration::from_millis(50);
@@ -79,6 +81,10 @@ pub async fn access_token(
     }
     if stored.link.refresh_token.is_none() {
         return unrefreshable(cx, key, stored).await;
+    }
+    // Discovery first, outside the lease: a slow one must not outlast it.
+    if let Err(ClientError::Down(reason)) = cx.client.endpoints().await {
+        return still_valid(&stored, (cx.now)()).ok_or(TokenError::Unavailable(reason));
     }
     let gate = cx.gates.entry(key.clone()).or_default().clone();
     let outcome = {
@@ -167,14 +173,22 @@ async fn refresh_now(
     };
     match cx.client.refresh(refresh_token).await {
         Ok(grant) => {
+            let issued = grant.refresh_token.clone();
             let renewed = renewed(&stored.link, grant, (cx.now)());
             match cx.links.replace_link(key, &stored, &renewed).await? {
                 Some(_) => Ok((Arc::new(renewed), Outcome::Refreshed)),
-                // Disconnected or relinked meanwhile: what is there now counts.
-                None => match cx.links.load_link(key).await? {
-                    Some(now) => Ok((now.link, Outcome::Refreshed)),
-                    None => Err(TokenError::NotLinked),
-                },
+                // Disconnected or relinked meanwhile: what is there now counts,
+                // and the grant just issued is ended rather than left live.
+                None => {
+                    if let Some(issued) = issued.filter(|t| Some(t.as_str()) != Some(refresh_token))
+                    {
+                        cx.client.revoke(&issued, "refresh_token").await;
+                    }
+                    match cx.links.load_link(key).await? {
+                        Some(now) => Ok((now.link, Outcome::Refreshed)),
+                        None => Err(TokenError::NotLinked),
+                    }
+                }
             }
         }
         Err(ClientError::Refused { status, error }) => {

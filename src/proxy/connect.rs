@@ -33,7 +33,7 @@ use crate::session::LinkKey;
 
 use super::authenticate::{self, LoginRedirect};
 use super::body::{self, Body};
-use super::endpoints::query_param;
+use super::endpoints::{query_param, remember_used, Used};
 use super::respond;
 use super::{Exchange, Reject, Runtime, State};
 
@@ -183,12 +183,15 @@ async fn callback(
         return Ok(land("expired"));
     }
     let remember_until = pending.created_at + flow::CONNECT_TTL_SECS;
-    if state
-        .used_states
-        .insert(format!("connect:{given_state}"), remember_until)
-        .is_some()
-    {
-        return Err(refuse("state already used"));
+    match remember_used(
+        state,
+        &state.used_connect_states,
+        &given_state,
+        remember_until,
+    ) {
+        Used::Fresh => {}
+        Used::Replayed => return Err(refuse("state already used")),
+        Used::Full => return Err(Reject::ConnectionUnavailable),
     }
     let failed = |code: &str| {
         state
@@ -219,11 +222,20 @@ async fn callback(
             let link = tokens::linked(grant, &client.config().scopes, now);
             let identity = &auth.session.identity;
             let key = LinkKey::new(&identity.provider, &identity.sub, client.name());
+            let replaced = state
+                .links
+                .load_link(&key)
+                .await
+                .map_err(Reject::StoreUnavailable)?;
             state
                 .links
                 .put_link(&key, &link)
                 .await
                 .map_err(Reject::StoreUnavailable)?;
+            // A new link replaces the old one: the old grant ends with it.
+            if let Some(old) = replaced {
+                revoke_link(client, &old.link, &link).await;
+            }
             state.metrics.connection_event(client.name(), "connected");
             tracing::info!(connection = client.name(), sub = %identity.sub, "account connected");
             Ok(land(""))
@@ -302,12 +314,18 @@ async fn disconnect(
         .await
         .map_err(Reject::StoreUnavailable)?
     {
-        // Revoking the refresh token ends the grant's access tokens too (RFC 7009 §2.1).
-        let (token, hint) = match &stored.link.refresh_token {
-            Some(refresh) => (refresh.as_str(), "refresh_token"),
-            None => (stored.link.access_token.as_str(), "access_token"),
-        };
-        client.revoke(token, hint).await;
+        revoke_link(
+            client,
+            &stored.link,
+            &crate::session::Link {
+                access_token: String::new(),
+                refresh_token: None,
+                expires_at: None,
+                scopes: Vec::new(),
+                linked_at: 0,
+            },
+        )
+        .await;
     }
     let deleted = state
         .links
@@ -336,6 +354,20 @@ async fn disconnect(
         .header(header::CACHE_CONTROL, "no-store")
         .body(body::empty())
         .expect("static response parts are valid"))
+}
+
+/// Revokes `old`'s grant at the service (RFC 7009), unless `new` holds the same
+/// token (a service that hands the same refresh token back). Revoking the
+/// refresh token ends the grant's access tokens too (RFC 7009 §2.1).
+async fn revoke_link(client: &Client, old: &crate::session::Link, new: &crate::session::Link) {
+    let (token, hint) = match &old.refresh_token {
+        Some(refresh) => (refresh.as_str(), "refresh_token"),
+        None => (old.access_token.as_str(), "access_token"),
+    };
+    let still_used = new.refresh_token.as_deref() == Some(token) || new.access_token == token;
+    if !still_used {
+        client.revoke(token, hint).await;
+    }
 }
 
 /// SPEC §13: `Origin` equal to the public origin, or `Sec-Fetch-Site:

@@ -165,7 +165,16 @@ async fn forward_auth(
                 assertion,
             );
         }
-        if !rule.connections.is_empty() {
+        // A connection's token is handed only to a front proxy the operator
+        // trusts: `/check` is on the public listener, and a browser (a script
+        // on the app's origin) asking it directly must never read a token.
+        let from_front_proxy = rt
+            .config
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ex.peer));
+        if !rule.connections.is_empty() && from_front_proxy {
             let rd = super::authenticate::return_url(rt, &original.host, &target);
             let navigating = may_redirect && ex.is_navigation;
             let tokens = super::connect::connection_headers(
@@ -547,21 +556,40 @@ async fn callback(
 /// `Some(LoginFailure::Replayed)` when it was used before; `None` when the
 /// bound is reached even after sweeping (503: no login can be checked safely).
 fn consume_state(state: &State, state_param: &str, now: i64) -> Result<(), Option<LoginFailure>> {
-    if state.used_states.len() >= MAX_USED_STATES {
+    let until = now + authenticate_login_ttl();
+    match remember_used(state, &state.used_states, state_param, until) {
+        Used::Fresh => Ok(()),
+        Used::Replayed => Err(Some(LoginFailure::Replayed)),
+        Used::Full => Err(None),
+    }
+}
+
+/// What [`remember_used`] found.
+pub(super) enum Used {
+    Fresh,
+    Replayed,
+    /// The cache is full of unexpired values: refuse rather than forget one.
+    Full,
+}
+
+/// Records `value` as used until `until` in one of the bounded replay caches
+/// ([`MAX_USED_STATES`] entries).
+pub(super) fn remember_used(
+    state: &State,
+    cache: &dashmap::DashMap<String, i64>,
+    value: &str,
+    until: i64,
+) -> Used {
+    if cache.len() >= MAX_USED_STATES {
         state.sweep_caches();
-        if state.used_states.len() >= MAX_USED_STATES {
-            return Err(None);
+        if cache.len() >= MAX_USED_STATES {
+            return Used::Full;
         }
     }
-    let until = now + authenticate_login_ttl();
-    if state
-        .used_states
-        .insert(state_param.to_owned(), until)
-        .is_some()
-    {
-        return Err(Some(LoginFailure::Replayed));
+    if cache.insert(value.to_owned(), until).is_some() {
+        return Used::Replayed;
     }
-    Ok(())
+    Used::Fresh
 }
 
 fn authenticate_login_ttl() -> i64 {

@@ -61,6 +61,9 @@ pub struct State {
     pub refresh_gates: DashMap<SessionKey, Arc<tokio::sync::Mutex<()>>>,
     /// Login `state` values already used at the callback, until they expire.
     pub used_states: DashMap<String, i64>,
+    /// Connect `state` values already used (SPEC §13), apart from logins', so
+    /// a flood of connects cannot fill the login replay cache.
+    pub used_connect_states: DashMap<String, i64>,
     /// Back-channel logout `jti`s already seen, until they expire.
     pub seen_jti: DashMap<String, i64>,
     /// Unix time before which no refresh is tried (after a provider outage).
@@ -79,6 +82,7 @@ impl State {
     pub fn sweep_caches(&self) {
         let now = self.clock.now();
         self.used_states.retain(|_, until| *until > now);
+        self.used_connect_states.retain(|_, until| *until > now);
         self.seen_jti.retain(|_, until| *until > now);
     }
 }

@@ -183,6 +183,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
         login_sealer,
         refresh_gates: Default::default(),
         used_states: Default::default(),
+        used_connect_states: Default::default(),
         seen_jti: Default::default(),
         provider_backoff_until: Default::default(),
         signer,

@@ -24,6 +24,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-authorization",
     "proxy-connection",
     "forwarded",
+    "set-cookie",
+    "x-request-id",
+    "x-portcullis-identity",
 ];
 
 /// The shortest `admin.connections_api_token`: it hands out every user's tokens.
@@ -188,7 +191,11 @@ fn header(p: &mut Problems, key: &str, raw: Option<String>) -> Option<String> {
         return None;
     }
     let lower = name.to_ascii_lowercase();
-    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-forwarded-") {
+    let is_identity = crate::config::presets::all_names().any(|n| n == lower);
+    if RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("x-forwarded-")
+        || is_identity
+    {
         p.push(
             key,
             format!("{name:?} belongs to HTTP or to the proxy; pick another header for the token"),
@@ -224,6 +231,7 @@ pub(super) fn check_route_connections(
     routes: &[Route],
     connections: &BTreeMap<String, Connection>,
     passes_access_token: impl Fn(Option<&str>) -> bool,
+    identity_headers: &[String],
     p: &mut Problems,
 ) {
     for (index, route) in routes.iter().enumerate() {
@@ -261,6 +269,12 @@ pub(super) fn check_route_connections(
                 );
             }
             let header = connection.header.to_ascii_lowercase();
+            if identity_headers.contains(&header) {
+                p.push(
+                    format!("{key}[{i}]"),
+                    format!("{name:?} puts its token in {}, an identity header of an upstream; give the connection another header", connection.header),
+                );
+            }
             if let Some((_, other)) = headers.iter().find(|(h, _)| *h == header) {
                 p.push(
                     format!("{key}[{i}]"),

@@ -82,7 +82,12 @@ pub(super) fn compile(raw: RawConfig, p: &mut Problems) -> Option<Config> {
             None | Some(DEFAULT_UPSTREAM) => upstream.pass_access_token,
             Some(other) => upstreams.get(other).is_some_and(|u| u.pass_access_token),
         };
-        connections::check_route_connections(routes, connections, passes, p);
+        let identity_headers: Vec<String> = std::iter::once(upstream)
+            .chain(upstreams.values())
+            .flat_map(|u| u.identity_headers.iter())
+            .map(|h| h.name.to_ascii_lowercase())
+            .collect();
+        connections::check_route_connections(routes, connections, passes, &identity_headers, p);
     }
     if let (Some(oidc), Some(providers), Some(routes), Some(policy)) =
         (&oidc, &providers, &routes, &policy)

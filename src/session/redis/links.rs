@@ -80,10 +80,11 @@ impl RedisStore {
     async fn put_link_now(&self, key: &LinkKey, link: &Link) -> Result<u64, SessionError> {
         let name = self.link_name(key, 0);
         let mut invocation = self.scripts.put_link.prepare_invoke();
-        invocation
-            .key(&name)
-            .key(self.names.link_generation())
-            .arg(self.seal_link(&name, link));
+        invocation.key(&name).key(self.names.link_generation());
+        for slot in 1..self.index_keys.len() {
+            invocation.key(self.link_name(key, slot));
+        }
+        invocation.arg(self.seal_link(&name, link));
         self.within("put_link", invocation.invoke_async(&mut self.conn.clone()))
             .await
     }

@@ -152,10 +152,15 @@ return 0
 
 /// Stores a new link whatever is there, under a generation never used before.
 ///
-/// KEYS: link, generation counter. ARGV: sealed. Returns the generation.
+/// KEYS: link, generation counter, then the link's keys under older secrets
+/// (deleted: a copy left there could come back once this one is deleted).
+/// ARGV: sealed. Returns the generation.
 const PUT_LINK: &str = r#"
 local generation = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'g', generation)
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
 return generation
 "#;
 

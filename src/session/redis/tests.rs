@@ -1038,6 +1038,21 @@ mod links {
             "a2"
         );
 
+        // A new link under the current secret removes any older copy, so
+        // deleting the new one cannot bring the old one back.
+        old.put_link(&key, &link("old account")).await.expect("put");
+        rotated
+            .put_link(&key, &link("new account"))
+            .await
+            .expect("put");
+        let new = rotated.load_link(&key).await.expect("load").expect("found");
+        assert!(rotated.delete_link(&key, Some(&new)).await.expect("delete"));
+        assert_eq!(
+            rotated.load_link(&key).await.expect("load"),
+            None,
+            "the old copy came back"
+        );
+
         old.put_link(&key, &link("stale copy")).await.expect("put");
         assert!(rotated.delete_link(&key, None).await.expect("delete"));
         assert_eq!(rotated.load_link(&key).await.expect("load"), None);
