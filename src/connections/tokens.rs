@@ -177,18 +177,19 @@ async fn refresh_now(
             let renewed = renewed(&stored.link, grant, (cx.now)());
             match cx.links.replace_link(key, &stored, &renewed).await? {
                 Some(_) => Ok((Arc::new(renewed), Outcome::Refreshed)),
-                // Disconnected or relinked meanwhile: what is there now counts,
-                // and the grant just issued is ended rather than left live.
-                None => {
-                    if let Some(issued) = issued.filter(|t| Some(t.as_str()) != Some(refresh_token))
-                    {
-                        cx.client.revoke(&issued, "refresh_token").await;
+                // Disconnected or relinked meanwhile: what is there now counts.
+                // Only when nothing is there is the grant just issued ended:
+                // a newer link may share the grant (many services keep one
+                // per client and user), and revoking would end it too.
+                None => match cx.links.load_link(key).await? {
+                    Some(now) => Ok((now.link, Outcome::Refreshed)),
+                    None => {
+                        if let Some(issued) = issued {
+                            cx.client.revoke(&issued, "refresh_token").await;
+                        }
+                        Err(TokenError::NotLinked)
                     }
-                    match cx.links.load_link(key).await? {
-                        Some(now) => Ok((now.link, Outcome::Refreshed)),
-                        None => Err(TokenError::NotLinked),
-                    }
-                }
+                },
             }
         }
         Err(ClientError::Refused { status, error }) => {

@@ -222,20 +222,14 @@ async fn callback(
             let link = tokens::linked(grant, &client.config().scopes, now);
             let identity = &auth.session.identity;
             let key = LinkKey::new(&identity.provider, &identity.sub, client.name());
-            let replaced = state
-                .links
-                .load_link(&key)
-                .await
-                .map_err(Reject::StoreUnavailable)?;
             state
                 .links
                 .put_link(&key, &link)
                 .await
                 .map_err(Reject::StoreUnavailable)?;
-            // A new link replaces the old one: the old grant ends with it.
-            if let Some(old) = replaced {
-                revoke_link(client, &old.link, &link).await;
-            }
+            // The link it replaces is not revoked: services that keep one
+            // grant per client and user (oidc-provider, Google) would end the
+            // new link's grant with it.
             state.metrics.connection_event(client.name(), "connected");
             tracing::info!(connection = client.name(), sub = %identity.sub, "account connected");
             Ok(land(""))
@@ -314,18 +308,7 @@ async fn disconnect(
         .await
         .map_err(Reject::StoreUnavailable)?
     {
-        revoke_link(
-            client,
-            &stored.link,
-            &crate::session::Link {
-                access_token: String::new(),
-                refresh_token: None,
-                expires_at: None,
-                scopes: Vec::new(),
-                linked_at: 0,
-            },
-        )
-        .await;
+        revoke_link(client, &stored.link).await;
     }
     let deleted = state
         .links
@@ -356,18 +339,14 @@ async fn disconnect(
         .expect("static response parts are valid"))
 }
 
-/// Revokes `old`'s grant at the service (RFC 7009), unless `new` holds the same
-/// token (a service that hands the same refresh token back). Revoking the
-/// refresh token ends the grant's access tokens too (RFC 7009 §2.1).
-async fn revoke_link(client: &Client, old: &crate::session::Link, new: &crate::session::Link) {
-    let (token, hint) = match &old.refresh_token {
+/// Revokes a link's grant at the service (RFC 7009). Revoking the refresh
+/// token ends the grant's access tokens too (RFC 7009 §2.1).
+async fn revoke_link(client: &Client, link: &crate::session::Link) {
+    let (token, hint) = match &link.refresh_token {
         Some(refresh) => (refresh.as_str(), "refresh_token"),
-        None => (old.access_token.as_str(), "access_token"),
+        None => (link.access_token.as_str(), "access_token"),
     };
-    let still_used = new.refresh_token.as_deref() == Some(token) || new.access_token == token;
-    if !still_used {
-        client.revoke(token, hint).await;
-    }
+    client.revoke(token, hint).await;
 }
 
 /// SPEC §13: `Origin` equal to the public origin, or `Sec-Fetch-Site:

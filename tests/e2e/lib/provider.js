@@ -12,6 +12,11 @@
 //
 // It runs in the test's own process, so the test reads the provider's events
 // (refreshes, rotations, back-channel deliveries) directly.
+//
+// A second instance plays a third-party OAuth service for connected accounts
+// (SPEC §13, `scenarios/connections.test.js`): its client registered for
+// `/_auth/connect/NAME/callback`, no logout URIs, on 127.0.0.2 so that its
+// cookies never mix with the login provider's on `localhost`.
 
 import http from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -96,9 +101,11 @@ function page(title, body) {
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function loginPage({ uid, clientName, error, login }) {
-  return page('Sign in · Example IdP', `
-  <div class="brand">Example IdP</div>
+function loginPage({
+  brand, uid, clientName, error, login,
+}) {
+  return page(`Sign in · ${escape(brand)}`, `
+  <div class="brand">${escape(brand)}</div>
   <h1>Sign in</h1>
   <p class="sub">to continue to <strong>${escape(clientName)}</strong></p>
   ${error ? `<div class="error" role="alert">${escape(error)}</div>` : ''}
@@ -128,7 +135,13 @@ async function readForm(req) {
  * @param {string} o.publicUrl  the proxy's public origin (redirect URIs hang off it)
  * @param {string} [o.shape]    "auth0" (namespaced roles + groups, in the ID token)
  *                              or "keycloak" (realm_access.roles, userinfo only)
- * @param {number} [o.accessTokenTtl] seconds
+ * @param {number|Function} [o.accessTokenTtl] seconds, or oidc-provider's
+ *                              `(ctx, token, client) => seconds`
+ * @param {string[]} [o.redirectUris] the client's redirect URIs (default: the
+ *                              proxy's login callback)
+ * @param {boolean} [o.logoutUris] register the proxy's post-logout and
+ *                              back-channel logout URIs (a login provider does)
+ * @param {string} [o.brand]    the name on the sign-in page
  */
 export async function startProvider({
   publicUrl,
@@ -136,12 +149,18 @@ export async function startProvider({
   accessTokenTtl = 600,
   clientId = 'portcullis',
   clientSecret = `secret-${randomUUID()}`,
+  host = '127.0.0.1',
   issuerHost = 'localhost',
+  redirectUris = [`${publicUrl}/_auth/callback`],
+  logoutUris = true,
+  brand = 'Example IdP',
 } = {}) {
   const server = http.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.listen(0, host, resolve));
   const { port } = server.address();
   const issuer = `http://${issuerHost}:${port}`;
+  // While true, every request is answered 503 (`setDown`): an outage.
+  let isDown = false;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomUUID().slice(0, 8)}`, use: 'sig', alg: 'RS256' };
@@ -169,13 +188,15 @@ export async function startProvider({
       client_id: clientId,
       client_secret: clientSecret,
       client_name: 'Portcullis demo app',
-      redirect_uris: [`${publicUrl}/_auth/callback`],
-      post_logout_redirect_uris: [`${publicUrl}/`],
+      redirect_uris: redirectUris,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-      backchannel_logout_uri: `${publicUrl}/_auth/backchannel-logout`,
-      backchannel_logout_session_required: true,
+      ...(logoutUris ? {
+        post_logout_redirect_uris: [`${publicUrl}/`],
+        backchannel_logout_uri: `${publicUrl}/_auth/backchannel-logout`,
+        backchannel_logout_session_required: true,
+      } : {}),
     }],
     jwks: { keys: [jwk] },
     cookies: { keys: [randomUUID(), randomUUID()] },
@@ -243,7 +264,7 @@ export async function startProvider({
     },
     renderError: async (ctx, out) => {
       ctx.type = 'html';
-      ctx.body = page('Error · Example IdP', `<div class="brand">Example IdP</div><h1>Something went wrong</h1>
+      ctx.body = page(`Error · ${escape(brand)}`, `<div class="brand">${escape(brand)}</div><h1>Something went wrong</h1>
         ${Object.entries(out).map(([k, v]) => `<p><strong>${escape(k)}</strong>: ${escape(v)}</p>`).join('')}`);
     },
   });
@@ -259,8 +280,9 @@ export async function startProvider({
       grantType: ctx.oidc?.params?.grant_type, accountId: accountOf(ctx), error: err.error, description: err.error_description,
     });
   });
-  provider.on('refresh_token.consumed', (token) => record('refresh_token.consumed', { jti: token.jti, accountId: token.accountId }));
+  provider.on('refresh_token.consumed', (token) => record('refresh_token.consumed', { jti: token.jti, accountId: token.accountId, grantId: token.grantId }));
   provider.on('refresh_token.saved', (token) => record('refresh_token.saved', { jti: token.jti, accountId: token.accountId, grantId: token.grantId }));
+  provider.on('access_token.saved', (token) => record('access_token.saved', { jti: token.jti, accountId: token.accountId, grantId: token.grantId }));
   provider.on('grant.revoked', (_ctx, grantId) => record('grant.revoked', { grantId }));
   provider.on('refresh_token.destroyed', (token) => record('refresh_token.destroyed', { jti: token.jti }));
   provider.on('revocation.error', (_ctx, err) => record('revocation.error', { error: err.error }));
@@ -275,6 +297,12 @@ export async function startProvider({
   const oidcCallback = provider.callback();
 
   server.on('request', async (req, res) => {
+    if (isDown) {
+      record('down.refused', { path: req.url });
+      res.statusCode = 503;
+      res.setHeader('content-type', 'text/plain');
+      return res.end('service unavailable\n');
+    }
     try {
       const url = new URL(req.url, issuer);
       const m = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
@@ -289,7 +317,7 @@ export async function startProvider({
         }
         record('signin.page');
         res.setHeader('content-type', 'text/html; charset=utf-8');
-        return res.end(loginPage({ uid: details.uid, clientName }));
+        return res.end(loginPage({ brand, uid: details.uid, clientName }));
       }
       if (req.method === 'POST' && m[2]) {
         const form = await readForm(req);
@@ -305,7 +333,9 @@ export async function startProvider({
           record('signin.failed', { username });
           res.statusCode = 200;
           res.setHeader('content-type', 'text/html; charset=utf-8');
-          return res.end(loginPage({ uid: details.uid, clientName, login: username, error: 'Wrong username or password.' }));
+          return res.end(loginPage({
+            brand, uid: details.uid, clientName, login: username, error: 'Wrong username or password.',
+          }));
         }
         record('signin.ok', { username });
         return provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
@@ -316,7 +346,7 @@ export async function startProvider({
       record('interaction.error', { error: String(err?.message ?? err) });
       res.statusCode = 400;
       res.setHeader('content-type', 'text/html; charset=utf-8');
-      res.end(page('Error · Example IdP', `<h1>Sign-in failed</h1><p>${escape(err?.message ?? err)}</p>`));
+      res.end(page(`Error · ${escape(brand)}`, `<h1>Sign-in failed</h1><p>${escape(err?.message ?? err)}</p>`));
     }
   });
 
@@ -330,6 +360,10 @@ export async function startProvider({
     /** Events named `name`, optionally filtered further. */
     eventsNamed(name, pred = () => true) {
       return events.filter((e) => e.name === name && pred(e));
+    },
+    /** While `down`, every request is answered 503, as by a load balancer with no backend. */
+    setDown(down) {
+      isDown = down;
     },
     async stop() {
       server.closeAllConnections?.();

@@ -33,17 +33,25 @@ export function freePort() {
 
 const q = (s) => JSON.stringify(String(s)); // a TOML basic string
 
-const tomlValue = (v) => (Array.isArray(v) ? `[${v.map(q).join(', ')}]` : q(v));
+/** A TOML value: a string, a list of strings, or an inline table of either. */
+function tomlValue(v) {
+  if (Array.isArray(v)) return `[${v.map(q).join(', ')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{ ${Object.entries(v).map(([k, x]) => `${q(k)} = ${tomlValue(x)}`).join(', ')} }`;
+  }
+  return q(v);
+}
 
 /**
  * The config for one run. `routes` are `[[route]]` tables as objects;
- * `providers` are `[providers.NAME]` tables (SPEC §12), by name, as objects.
+ * `providers` (SPEC §12), `connections` (SPEC §13) and `upstreams` (SPEC §11)
+ * are `[SECTION.NAME]` tables, by name, as objects.
  */
 export function renderConfig({
   port, adminPort, publicUrl, upstreamUrl, issuer, clientId, clientSecret,
   rolesClaim, scopes = ['openid', 'profile', 'email', 'offline_access'],
   tls, routes, idleTimeout = '30m', absoluteTimeout = '2h',
-  displayName, providers = {},
+  displayName, providers = {}, connections = {}, upstreams = {}, connectionsApiToken,
 }) {
   const lines = [
     '[server]',
@@ -55,6 +63,7 @@ export function renderConfig({
     '',
     '[admin]',
     `listen = ${q(`127.0.0.1:${adminPort}`)}`,
+    ...(connectionsApiToken ? [`connections_api_token = ${q(connectionsApiToken)}`] : []),
     '',
     '[upstream]',
     `url = ${q(upstreamUrl)}`,
@@ -75,9 +84,11 @@ export function renderConfig({
     'format = "json"',
     'level = "info,portcullis=debug"',
   );
-  for (const [name, p] of Object.entries(providers)) {
-    lines.push('', `[providers.${name}]`);
-    for (const [k, v] of Object.entries(p)) lines.push(`${k} = ${tomlValue(v)}`);
+  for (const [section, tables] of Object.entries({ providers, connections, upstreams })) {
+    for (const [name, table] of Object.entries(tables)) {
+      lines.push('', `[${section}.${name}]`);
+      for (const [k, v] of Object.entries(table)) lines.push(`${k} = ${tomlValue(v)}`);
+    }
   }
   for (const r of routes) {
     lines.push('', '[[route]]');

@@ -56,6 +56,15 @@ export const DEFAULT_ROUTES = [
  *                                   (lib/devidp.js) whose client is registered for
  *                                   `{public_url}/_auth/callback/NAME`: `{ display_name, ... }`
  *                                   are more keys of its `[providers.NAME]` table
+ * @param {object} [o.services]      third-party OAuth services for connected accounts (SPEC §13),
+ *                                   by connection name: each a second oidc-provider (lib/provider.js)
+ *                                   on 127.0.0.2, its client registered for
+ *                                   `{public_url}/_auth/connect/NAME/callback`; the proxy gets
+ *                                   `[connections.NAME]` (found by issuer discovery) and
+ *                                   `[upstreams.NAME]` (the service's origin, whose userinfo `/me`
+ *                                   plays the third-party API). `{ accessTokenTtl, brand }` go to
+ *                                   the provider, anything else into `[connections.NAME]`.
+ * @param {string} [o.connectionsApiToken] `[admin] connections_api_token`
  */
 export async function startStack({
   name,
@@ -68,6 +77,8 @@ export async function startStack({
   absoluteTimeout,
   displayName,
   devProviders = {},
+  services = {},
+  connectionsApiToken,
 } = {}) {
   const dir = path.join(ARTIFACTS, name);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -105,6 +116,31 @@ export async function startStack({
       };
     }
 
+    const connections = {};
+    const upstreams = {};
+    stack.services = {};
+    for (const [cname, { accessTokenTtl: ttl, brand, ...extra }] of Object.entries(services)) {
+      const service = await startProvider({
+        publicUrl,
+        host: '127.0.0.2',
+        issuerHost: '127.0.0.2',
+        clientId: `portcullis-${cname}`,
+        redirectUris: [`${publicUrl}/_auth/connect/${cname}/callback`],
+        logoutUris: false,
+        ...(ttl ? { accessTokenTtl: ttl } : {}),
+        ...(brand ? { brand } : {}),
+      });
+      stoppers.push(() => service.stop());
+      stack.services[cname] = service;
+      connections[cname] = {
+        issuer: service.issuer,
+        client_id: service.clientId,
+        client_secret: service.clientSecret,
+        ...extra,
+      };
+      upstreams[cname] = { url: service.issuer };
+    }
+
     const config = renderConfig({
       port,
       adminPort,
@@ -118,6 +154,9 @@ export async function startStack({
       routes,
       displayName,
       providers,
+      connections,
+      upstreams,
+      connectionsApiToken,
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(absoluteTimeout ? { absoluteTimeout } : {}),
     });
