@@ -52,6 +52,7 @@ export function renderConfig({
   rolesClaim, scopes = ['openid', 'profile', 'email', 'offline_access'],
   tls, routes, idleTimeout = '30m', absoluteTimeout = '2h',
   displayName, providers = {}, connections = {}, upstreams = {}, connectionsApiToken,
+  session = {},
 }) {
   const lines = [
     '[server]',
@@ -79,6 +80,8 @@ export function renderConfig({
     '[session]',
     `idle_timeout = ${q(idleTimeout)}`,
     `absolute_timeout = ${q(absoluteTimeout)}`,
+    // More `[session]` keys, e.g. `{ store: 'redis', redis_url, secret }`.
+    ...Object.entries(session).map(([k, v]) => `${k} = ${tomlValue(v)}`),
     '',
     '[log]',
     'format = "json"',
@@ -128,15 +131,19 @@ async function waitReady(adminPort, child, logFile, timeoutMs = 30000) {
   throw new Error(`portcullis not ready after ${timeoutMs} ms (last /readyz: ${last}); log:\n${fs.readFileSync(logFile, 'utf8').slice(-4000)}`);
 }
 
-/** Writes the config and starts the proxy; resolves once /readyz says ready. */
-export async function startProxy({ dir, config, port, adminPort }) {
+/**
+ * Writes the config and starts the proxy; resolves once /readyz says ready.
+ * `label` names the files (`portcullis-LABEL.toml`, `.log`) when several run in one dir.
+ */
+export async function startProxy({ dir, config, port, adminPort, label }) {
   const bin = proxyBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`no portcullis binary at ${bin}: build it (cargo build) or set E2E_PROXY_BIN`);
   }
-  const configFile = path.join(dir, 'portcullis.toml');
+  const base = label ? `portcullis-${label}` : 'portcullis';
+  const configFile = path.join(dir, `${base}.toml`);
   fs.writeFileSync(configFile, config);
-  const logFile = path.join(dir, 'portcullis.log');
+  const logFile = path.join(dir, `${base}.log`);
   const log = fs.openSync(logFile, 'w');
   const child = spawn(bin, ['run', '--config', configFile], {
     stdio: ['ignore', log, log],

@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
@@ -11,6 +12,7 @@ import { chromium } from 'playwright-core';
 import { startProvider, ROLES_CLAIM, USERS } from './provider.js';
 import { startDevProvider } from './devidp.js';
 import { startUpstream } from './upstream.js';
+import { startRedis } from './redis.js';
 import { startProxy, freePort, renderConfig, makeCertificate } from './proxy.js';
 
 export { USERS, ROLES_CLAIM };
@@ -65,6 +67,11 @@ export const DEFAULT_ROUTES = [
  *                                   plays the third-party API). `{ accessTokenTtl, brand }` go to
  *                                   the provider, anything else into `[connections.NAME]`.
  * @param {string} [o.connectionsApiToken] `[admin] connections_api_token`
+ * @param {string} [o.store]         "memory" (default) | "redis": a redis-server of its own
+ *                                   (lib/redis.js), `[session] store = "redis"`, a random `secret`
+ * @param {number} [o.replicas]      proxy processes, same config but `server.listen` (all with
+ *                                   replica A's `public_url`); `stack.replicas[i]` has
+ *                                   `{ label, port, adminPort, url(p), proxy, restart() }`
  */
 export async function startStack({
   name,
@@ -79,6 +86,8 @@ export async function startStack({
   devProviders = {},
   services = {},
   connectionsApiToken,
+  store = 'memory',
+  replicas = 1,
 } = {}) {
   const dir = path.join(ARTIFACTS, name);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -141,7 +150,15 @@ export async function startStack({
       upstreams[cname] = { url: service.issuer };
     }
 
-    const config = renderConfig({
+    let session = {};
+    if (store === 'redis') {
+      const redis = await startRedis({ dir });
+      stoppers.push(() => redis.stop());
+      stack.redis = redis;
+      session = { store: 'redis', redis_url: redis.url, secret: randomBytes(32).toString('base64') };
+    }
+
+    const configArgs = {
       port,
       adminPort,
       publicUrl,
@@ -159,9 +176,40 @@ export async function startStack({
       connectionsApiToken,
       ...(idleTimeout ? { idleTimeout } : {}),
       ...(absoluteTimeout ? { absoluteTimeout } : {}),
-    });
+      session,
+    };
+    const config = renderConfig(configArgs);
     const proxy = await startProxy({ dir, config, port, adminPort });
     stoppers.push(() => proxy.stop());
+    stack.replicas = [{
+      label: 'a', port, adminPort, proxy, url: (p = '/') => `${publicUrl}${p}`,
+    }];
+    // More replicas: their own listeners, everything else the same.
+    for (let i = 1; i < replicas; i += 1) {
+      const label = String.fromCharCode(97 + i);
+      const rPort = await freePort();
+      const rAdminPort = await freePort();
+      const rConfig = renderConfig({ ...configArgs, port: rPort, adminPort: rAdminPort });
+      const replica = {
+        label,
+        port: rPort,
+        adminPort: rAdminPort,
+        url: (p = '/') => `${tls ? 'https' : 'http'}://127.0.0.1:${rPort}${p}`,
+        proxy: await startProxy({ dir, config: rConfig, port: rPort, adminPort: rAdminPort, label }),
+        starts: 1,
+        /** Stops this replica's process and starts a new one on the same ports and config. */
+        async restart() {
+          await replica.proxy.stop();
+          replica.starts += 1;
+          replica.proxy = await startProxy({
+            dir, config: rConfig, port: rPort, adminPort: rAdminPort, label: `${label}-${replica.starts}`,
+          });
+          return replica.proxy;
+        },
+      };
+      stoppers.push(() => replica.proxy.stop());
+      stack.replicas.push(replica);
+    }
     // /readyz waits for the default provider only; the others are named in its
     // body until discovered (their routes answer 503 meanwhile).
     for (const pname of Object.keys(devProviders)) {
