@@ -109,6 +109,11 @@ async fn connections(stack: &Stack, browser: &mut Browser) -> serde_json::Value 
     serde_json::from_str(&page.body).expect("JSON")
 }
 
+/// Whether `GET connections` says the user's `svc` account is linked.
+async fn is_connected(stack: &Stack, browser: &mut Browser) -> bool {
+    connections(stack, browser).await[0]["connected"] == true
+}
+
 async fn metric(stack: &Stack, event: &str) -> u64 {
     let text = crate::support::get(&stack.metrics_url(), &[]).await.2;
     let needle =
@@ -293,10 +298,7 @@ async fn a_refused_refresh_removes_the_link() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains("connection_required"));
     assert_eq!(metric(&stack, "refresh_refused").await, 1);
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
     stack.service("svc").clear_misbehaviour();
     assert_eq!(
         api_me(&stack, &mut browser).await.status,
@@ -316,10 +318,7 @@ async fn a_third_party_down_gives_502_and_keeps_the_link() {
     let down = api_me(&stack, &mut browser).await;
     assert_eq!(down.status, StatusCode::BAD_GATEWAY, "{}", down.body);
     assert!(down.body.contains("connection_unavailable"));
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        true
-    );
+    assert!(is_connected(&stack, &mut browser).await);
     stack.service("svc").clear_misbehaviour();
     assert_eq!(
         api_me(&stack, &mut browser).await.status,
@@ -352,10 +351,7 @@ async fn disconnect_revokes_and_deletes_and_is_same_origin_only() {
         StatusCode::FORBIDDEN,
         "neither header: refused"
     );
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        true
-    );
+    assert!(is_connected(&stack, &mut browser).await);
 
     let origin = stack.url("");
     let done = browser
@@ -372,10 +368,7 @@ async fn disconnect_revokes_and_deletes_and_is_same_origin_only() {
         0,
         "revoked at the service"
     );
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
     assert_eq!(
         api_me(&stack, &mut browser).await.status,
         StatusCode::FORBIDDEN
@@ -396,10 +389,7 @@ async fn disconnect_revokes_and_deletes_and_is_same_origin_only() {
         .await;
     assert_eq!(form.status, StatusCode::SEE_OTHER);
     assert_eq!(form.location(), Some("/"), "a hostile rd lands home");
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
 }
 
 #[tokio::test]
@@ -614,10 +604,7 @@ async fn an_authorization_response_from_another_issuer_stores_nothing() {
         landed.location(),
         Some("/public/c?connect_error=iss_mismatch")
     );
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
 
     // The service advertises RFC 9207: a response without `iss` is refused too.
     let to_service = browser
@@ -638,10 +625,7 @@ async fn an_authorization_response_from_another_issuer_stores_nothing() {
         landed.location(),
         Some("/public/c?connect_error=iss_missing")
     );
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
 }
 
 /// The same behaviour with links in Redis, shared by replicas (SPEC §13).
@@ -832,8 +816,5 @@ async fn a_callback_with_another_or_no_state_or_too_late_stores_nothing() {
     stack.advance(601);
     let landed = browser.navigate(&late).await;
     assert_eq!(landed.location(), Some("/public/d?connect_error=expired"));
-    assert_eq!(
-        connections(&stack, &mut browser).await[0]["connected"],
-        false
-    );
+    assert!(!is_connected(&stack, &mut browser).await);
 }

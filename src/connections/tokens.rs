@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use tokio::sync::Mutex;
 
 use super::client::{Client, ClientError, Grant};
+use crate::clock::Clock;
 use crate::session::{Link, LinkKey, LinkStore, SessionError, StoredLink};
 
 /// A token expiring within this many seconds is refreshed before use.
@@ -58,7 +59,7 @@ pub struct Context<'a> {
     pub links: &'a dyn LinkStore,
     pub gates: &'a Gates,
     pub client: &'a Client,
-    pub now: &'a (dyn Fn() -> i64 + Send + Sync),
+    pub clock: &'a dyn Clock,
 }
 
 /// The link's current access token, refreshed first when it is due.
@@ -76,7 +77,7 @@ pub async fn access_token(
         .load_link(key)
         .await?
         .ok_or(TokenError::NotLinked)?;
-    if !is_due(&stored.link, (cx.now)()) {
+    if !is_due(&stored.link, cx.clock.now()) {
         return Ok((stored.link, Outcome::Fresh));
     }
     if stored.link.refresh_token.is_none() {
@@ -84,7 +85,7 @@ pub async fn access_token(
     }
     // Discovery first, outside the lease: a slow one must not outlast it.
     if let Err(ClientError::Down(reason)) = cx.client.endpoints().await {
-        return still_valid(&stored, (cx.now)()).ok_or(TokenError::Unavailable(reason));
+        return still_valid(&stored, cx.clock.now()).ok_or(TokenError::Unavailable(reason));
     }
     let gate = cx.gates.entry(key.clone()).or_default().clone();
     let outcome = {
@@ -109,7 +110,10 @@ async fn unrefreshable(
     key: &LinkKey,
     stored: StoredLink,
 ) -> Result<(Arc<Link>, Outcome), TokenError> {
-    let expired = stored.link.expires_at.is_some_and(|at| (cx.now)() >= at);
+    let expired = stored
+        .link
+        .expires_at
+        .is_some_and(|at| cx.clock.now() >= at);
     if !expired {
         return Ok((stored.link, Outcome::Fresh));
     }
@@ -131,14 +135,14 @@ async fn refresh_under_lease(
             .load_link(key)
             .await?
             .ok_or(TokenError::NotLinked)?;
-        if !is_due(&stored.link, (cx.now)()) {
+        if !is_due(&stored.link, cx.clock.now()) {
             return Ok((stored.link, Outcome::Fresh));
         }
         if let Some(lease) = cx.links.try_link_lease(key, LEASE_TTL).await? {
             // Read once more under the lease: another replica may have just
             // finished (its write precedes its release).
             let result = match cx.links.load_link(key).await? {
-                Some(now) if is_due(&now.link, (cx.now)()) => refresh_now(cx, key, now).await,
+                Some(now) if is_due(&now.link, cx.clock.now()) => refresh_now(cx, key, now).await,
                 Some(now) => Ok((now.link, Outcome::Fresh)),
                 None => Err(TokenError::NotLinked),
             };
@@ -148,7 +152,7 @@ async fn refresh_under_lease(
             return result;
         }
         if waited_since.elapsed() >= LEASE_WAIT_LIMIT {
-            return still_valid(&stored, (cx.now)()).ok_or_else(|| {
+            return still_valid(&stored, cx.clock.now()).ok_or_else(|| {
                 TokenError::Unavailable("another replica's refresh is stuck".into())
             });
         }
@@ -174,7 +178,7 @@ async fn refresh_now(
     match cx.client.refresh(refresh_token).await {
         Ok(grant) => {
             let issued = grant.refresh_token.clone();
-            let renewed = renewed(&stored.link, grant, (cx.now)());
+            let renewed = renewed(&stored.link, grant, cx.clock.now());
             match cx.links.replace_link(key, &stored, &renewed).await? {
                 Some(_) => Ok((Arc::new(renewed), Outcome::Refreshed)),
                 // Disconnected or relinked meanwhile: what is there now counts.
@@ -199,7 +203,7 @@ async fn refresh_now(
         }
         Err(ClientError::Down(reason)) => {
             tracing::warn!(connection = cx.client.name(), %reason, "refresh failed: link kept");
-            still_valid(&stored, (cx.now)()).ok_or(TokenError::Unavailable(reason))
+            still_valid(&stored, cx.clock.now()).ok_or(TokenError::Unavailable(reason))
         }
     }
 }

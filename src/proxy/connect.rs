@@ -390,20 +390,12 @@ pub async fn connection_headers(
     rd: &str,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, Reject> {
     let mut out = Vec::with_capacity(connections.len());
-    let now = || state.clock.now();
     for name in connections {
         // Names are checked against the config; a reload keeps both in step.
         let Some(client) = rt.connections.get(name) else {
             continue;
         };
-        let cx = tokens::Context {
-            links: &*state.links,
-            gates: &state.link_gates,
-            client,
-            now: &now,
-        };
-        let key = LinkKey::new(&identity.provider, &identity.sub, name);
-        let link = match tokens::access_token(&cx, &key).await {
+        let link = match link_token(state, client, &identity.provider, &identity.sub).await {
             Ok((link, outcome)) => {
                 count_outcome(state, name, outcome);
                 link
@@ -449,6 +441,23 @@ pub async fn connection_headers(
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// The access token of (`provider`, `sub`)'s link at `client`'s connection,
+/// refreshed first when due.
+async fn link_token(
+    state: &State,
+    client: &Client,
+    provider: &str,
+    sub: &str,
+) -> Result<(Arc<crate::session::Link>, Outcome), TokenError> {
+    let cx = tokens::Context {
+        links: &*state.links,
+        gates: &state.link_gates,
+        client,
+        clock: &*state.clock,
+    };
+    tokens::access_token(&cx, &LinkKey::new(provider, sub, client.name())).await
 }
 
 fn count_outcome(state: &State, name: &str, outcome: Outcome) {
@@ -525,15 +534,7 @@ async fn admin_token(
     let Some(client) = rt.connections.get(&connection) else {
         return TokenAnswer::NotLinked;
     };
-    let now = || state.clock.now();
-    let cx = tokens::Context {
-        links: &*state.links,
-        gates: &state.link_gates,
-        client,
-        now: &now,
-    };
-    let key = LinkKey::new(&provider, &sub, &connection);
-    match tokens::access_token(&cx, &key).await {
+    match link_token(state, client, &provider, &sub).await {
         Ok((link, outcome)) => {
             count_outcome(state, &connection, outcome);
             tracing::info!(connection = %connection, %sub, "access token handed to an offline job");
