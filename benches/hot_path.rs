@@ -251,6 +251,7 @@ fn header_rewrite(c: &mut Criterion) {
     let peer_text = HeaderValue::from_static("192.0.2.7");
     let host = HeaderValue::from_static("app.example.com");
     let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("a CIDR")];
+    let route = portcullis::admin::metrics::RouteCounters::new("route1");
     group.bench_function("forward_hop_by_hop_cookies_forwarded", |b| {
         b.iter_batched_ref(
             || template.clone(),
@@ -262,7 +263,7 @@ fn header_rewrite(c: &mut Criterion) {
                     is_tls: true,
                     host: &host,
                     request_id: &request_id,
-                    route: "route1",
+                    route: &route,
                     permit: None,
                     identity_headers: None,
                     strip_prefix: None,
@@ -271,6 +272,7 @@ fn header_rewrite(c: &mut Criterion) {
                     access_token: None,
                     connection_headers: Vec::new(),
                     session_end: None,
+                    memo: None,
                 };
                 forward::remove_hop_by_hop(map);
                 forward::strip_own_cookies(map, "_portcullis");

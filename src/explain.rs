@@ -562,6 +562,7 @@ fn bare(rule: &Rule) -> Rule {
         strip_prefix: rule.strip_prefix.clone(),
         providers: rule.providers.clone(),
         connections: rule.connections.clone(),
+        counters: rule.counters.clone(),
     }
 }
 

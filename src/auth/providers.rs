@@ -13,7 +13,6 @@ use crate::config;
 /// Every provider of a config; index 0 is `default`.
 pub struct Providers {
     list: Vec<Arc<Provider>>,
-    by_name: HashMap<String, usize>,
     /// Issuers without a trailing `/`, as `jwt::verify` compares them.
     by_issuer: HashMap<String, usize>,
 }
@@ -25,21 +24,12 @@ impl Providers {
     /// When `list` is empty: a config always has `[oidc]`.
     pub fn new(list: Vec<Arc<Provider>>) -> Self {
         assert!(!list.is_empty(), "a config always has the default provider");
-        let by_name = list
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.name().to_owned(), i))
-            .collect();
         let by_issuer = list
             .iter()
             .enumerate()
             .map(|(i, p)| (p.issuer().trim_end_matches('/').to_owned(), i))
             .collect();
-        Providers {
-            list,
-            by_name,
-            by_issuer,
-        }
+        Providers { list, by_issuer }
     }
 
     /// `[oidc]`.
@@ -55,8 +45,9 @@ impl Providers {
 
     /// The provider named `name`, with its index.
     pub fn named(&self, name: &str) -> Option<(usize, &Arc<Provider>)> {
-        let index = *self.by_name.get(name)?;
-        Some((index, &self.list[index]))
+        // Asked twice on every session request; a config names a handful of
+        // providers, so comparing names beats hashing the one asked for.
+        self.list.iter().enumerate().find(|(_, p)| p.name() == name)
     }
 
     /// The provider whose issuer is `iss` (a trailing `/` aside), with its index.

@@ -34,8 +34,11 @@ mod tests;
 ///
 /// Its field is private, so this module is the only constructor. It is exactly
 /// what the upstream receives (SPEC §3).
+///
+/// Shared rather than copied: the access log and the forwarded request keep it
+/// without another allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NormalizedPath(String);
+pub struct NormalizedPath(std::sync::Arc<str>);
 
 impl NormalizedPath {
     /// The path, always starting with `/`.
@@ -45,13 +48,24 @@ impl NormalizedPath {
 }
 
 /// The normalized request target: what rules match and what the upstream receives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Two targets are equal when they say the same, however they were spelled.
+#[derive(Clone, Debug, Eq)]
 pub struct Target {
     path: NormalizedPath,
     /// `path` without `;params`; `None` when `path` has no `;` (the common
     /// case), so that case costs no second allocation.
     match_path: Option<String>,
     query: Option<String>,
+    /// The path was already in normal form: `path` and `query` are the
+    /// target's own text, byte for byte, so its bytes can be forwarded as
+    /// they came.
+    is_verbatim: bool,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.match_path == other.match_path && self.query == other.query
+    }
 }
 
 impl Target {
@@ -73,6 +87,12 @@ impl Target {
     /// for a bare `?`.
     pub fn query(&self) -> Option<&str> {
         self.query.as_deref()
+    }
+
+    /// Returns true if and only if the normalized path and query are exactly
+    /// the target as received (nothing decoded, merged or resolved).
+    pub fn is_verbatim(&self) -> bool {
+        self.is_verbatim
     }
 
     /// The normalized path and the query, for the forwarded request line.
@@ -242,8 +262,14 @@ pub fn normalize_str(target: &str) -> Result<Target, PathError> {
         Some(at) => (&target[..at], Some(&target[at + 1..])),
         None => (target, None),
     };
-    let path = normalize_path(raw_path)?;
-    refuse_trailing_dot_or_space(&path)?;
+    let (path, is_verbatim) = if is_already_normal(raw_path) {
+        // Plain bytes only, so no `%20`, and no segment ends in `.`.
+        (std::sync::Arc::<str>::from(raw_path), true)
+    } else {
+        let path = rewrite_path(raw_path)?;
+        refuse_trailing_dot_or_space(&path)?;
+        (std::sync::Arc::<str>::from(path), false)
+    };
     let query = match raw_query {
         Some(query) => {
             check_query(query, raw_path.len() + 1)?;
@@ -251,11 +277,16 @@ pub fn normalize_str(target: &str) -> Result<Target, PathError> {
         }
         None => None,
     };
-    let match_path = strip_params(&path);
+    let match_path = if is_verbatim {
+        None
+    } else {
+        strip_params(&path)
+    };
     Ok(Target {
         path: NormalizedPath(path),
         match_path,
         query,
+        is_verbatim,
     })
 }
 
@@ -333,14 +364,6 @@ fn refuse_trailing_dot_or_space(path: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-fn normalize_path(raw: &str) -> Result<String, PathError> {
-    // The common case: nothing to decode, merge or resolve; one scan, one copy.
-    if is_already_normal(raw) {
-        return Ok(raw.to_owned());
-    }
-    rewrite_path(raw)
-}
-
 /// Normalizes a path (which starts with `/`) in one pass over its bytes.
 fn rewrite_path(raw: &str) -> Result<String, PathError> {
     let mut out = String::with_capacity(raw.len());
@@ -362,20 +385,21 @@ fn rewrite_path(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// Returns true if and only if `path` is already in normal form and has no `;`:
-/// only plain bytes, no empty segment except a final one, no dot segment.
+/// Returns true if and only if `path` (starting with `/`) is already in normal
+/// form, has no `;` and no segment ending in `.`: only plain bytes, no empty
+/// segment except a final one. The common case, found in one scan; anything
+/// else (dot segments and `/admin.` included) takes [`rewrite_path`] and its
+/// checks.
 fn is_already_normal(path: &str) -> bool {
-    if !path.bytes().all(|b| PLAIN[usize::from(b)]) {
-        return false;
-    }
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let is_last = segments.peek().is_none();
-        if (segment.is_empty() && !is_last) || segment == "." || segment == ".." {
+    let mut previous = b'/';
+    for &byte in &path.as_bytes()[1..] {
+        let ends_segment_badly = byte == b'/' && matches!(previous, b'/' | b'.');
+        if !PLAIN[usize::from(byte)] || ends_segment_badly {
             return false;
         }
+        previous = byte;
     }
-    true
+    previous != b'.'
 }
 
 /// Appends one raw segment to `out`, decoding and checking it byte by byte.

@@ -60,6 +60,8 @@ pub struct Rule {
     pub providers: Vec<usize>,
     /// `route.connections`: whose access tokens the request carries (SPEC §13).
     pub connections: Vec<String>,
+    /// The route's metric series, resolved once (the `route` label is `name`).
+    pub counters: std::sync::Arc<crate::admin::metrics::RouteCounters>,
 }
 
 /// What a request must satisfy: a route's own keys, or `[policy]`'s for every
@@ -127,6 +129,7 @@ impl RouteTable {
             strip_prefix: None,
             providers: provider_indices(config, &config.policy.providers),
             connections: Vec::new(),
+            counters: std::sync::Arc::new(crate::admin::metrics::RouteCounters::new("default")),
         };
         let policy = &config.policy;
         let global = Requirements {
@@ -595,6 +598,9 @@ impl CompiledRoute {
                 strip_prefix: route.strip_prefix.clone(),
                 providers,
                 connections: route.connections.clone(),
+                counters: std::sync::Arc::new(crate::admin::metrics::RouteCounters::new(
+                    &route.name,
+                )),
             },
         }
     }

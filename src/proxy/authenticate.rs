@@ -104,10 +104,22 @@ pub async fn session(
     rt: &Runtime,
     headers: &HeaderMap,
 ) -> Result<Option<Authenticated>, Reject> {
-    let Some(id) = rt.cookies.session_id(headers) else {
+    session_for(state, rt, rt.cookies.session_key(headers)).await
+}
+
+/// [`session`] for the session cookie whose store key is `key` (`None`: no
+/// well-formed session cookie).
+///
+/// # Errors
+/// As [`session`].
+pub async fn session_for(
+    state: &Arc<State>,
+    rt: &Runtime,
+    key: Option<SessionKey>,
+) -> Result<Option<Authenticated>, Reject> {
+    let Some(key) = key else {
         return Ok(None);
     };
-    let key = id.key();
     let Some(mut session) = load(state, &key).await? else {
         return Ok(None);
     };

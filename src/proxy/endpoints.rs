@@ -36,7 +36,9 @@ pub async fn handle(
     let endpoint = path
         .strip_prefix(rt.config.server.auth_prefix.as_str())
         .unwrap_or_default();
-    ex.route = Some(endpoint_label(endpoint).to_owned());
+    ex.route = Some(Arc::new(crate::admin::metrics::RouteCounters::new(
+        endpoint_label(endpoint),
+    )));
     if endpoint == "/connections" || endpoint.starts_with("/connect/") {
         if let Some(answer) = super::connect::handle(state, rt, ex, req, endpoint, query).await {
             return answer;
@@ -117,12 +119,12 @@ async fn forward_auth(
     let headers = req.headers();
     let original = described_request(headers, req.method(), endpoint, query)?;
     let target = crate::policy::normalize::normalize_str(&original.target)?;
-    ex.path = Some(target.path().as_str().to_owned());
+    ex.path = Some(target.path().clone());
     let host = super::host_name(&original.host)?;
     let rule = rt
         .routes
         .find(Some(&host), &original.method, target.match_path());
-    ex.route = Some(rule.name.clone());
+    ex.route = Some(rule.counters.clone());
     let upstream = rt.upstreams.get(rule.upstream);
     ex.upstream = Some(upstream.name_arc());
     ex.method = original.method.clone();
@@ -144,7 +146,7 @@ async fn forward_auth(
         .expect("static response parts are valid");
     if let Some(who) = &who {
         let identity = who.identity();
-        ex.sub = Some(identity.sub.clone());
+        ex.sub = Some(who.subject());
         let permit = crate::policy::authorize::authorize(
             &rt.routes.global,
             rule,

@@ -2,9 +2,16 @@
 //! (Pingora's per-request `CTX`): no globals, no hidden headers.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{header, HeaderMap, HeaderValue, Method, Request};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request};
+
+use super::memo::ConnMemo;
+use crate::admin::metrics::RouteCounters;
+use crate::identity::Identity;
+use crate::policy::normalize::NormalizedPath;
+use crate::session::Session;
 
 /// The transport facts of the connection a request arrived on.
 #[derive(Clone, Debug)]
@@ -18,6 +25,8 @@ pub struct ConnInfo {
     pub is_tls: bool,
     /// The serving thread that accepted the connection (0 to `server.workers` - 1).
     pub worker: usize,
+    /// What the connection's requests repeat, worked out once.
+    pub memo: Arc<ConnMemo>,
 }
 
 impl ConnInfo {
@@ -29,6 +38,7 @@ impl ConnInfo {
             peer_text,
             is_tls,
             worker,
+            memo: Arc::default(),
         }
     }
 }
@@ -42,9 +52,10 @@ pub struct Exchange {
     pub peer: IpAddr,
     /// The normalized path once known; until then, nothing (a rejected raw target
     /// is never logged verbatim: it may hold control bytes meant for the log).
-    pub path: Option<String>,
-    /// The deciding rule's name, once a rule was found.
-    pub route: Option<String>,
+    pub path: Option<NormalizedPath>,
+    /// The deciding rule's name and series, once a rule (or an endpoint of
+    /// the proxy) was found.
+    pub route: Option<Arc<RouteCounters>>,
     /// The name of the route's upstream, once a rule was found.
     pub upstream: Option<std::sync::Arc<str>>,
     /// `allow`, `forbidden`, `unauthenticated`, `bad_request`, `upstream_error`, ...
@@ -53,10 +64,12 @@ pub struct Exchange {
     pub reason: Option<String>,
     pub upstream_latency: Option<Duration>,
     /// The authenticated subject, for the access log.
-    pub sub: Option<String>,
+    pub sub: Option<Subject>,
     /// A browser navigating (GET/HEAD wanting HTML) rather than a script or API
     /// client: decides between a redirect or an HTML page and JSON (SPEC §4.1).
     pub is_navigation: bool,
+    /// The connection's memo ([`ConnInfo::memo`]).
+    pub memo: Arc<ConnMemo>,
 }
 
 /// The longest `X-Request-Id` kept from a client; longer or odd ones are replaced
@@ -78,13 +91,41 @@ impl Exchange {
             upstream_latency: None,
             sub: None,
             is_navigation: is_navigation(req),
+            memo: conn.memo.clone(),
         }
     }
 
     /// The route label for metrics: the rule's name, or `none` when the request
     /// was refused before a rule was found.
     pub fn route_label(&self) -> &str {
-        self.route.as_deref().unwrap_or("none")
+        self.route.as_deref().map_or("none", RouteCounters::name)
+    }
+}
+
+/// Who was authenticated, shared with the session or the bearer cache rather
+/// than copied for a log line that may never be written.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Session(Arc<Session>),
+    Bearer(Arc<Identity>),
+}
+
+impl Subject {
+    /// Returns true if and only if both are the very same session record or
+    /// cached token identity (not merely equal ones).
+    pub fn is(&self, other: &Subject) -> bool {
+        match (self, other) {
+            (Subject::Session(a), Subject::Session(b)) => Arc::ptr_eq(a, b),
+            (Subject::Bearer(a), Subject::Bearer(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    pub fn sub(&self) -> &str {
+        match self {
+            Subject::Session(session) => &session.identity.sub,
+            Subject::Bearer(identity) => &identity.sub,
+        }
     }
 }
 
@@ -119,6 +160,10 @@ fn fresh_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
 }
 
+// Looked up by name on every request: a `&str` would be parsed into a name each time.
+static X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+
 /// Returns true if and only if the request looks like a browser navigation: GET or
 /// HEAD, asking for HTML, and not marked as a script's request.
 fn is_navigation<B>(req: &Request<B>) -> bool {
@@ -129,10 +174,10 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     let is_script = headers
-        .get("x-requested-with")
+        .get(&X_REQUESTED_WITH)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
         || headers
-            .get("sec-fetch-mode")
+            .get(&SEC_FETCH_MODE)
             .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"navigate"));
     is_read && wants_html && !is_script
 }

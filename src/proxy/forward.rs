@@ -27,6 +27,7 @@ use crate::policy::normalize::Target;
 use crate::session::{SessionKey, SessionStore};
 
 use super::body::Body;
+use super::memo::CookieMix;
 use super::pool::{Pool, PoolError, PoolSettings};
 
 /// Why a request could not be forwarded. The client sees only 502 or 504.
@@ -67,7 +68,8 @@ pub struct ForwardContext<'a> {
     /// The host the client asked for (`Host`, or `:authority` on HTTP/2), as sent.
     pub host: &'a HeaderValue,
     pub request_id: &'a HeaderValue,
-    pub route: &'a str,
+    /// The route's name and series.
+    pub route: &'a crate::admin::metrics::RouteCounters,
     /// The authorization that lets identity headers be set; `None` on public routes.
     pub permit: Option<&'a Permit<'a>>,
     /// The permitted identity's headers for this upstream's header set.
@@ -85,6 +87,8 @@ pub struct ForwardContext<'a> {
     pub connection_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Completes when the request's session ends: an upgraded connection closes then.
     pub session_end: Option<SessionEnd>,
+    /// The client connection's memo (what its `Cookie` header holds).
+    pub memo: Option<&'a super::memo::ConnMemo>,
 }
 
 /// What an upgraded connection of a session watches to close when the session
@@ -360,7 +364,7 @@ impl Upstream {
         }
         let (mut parts, body) = req.into_parts();
         // Origin-form: the connection is to the upstream already.
-        parts.uri = self.upstream_uri(target, ctx.strip_prefix)?;
+        parts.uri = self.upstream_uri(&parts.uri, target, ctx.strip_prefix)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
         self.rewrite_request_headers(&mut parts.headers, &ctx, upgrade.as_ref());
@@ -375,10 +379,8 @@ impl Upstream {
         .await;
         let elapsed = started.elapsed();
         *latency = Some(elapsed);
-        self.metrics
-            .upstream_latency
-            .with_label_values(&[ctx.route, &self.name])
-            .observe(elapsed.as_secs_f64());
+        ctx.route
+            .observe_upstream(&self.metrics, &self.name, elapsed.as_secs_f64());
         let mut resp = match sent {
             Err(_) => return Err(self.fail(&ctx, UpstreamError::Timeout(self.response_timeout))),
             Ok(Err(PoolError::Connect(reason))) => {
@@ -412,15 +414,21 @@ impl Upstream {
                     ends,
                 ));
                 rewrite_switch_headers(resp.headers_mut());
+                identity::headers::strip(resp.headers_mut(), &self.strip);
             }
             (true, None) => {
                 // A 101 to a request that asked for no upgrade is a broken upstream.
                 let err = UpstreamError::Protocol("unsolicited 101 Switching Protocols".into());
                 return Err(self.fail(&ctx, err));
             }
-            (false, _) => remove_hop_by_hop(resp.headers_mut()),
+            (false, _) => {
+                // The identity headers go in the same walk.
+                remove_hop_by_hop_and(resp.headers_mut(), |name| self.strip.matches(name.as_str()));
+            }
         }
-        strip_upstream_claims(resp.headers_mut(), &self.strip, &self.cookie_name);
+        // Both branches took the identity headers: what only the proxy may say
+        // (see [`strip_upstream_claims`]) is now down to its cookies.
+        strip_planted_cookies(resp.headers_mut(), &self.cookie_name);
         Ok(resp)
     }
 
@@ -432,16 +440,25 @@ impl Upstream {
         };
         self.metrics
             .upstream_errors
-            .with_label_values(&[ctx.route, &self.name, kind])
+            .with_label_values(&[ctx.route.name(), &self.name, kind])
             .inc();
         err
     }
 
     fn upstream_uri(
         &self,
+        received: &Uri,
         target: &Target,
         strip_prefix: Option<&str>,
     ) -> Result<Uri, UpstreamError> {
+        // The usual request: its path was already normal and goes to the
+        // upstream's root unchanged, so the received bytes are forwarded as
+        // they are (shared, neither copied nor parsed again).
+        let is_unchanged =
+            target.is_verbatim() && self.base_path.is_empty() && strip_prefix.is_none();
+        if let (true, Some(received)) = (is_unchanged, received.path_and_query()) {
+            return Ok(Uri::from(received.clone()));
+        }
         let path_and_query = match strip_prefix {
             None => target.path_and_query_after(&self.base_path),
             Some(prefix) => stripped_path_and_query(&self.base_path, target, prefix),
@@ -464,15 +481,30 @@ impl Upstream {
         // First every removal, then every header the proxy sets: nothing the
         // client sent can undo what the proxy adds, and no removal step can
         // take away what another step set.
-        remove_hop_by_hop(headers);
-        // The client already had its 100-continue from us; the upstream gets the body.
-        headers.remove(header::EXPECT);
-        identity::headers::strip(headers, &self.strip);
-        strip_own_cookies(headers, &self.cookie_name);
+        //
+        // One walk over the names removes the hop-by-hop headers, `Expect`
+        // (the client already had its 100-continue from us; the upstream gets
+        // the body), every spelling of an identity header, and what only a
+        // trusted proxy may say about the request (see [`strip_client_headers`]).
+        let is_trusted = is_trusted_peer(ctx.peer, &self.trusted_proxies);
+        let removed = remove_hop_by_hop_and(headers, |name| {
+            *name == header::EXPECT
+                || self.strip.matches(name.as_str())
+                || is_client_header_to_strip(name, is_trusted)
+        });
+        for name in removed.iter().filter(|n| self.strip.matches(n.as_str())) {
+            tracing::debug!(header = %name, "removed an identity header");
+        }
+        let mix = ctx
+            .memo
+            .and_then(|memo| memo.own_cookies(headers, &self.cookie_name));
+        strip_own_cookies_known(headers, &self.cookie_name, mix);
         if self.drops_client_authorization(ctx) {
             headers.remove(header::AUTHORIZATION);
         }
-        set_forwarded(headers, ctx, &self.trusted_proxies);
+        // Room for what is set below, made once rather than grown step by step.
+        headers.reserve(IDENTITY_HEADROOM);
+        insert_forwarded(headers, ctx, &self.trusted_proxies, is_trusted);
         if ctx.permit.is_some() {
             if let Some(prepared) = &ctx.identity_headers {
                 prepared.apply(headers);
@@ -534,6 +566,11 @@ pub fn strip_upstream_claims(
     cookie_name: &str,
 ) {
     identity::headers::strip(headers, strip);
+    strip_planted_cookies(headers, cookie_name);
+}
+
+/// The `Set-Cookie` half of [`strip_upstream_claims`].
+fn strip_planted_cookies(headers: &mut HeaderMap, cookie_name: &str) {
     if !headers.contains_key(header::SET_COOKIE) {
         return;
     }
@@ -644,6 +681,15 @@ fn fixed_hop_by_hop() -> [&'static HeaderName; 9] {
 /// (RFC 9110 §7.6.1). Runs before the proxy sets any header, so a client that
 /// names `X-Forwarded-For` in `Connection` removes only its own copy.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    remove_hop_by_hop_and(headers, |_| false);
+}
+
+/// [`remove_hop_by_hop`], removing in the same walk every header `also` picks;
+/// returns the names removed.
+fn remove_hop_by_hop_and(
+    headers: &mut HeaderMap,
+    also: impl Fn(&HeaderName) -> bool,
+) -> Vec<HeaderName> {
     // `keep-alive`, `close` and `upgrade` are what `Connection` nearly always
     // holds: the first and last are in the fixed set, `close` is a static name,
     // so the usual message allocates nothing here.
@@ -671,8 +717,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     identity::headers::remove_where(headers, |name| {
-        is_fixed_hop_by_hop(name) || nominated.contains(name)
-    });
+        is_fixed_hop_by_hop(name) || nominated.contains(name) || also(name)
+    })
 }
 
 fn is_fixed_hop_by_hop(name: &HeaderName) -> bool {
@@ -717,7 +763,28 @@ fn rewrite_switch_headers(headers: &mut HeaderMap) {
 /// values are believed only when the peer is in `trusted_proxies`; `Forwarded`
 /// (RFC 7239) from anyone else is removed, since the app may read it instead.
 pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted: &[IpNet]) {
-    let is_trusted = trusted.iter().any(|net| net.contains(&ctx.peer));
+    let is_trusted = is_trusted_peer(ctx.peer, trusted);
+    strip_client_headers(headers, is_trusted);
+    insert_forwarded(headers, ctx, trusted, is_trusted);
+}
+
+/// The headers the proxy adds and sets apart from the forwarded ones, at most:
+/// room reserved once for them.
+const IDENTITY_HEADROOM: usize = 16;
+
+fn is_trusted_peer(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&peer))
+}
+
+/// The second half of [`set_forwarded`]: sets the four headers once the
+/// client's own copies of what it may not say are gone (none of them is one
+/// of those four, so what is read here is what the client sent).
+fn insert_forwarded(
+    headers: &mut HeaderMap,
+    ctx: &ForwardContext<'_>,
+    trusted: &[IpNet],
+    is_trusted: bool,
+) {
     let our_proto = if ctx.is_tls { "https" } else { "http" };
     let mut chain = ctx.peer_text.clone();
     let mut client_ip = ctx.peer_text.clone();
@@ -740,8 +807,6 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
             host = sent.clone();
         }
     }
-
-    strip_client_headers(headers, is_trusted);
     // `insert` replaces every value a client sent under the same name.
     headers.insert(X_FORWARDED_FOR.clone(), chain);
     headers.insert(X_REAL_IP.clone(), client_ip);
@@ -752,9 +817,12 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
 /// Removes, in one walk over the names, the method overrides (always) and what
 /// an untrusted client could use to re-route the app (see [`is_client_routing_header`]).
 fn strip_client_headers(headers: &mut HeaderMap, is_trusted: bool) {
-    identity::headers::remove_where(headers, |name| {
-        is_method_override(name) || (!is_trusted && is_client_routing_header(name.as_str()))
-    });
+    identity::headers::remove_where(headers, |name| is_client_header_to_strip(name, is_trusted));
+}
+
+/// What [`strip_client_headers`] removes.
+fn is_client_header_to_strip(name: &HeaderName, is_trusted: bool) -> bool {
+    is_method_override(name) || (!is_trusted && is_client_routing_header(name.as_str()))
 }
 
 /// What an untrusted client could use to re-route or re-scheme the app behind
@@ -832,32 +900,31 @@ fn first_untrusted_from_right(chain: &str, trusted: &[IpNet]) -> Option<HeaderVa
 /// Removes the proxy's own cookies (the session cookie, its `__Host-`/`__Secure-`
 /// forms, and `NAME_*` login-state cookies) from `Cookie`, keeping the app's.
 pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
+    strip_own_cookies_known(headers, cookie_name, None);
+}
+
+/// [`strip_own_cookies`], told what the single `Cookie` header holds when
+/// that is known already (`mix`, from the connection's memo).
+fn strip_own_cookies_known(headers: &mut HeaderMap, cookie_name: &str, mix: Option<CookieMix>) {
     if !headers.contains_key(header::COOKIE) {
         return;
     }
     // The usual request: one `Cookie` header holding only the proxy's cookies
     // (removed whole) or none of them (left as it is), with nothing rebuilt.
-    let mut values = headers.get_all(header::COOKIE).iter();
-    if let (Some(only), None) = (values.next(), values.next()) {
-        if let Ok(text) = only.to_str() {
-            let (mut ours, mut theirs) = (false, false);
-            for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-                let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-                if is_own_cookie(name, cookie_name) {
-                    ours = true;
-                } else {
-                    theirs = true;
-                }
-            }
-            match (ours, theirs) {
-                (false, _) => return,
-                (true, false) => {
-                    headers.remove(header::COOKIE);
-                    return;
-                }
-                (true, true) => {}
-            }
+    let mix = mix.or_else(|| {
+        let mut values = headers.get_all(header::COOKIE).iter();
+        match (values.next(), values.next()) {
+            (Some(only), None) => Some(cookie_mix(only, cookie_name)),
+            _ => None,
         }
+    });
+    match mix {
+        Some(CookieMix::NoneOurs) => return,
+        Some(CookieMix::OnlyOurs) => {
+            headers.remove(header::COOKIE);
+            return;
+        }
+        Some(CookieMix::Mixed) | None => {}
     }
     let mut kept: Vec<&str> = Vec::new();
     let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
@@ -875,6 +942,27 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
     headers.remove(header::COOKIE);
     if let (false, Ok(value)) = (rebuilt.is_empty(), HeaderValue::from_str(&rebuilt)) {
         headers.insert(header::COOKIE, value);
+    }
+}
+
+/// What one `Cookie` header holds of the proxy's cookies for `cookie_name`.
+pub(super) fn cookie_mix(value: &HeaderValue, cookie_name: &str) -> CookieMix {
+    let Ok(text) = value.to_str() else {
+        return CookieMix::Mixed;
+    };
+    let (mut ours, mut theirs) = (false, false);
+    for pair in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+        if is_own_cookie(name, cookie_name) {
+            ours = true;
+        } else {
+            theirs = true;
+        }
+    }
+    match (ours, theirs) {
+        (false, _) => CookieMix::NoneOurs,
+        (true, false) => CookieMix::OnlyOurs,
+        (true, true) => CookieMix::Mixed,
     }
 }
 
@@ -1057,7 +1145,7 @@ mod tests {
             is_tls: false,
             host: &HeaderValue::from_static("app.example.com"),
             request_id: &id,
-            route: "r",
+            route: &crate::admin::metrics::RouteCounters::new("r"),
             permit: None,
             identity_headers: None,
             strip_prefix: None,
@@ -1066,6 +1154,7 @@ mod tests {
             access_token: None,
             connection_headers: Vec::new(),
             session_end: None,
+            memo: None,
         };
         set_forwarded(&mut h, &ctx, &[]);
         assert_eq!(h["x-forwarded-for"], "10.9.9.9");
@@ -1092,7 +1181,7 @@ mod tests {
             is_tls: false,
             host: &HeaderValue::from_static("internal:4180"),
             request_id: &id,
-            route: "r",
+            route: &crate::admin::metrics::RouteCounters::new("r"),
             permit: None,
             identity_headers: None,
             strip_prefix: None,
@@ -1101,6 +1190,7 @@ mod tests {
             access_token: None,
             connection_headers: Vec::new(),
             session_end: None,
+            memo: None,
         };
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
         set_forwarded(&mut h, &ctx, &trusted);

@@ -13,6 +13,7 @@ pub mod connect;
 pub mod endpoints;
 mod exchange;
 pub mod forward;
+pub mod memo;
 pub mod pages;
 pub mod pool;
 pub mod respond;
@@ -34,7 +35,7 @@ use crate::clock::Clock;
 use crate::config::{AuthMode, Config};
 use crate::identity::{self, Identity};
 use crate::policy::authorize::{self, Denial};
-use crate::policy::normalize::{self, PathError, Target};
+use crate::policy::normalize::{self, NormalizedPath, PathError, Target};
 use crate::policy::origin::{self, OriginError, Origins};
 use crate::policy::route::{RouteTable, Rule};
 use crate::session::cookie::Cookies;
@@ -389,22 +390,24 @@ async fn run(
 ) -> Result<Response<Body>, Reject> {
     check_method(req.method())?;
     let target = normalize::normalize(req.uri(), req.version())?;
-    ex.path = Some(target.path().as_str().to_owned());
+    ex.path = Some(target.path().clone());
     let host = request_host(&req)?;
+    let authority = host.authority();
+    let host_name = host.name(authority);
     if is_under(target.match_path(), &rt.config.server.auth_prefix) {
         return endpoints::handle(state, rt, ex, req, target.match_path(), target.query()).await;
     }
     let rule = rt
         .routes
-        .find(Some(&host.name), req.method(), target.match_path());
-    ex.route = Some(rule.name.clone());
+        .find(Some(host_name), req.method(), target.match_path());
+    ex.route = Some(rule.counters.clone());
     let upstream = rt.upstreams.get(rule.upstream);
     ex.upstream = Some(upstream.name_arc());
     admit_source(rt, rule, conn.peer.ip(), req.headers())?;
 
     let asked = Asked {
         target: &target,
-        authority: host.full.to_str().unwrap_or_default(),
+        authority,
     };
     let who = authenticate_for(state, rt, ex, rule, req.headers(), &asked, true).await?;
     check_websocket_origin(rt, who.as_ref(), req.headers())?;
@@ -412,7 +415,7 @@ async fn run(
     let permit = match &who {
         Some(who) => {
             let identity = who.identity();
-            ex.sub = Some(identity.sub.clone());
+            ex.sub = Some(who.subject());
             let permit = authorize::authorize(&rt.routes.global, rule, identity, via_bearer)
                 .map_err(|denial| Reject::Forbidden {
                     denial,
@@ -434,9 +437,14 @@ async fn run(
         ),
         _ => (None, None),
     };
-    let assertion = permit
-        .as_ref()
-        .and_then(|permit| identity_assertion(state, rt, permit.identity(), &host.name));
+    let assertion = match (&permit, &who) {
+        (Some(permit), Some(who)) => {
+            let sign = || identity_assertion(state, rt, permit.identity(), host_name);
+            ex.memo
+                .assertion(&who.subject(), host_name, state.clock.now(), sign)
+        }
+        _ => None,
+    };
     let pass_token = upstream.passes_access_token() && !via_bearer;
     let connection_headers = match (&permit, rule.connections.is_empty()) {
         (Some(permit), false) => {
@@ -462,7 +470,7 @@ async fn run(
         is_tls: conn.is_tls,
         host: &host.full,
         request_id: &ex.request_id,
-        route: &rule.name,
+        route: &rule.counters,
         permit: permit.as_ref(),
         identity_headers,
         strip_prefix: rule.strip_prefix.as_deref(),
@@ -471,6 +479,7 @@ async fn run(
         access_token: access_token.filter(|_| pass_token),
         connection_headers,
         session_end,
+        memo: Some(&conn.memo),
     };
     let mut latency = None;
     let result = upstream.forward(req, &target, ctx, &mut latency).await;
@@ -594,6 +603,14 @@ impl Who {
     pub fn via_bearer(&self) -> bool {
         matches!(self, Who::Bearer(_))
     }
+
+    /// Who this is, for the access log.
+    pub fn subject(&self) -> exchange::Subject {
+        match self {
+            Who::Session(auth) => exchange::Subject::Session(auth.session.clone()),
+            Who::Bearer(identity) => exchange::Subject::Bearer(identity.clone()),
+        }
+    }
 }
 
 /// The request being judged: its target and the host (`Host` as sent, port
@@ -639,16 +656,17 @@ pub async fn authenticate_for(
         None => Err(no_session()),
     };
     let by_bearer = |identity: Arc<Identity>| Some(Who::Bearer(identity));
+    let session_key = || ex.memo.session_key(&rt.cookies, headers);
     match rule.auth {
         AuthMode::Public => Ok(None),
         AuthMode::Deny => Err(Reject::Denied),
-        AuthMode::Login => by_session(authenticate::session(state, rt, headers).await?),
+        AuthMode::Login => by_session(authenticate::session_for(state, rt, session_key()).await?),
         AuthMode::Bearer => Ok(by_bearer(bearer_identity(rt, rule, headers).await?)),
         AuthMode::LoginOrBearer => {
             if bearer::token(headers).ok().flatten().is_some() {
                 Ok(by_bearer(bearer_identity(rt, rule, headers).await?))
             } else {
-                by_session(authenticate::session(state, rt, headers).await?)
+                by_session(authenticate::session_for(state, rt, session_key()).await?)
             }
         }
     }
@@ -697,10 +715,28 @@ fn session_end_watch(state: &State, rt: &Runtime, key: SessionKey) -> forward::S
 }
 
 /// The host a request is for: `full` as sent (for `Host` upstream; shared with
-/// the request, not copied) and `name` lowercased without port (for matching).
+/// the request, not copied) and its name lowercased without port (for matching).
 struct RequestHost {
     full: http::HeaderValue,
-    name: String,
+    /// The name when it is not a prefix of `full`'s text as it stands.
+    lowered: Option<String>,
+    /// The name's length when it is that prefix.
+    name_len: usize,
+}
+
+impl RequestHost {
+    /// `full` as text; checked to be text when the host was read.
+    fn authority(&self) -> &str {
+        self.full.to_str().unwrap_or_default()
+    }
+
+    /// The host name, lowercased, without port; `authority` is [`Self::authority`].
+    fn name<'a>(&'a self, authority: &'a str) -> &'a str {
+        match &self.lowered {
+            Some(name) => name,
+            None => authority.get(..self.name_len).unwrap_or_default(),
+        }
+    }
 }
 
 /// The `Host` header on HTTP/1, `:authority` on HTTP/2; exactly one, and a valid
@@ -714,8 +750,35 @@ fn request_host<B>(req: &Request<B>) -> Result<RequestHost, Reject> {
         }
         _ => return Err(Reject::BadHost),
     };
-    let name = host_name(full.to_str().map_err(|_| Reject::BadHost)?)?;
-    Ok(RequestHost { full, name })
+    let text = full.to_str().map_err(|_| Reject::BadHost)?;
+    let (lowered, name_len) = match plain_host_len(text) {
+        Some(len) => (None, len),
+        None => (Some(host_name(text)?), 0),
+    };
+    Ok(RequestHost {
+        full,
+        lowered,
+        name_len,
+    })
+}
+
+/// The length of the name in `authority` when it is the usual lowercase
+/// `name[:port]` (letters, digits, `-` and `.`, not starting or ending with
+/// `.`; the port digits only), which [`host_name`] would accept and return
+/// unchanged; `None` for anything else, which takes [`host_name`].
+fn plain_host_len(authority: &str) -> Option<usize> {
+    let (name, port) = match authority.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (authority, None),
+    };
+    let is_name = !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let is_port = port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    (is_name && is_port).then_some(name.len())
 }
 
 /// The host of an authority (`Host` value), lowercased, without port. A name
@@ -738,27 +801,71 @@ fn is_under(path: &str, prefix: &str) -> bool {
 /// One access-log line and the request counters, for every outcome.
 fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
     let status = resp.status();
-    metrics
-        .requests
-        .with_label_values(&[ex.route_label(), method_label(&ex.method), status.as_str()])
-        .inc();
-    metrics
-        .decisions
-        .with_label_values(&[ex.route_label(), ex.decision])
-        .inc();
+    match &ex.route {
+        Some(route) => route.count(metrics, &ex.method, status, ex.decision),
+        None => {
+            let labels = [ex.route_label(), method_label(&ex.method), status.as_str()];
+            metrics.requests.with_label_values(&labels).inc();
+            let labels = [ex.route_label(), ex.decision];
+            metrics.decisions.with_label_values(&labels).inc();
+        }
+    }
     tracing::info!(
         target: "portcullis::access",
         request_id = ex.request_id.to_str().unwrap_or("-"),
         method = %ex.method,
-        path = ex.path.as_deref().unwrap_or("-"),
+        path = ex.path.as_ref().map_or("-", NormalizedPath::as_str),
         route = ex.route_label(),
         upstream = ex.upstream.as_deref(),
         decision = ex.decision,
         reason = ex.reason.as_deref(),
         status = status.as_u16(),
-        sub = ex.sub.as_deref(),
+        sub = ex.sub.as_ref().map(exchange::Subject::sub),
         upstream_ms = ex.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
         duration_ms = ex.started.elapsed().as_secs_f64() * 1000.0,
         client = %ex.peer,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_host_shortcut_agrees_with_the_full_parse() {
+        let hosts = [
+            "app.example.com",
+            "app.example.com:8443",
+            "127.0.0.1:18282",
+            "a",
+            "a-b.c",
+            "host:",
+            "App.Example.com",
+            "app.example.com.",
+            ".app",
+            "",
+            ":80",
+            "[::1]:80",
+            "user@app",
+            "app:80:90",
+            "app:8o",
+            "ap p",
+            "app/x",
+            "xn--bcher-kva.example",
+        ];
+        for host in hosts {
+            // Where the shortcut declines, the full parse decides.
+            if let Some(len) = plain_host_len(host) {
+                let full = host_name(host).ok();
+                assert_eq!(full.as_deref(), Some(&host[..len]), "{host:?}");
+            }
+        }
+        assert_eq!(
+            plain_host_len("App.example.com"),
+            None,
+            "uppercase goes the long way"
+        );
+        assert_eq!(plain_host_len("app.example.com."), None);
+        assert_eq!(plain_host_len("user@app"), None);
+    }
 }

@@ -85,6 +85,11 @@ impl Cookies {
         }
     }
 
+    /// The store key of [`Cookies::session_id`]'s id.
+    pub fn session_key(&self, headers: &HeaderMap) -> Option<crate::session::SessionKey> {
+        self.session_id(headers).map(|id| id.key())
+    }
+
     /// `Set-Cookie` for a new session.
     pub fn set_session(&self, id: &SessionId) -> HeaderValue {
         let max_age = cookie::time::Duration::seconds(

@@ -151,3 +151,100 @@ async fn a_copied_cookie_dies_with_logout_and_logout_is_idempotent() {
         "a dead session revokes nothing twice"
     );
 }
+
+/// Sends `GET path` with `cookie` (if any) on `conn`, an open HTTP/1.1
+/// connection to the proxy: status and, for a 200, the echo's headers.
+async fn on_connection(
+    conn: &mut hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    stack: &Stack,
+    cookie: Option<&str>,
+) -> (StatusCode, Option<crate::support::Seen>) {
+    use http_body_util::BodyExt;
+    let host = stack
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut request = http::Request::builder().uri("/x").header("host", host);
+    if let Some(value) = cookie {
+        request = request.header("cookie", format!("app=1; portcullis={value}"));
+    }
+    let request = request
+        .body(http_body_util::Full::default())
+        .expect("request");
+    conn.ready().await.expect("the connection stays open");
+    let resp = conn.send_request(request).await.expect("an answer");
+    let status = resp.status();
+    let body = resp.into_body().collect().await.expect("a body").to_bytes();
+    let seen =
+        (status == StatusCode::OK).then(|| serde_json::from_slice(&body).expect("echo JSON"));
+    (status, seen)
+}
+
+/// The proxy remembers per connection what the last `Cookie` header meant
+/// (the session key, which cookies are its own) and the last identity
+/// assertion: each request on one keep-alive connection must still be judged
+/// by its own cookie and by the store as it is now — another user's cookie is
+/// that user, a logged-out one is nobody, a missing one is nobody.
+#[tokio::test]
+async fn every_request_on_one_connection_is_judged_by_its_own_cookie() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    let bob = stack.login("bob").await;
+    let (alice_id, bob_id) = (
+        alice.jar["portcullis"].clone(),
+        bob.jar["portcullis"].clone(),
+    );
+    let addr = stack
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (mut conn, driver) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("handshake");
+    tokio::spawn(driver);
+    let user = |seen: &Option<crate::support::Seen>| {
+        let seen = seen.as_ref().expect("forwarded");
+        let user = seen.one("x-forwarded-user").map(str::to_owned);
+        let assertion = seen.one("x-portcullis-identity").map(str::to_owned);
+        assert!(
+            seen.one("cookie")
+                .is_some_and(|c| !c.contains("portcullis")),
+            "own cookie stripped"
+        );
+        (user, assertion)
+    };
+    let (status, first) = on_connection(&mut conn, &stack, Some(&alice_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (as_alice, alice_assertion) = user(&first);
+    let (status, again) = on_connection(&mut conn, &stack, Some(&alice_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user(&again).0, as_alice, "the same cookie, the same user");
+    let (status, as_bob) = on_connection(&mut conn, &stack, Some(&bob_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (bob_user, bob_assertion) = user(&as_bob);
+    assert_ne!(bob_user, as_alice, "bob's cookie is bob");
+    assert_ne!(bob_assertion, alice_assertion, "bob's assertion is bob's");
+    assert_eq!(
+        on_connection(&mut conn, &stack, None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "no cookie is nobody"
+    );
+    let out = alice
+        .request(Method::POST, &stack.url("/_auth/logout"), &[], "")
+        .await;
+    assert_eq!(out.status, StatusCode::FOUND);
+    assert_eq!(
+        on_connection(&mut conn, &stack, Some(&alice_id)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "alice's cookie after her logout, on the connection that just used it"
+    );
+    let (status, still_bob) = on_connection(&mut conn, &stack, Some(&bob_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user(&still_bob).0, bob_user);
+}

@@ -19,6 +19,7 @@ fn rule(req: Requirements) -> Rule {
         strip_prefix: None,
         providers: vec![0],
         connections: Vec::new(),
+        counters: std::sync::Arc::new(crate::admin::metrics::RouteCounters::new("r")),
     }
 }
 

@@ -600,3 +600,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_a_target_already_in_normal_form_is_verbatim() {
+    for verbatim in [
+        "/",
+        "/a",
+        "/a/b/",
+        "/a.b/c",
+        "/x-y_z~/0",
+        "/a?b=%2F&c",
+        "/.well-known/x",
+    ] {
+        let target = normalize_str(verbatim).expect("a normal target");
+        assert!(target.is_verbatim(), "{verbatim}");
+        assert_eq!(target.path_and_query(), verbatim);
+    }
+    for rewritten in [
+        "//", "/a//b", "/a/./b", "/a/../b", "/%61", "/a;x", "/a/.", "/a/..", "/..",
+    ] {
+        if let Ok(target) = normalize_str(rewritten) {
+            assert!(!target.is_verbatim(), "{rewritten}");
+        }
+    }
+    for refused in ["/admin.", "/admin./x", "/a/b.?q"] {
+        assert!(normalize_str(refused).is_err(), "{refused}");
+    }
+}
