@@ -335,6 +335,24 @@ async fn oversized_request_head_is_431_and_never_reaches_the_upstream() {
     assert_eq!(echo.hits(), 0);
 }
 
+/// A head of more than 128 fields is 431 (README, `server.max_header_bytes`),
+/// however small, and never reaches the upstream. (The upstream here, a
+/// hyper server, takes at most 100 fields itself, so the served head is
+/// smaller.)
+#[tokio::test]
+async fn a_request_head_of_more_than_128_fields_is_431() {
+    let (echo, proxy) = public_proxy().await;
+    let head = |fields: usize| {
+        let extra: String = (2..fields).map(|i| format!("X-F{i}: v\r\n")).collect();
+        format!("GET / HTTP/1.1\r\nHost: app.test\r\n{extra}Connection: close\r\n\r\n")
+    };
+    let served = raw(proxy.addr, head(90).as_bytes()).await;
+    assert_eq!(raw_status(&served), 200, "{served}");
+    let refused = raw(proxy.addr, head(129).as_bytes()).await;
+    assert_eq!(raw_status(&refused), 431, "{refused}");
+    assert_eq!(echo.hits(), 1);
+}
+
 #[tokio::test]
 async fn missing_or_double_host_is_400() {
     let (echo, proxy) = public_proxy().await;

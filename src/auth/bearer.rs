@@ -207,7 +207,9 @@ pub async fn verify_cached(
     if let Some(identity) = cache.lookup(token, aud.audience, aud.now) {
         return Ok(identity);
     }
-    let (identity, exp) = verify_with_exp(token, issuer, jwks, aud).await?;
+    // Boxed: a miss (a signature check, maybe a JWKS fetch) is rare, and its
+    // future, kept inline, would be copied on every request whatever it is.
+    let (identity, exp) = Box::pin(verify_with_exp(token, issuer, jwks, aud)).await?;
     let identity = Arc::new(identity);
     cache.store(token, aud.audience, identity.clone(), exp, aud.now);
     Ok(identity)

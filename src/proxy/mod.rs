@@ -395,7 +395,10 @@ async fn run(
     let authority = host.authority();
     let host_name = host.name(authority);
     if is_under(target.match_path(), &rt.config.server.auth_prefix) {
-        return endpoints::handle(state, rt, ex, req, target.match_path(), target.query()).await;
+        // Boxed, like the other rare paths below: the request path's future
+        // holds whatever it awaits inline, and is copied as it moves.
+        let query = target.query();
+        return Box::pin(endpoints::handle(state, rt, ex, req, target.match_path(), query)).await;
     }
     let rule = rt
         .routes
@@ -451,14 +454,14 @@ async fn run(
             let rd = authenticate::return_url(rt, asked.authority, &target);
             let navigating =
                 ex.is_navigation && matches!(ex.method, http::Method::GET | http::Method::HEAD);
-            connect::connection_headers(
+            Box::pin(connect::connection_headers(
                 state,
                 rt,
                 permit.identity(),
                 &rule.connections,
                 navigating,
                 &rd,
-            )
+            ))
             .await?
         }
         _ => Vec::new(),

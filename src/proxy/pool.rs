@@ -113,7 +113,10 @@ impl Pool {
         for attempt in 1..=SEND_ATTEMPTS {
             let (mut tx, is_reused) = match self.checkout(worker) {
                 Some(tx) => (tx, true),
-                None => (self.connect().await?, false),
+                // Boxed: dialing is rare on a warm pool, and its future
+                // inline would make every request's future (copied as it
+                // moves) a kilobyte larger.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if let Err(error) = tx.ready().await {
                 if is_reused {
