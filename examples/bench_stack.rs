@@ -11,6 +11,10 @@ mod support;
 
 use support::stack::{Stack, StackOptions};
 
+/// The allocator `portcullis` itself uses (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROUTES: &str = r#"
 [[route]]
 name = "public"

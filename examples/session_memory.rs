@@ -27,6 +27,11 @@ use portcullis::clock::{Clock, SystemClock};
 use portcullis::identity::Identity;
 use portcullis::session::{MemoryStore, Session, SessionId, SessionStore};
 
+/// The allocator `portcullis` itself uses (src/main.rs): what a session costs
+/// depends on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The session counts measured, cumulatively in one store, when none are given.
 const DEFAULT_STEPS: [usize; 2] = [10_000, 100_000];
 

@@ -15,13 +15,6 @@
 //! operator's reference.
 #![forbid(unsafe_code)]
 
-/// mimalloc rather than the C library's allocator: a request allocates (and
-/// frees) a few kilobytes in a dozen pieces, some too large for glibc's
-/// per-thread cache (hyper's header arrays at `max_headers(128)`), which then
-/// took the locked slow path every time (issue 22's profile).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod admin;
 pub mod auth;
 pub mod clock;

@@ -11,6 +11,14 @@ use tracing_subscriber::EnvFilter;
 
 use portcullis::config::{self, Config, LogFormat};
 
+/// mimalloc rather than the C library's allocator: a request allocates (and
+/// frees) a few kilobytes in a dozen pieces, some too large for glibc's
+/// per-thread cache (hyper's header arrays at `max_headers(128)`), which then
+/// took the locked slow path every time (issue 22's profile). Chosen here, by
+/// the program, not by the library.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",

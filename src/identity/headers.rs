@@ -506,12 +506,17 @@ fn json_array<'a>(values: impl Iterator<Item = &'a str>) -> String {
 /// never serialized, and a clone starts empty, so a copy whose claims are
 /// changed can never carry the values of the claims it was copied from.
 /// The first set an identity is used with (almost always its only one) is
-/// read without a lock; a few others are kept behind one.
+/// read without a lock; a few others are kept behind one, allocated when a
+/// second set is first asked for (the memo is in every stored session, whose
+/// size decides its allocator size class).
 #[derive(Default)]
 pub struct Memo {
     first: OnceLock<(u64, Arc<Encoded>)>,
-    others: Mutex<Vec<(u64, Arc<Encoded>)>>,
+    others: OnceLock<Box<Mutex<Others>>>,
 }
+
+/// The values for header sets after the first, by set id.
+type Others = Vec<(u64, Arc<Encoded>)>;
 
 /// Header sets beyond the first whose values one identity keeps.
 const MEMO_OTHERS: usize = 7;
@@ -525,7 +530,7 @@ impl Memo {
         if *id == set.id {
             return first.clone();
         }
-        let Ok(mut others) = self.others.lock() else {
+        let Ok(mut others) = self.others.get_or_init(Box::default).lock() else {
             return Arc::new(Values::of(identity, set));
         };
         if let Some((_, found)) = others.iter().find(|(id, _)| *id == set.id) {

@@ -46,7 +46,9 @@ impl ConnInfo {
 /// One request's context, filled in step by step.
 #[derive(Debug)]
 pub struct Exchange {
-    pub started: Instant,
+    /// When the request arrived; `None` while the access log is off (the
+    /// clock is read for nothing else here).
+    pub started: Option<Instant>,
     pub request_id: HeaderValue,
     pub method: Method,
     pub peer: IpAddr,
@@ -79,7 +81,7 @@ const MAX_REQUEST_ID: usize = 128;
 impl Exchange {
     pub fn new<B>(req: &Request<B>, conn: &ConnInfo) -> Self {
         Exchange {
-            started: Instant::now(),
+            started: access_log_on().then(Instant::now),
             request_id: request_id(req.headers()),
             method: req.method().clone(),
             peer: conn.peer.ip(),
@@ -129,6 +131,12 @@ impl Subject {
     }
 }
 
+/// Returns true if and only if access-log lines (`portcullis::access` at
+/// info) are written: the answer is cached by `tracing` per call site.
+pub fn access_log_on() -> bool {
+    tracing::enabled!(target: "portcullis::access", tracing::Level::INFO)
+}
+
 /// The client's `X-Request-Id` when it is a sane token, else a fresh random one.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     let mut values = headers.get_all(&super::forward::X_REQUEST_ID).iter();
@@ -146,14 +154,13 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     fresh_request_id()
 }
 
-/// 128 random bits as 32 lowercase hex digits.
+/// 128 bits as 32 lowercase hex digits: unique, not secret (the client sees
+/// it, and may choose its own), so a per-thread generator seeded from the
+/// system's randomness serves, rather than a cryptographic one per request.
 fn fresh_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
-    for (pair, byte) in id
-        .chunks_exact_mut(2)
-        .zip(rand::random::<u128>().to_be_bytes())
-    {
+    for (pair, byte) in id.chunks_exact_mut(2).zip(next_id_bits().to_be_bytes()) {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0xf)];
     }
@@ -163,6 +170,25 @@ fn fresh_request_id() -> HeaderValue {
 // Looked up by name on every request: a `&str` would be parsed into a name each time.
 static X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
 static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+
+/// The next 128 bits of this thread's id generator: a SplitMix64 sequence
+/// (distinct outputs for 2^64 steps) from a random start, paired with a
+/// random per-thread word, so two threads or two processes do not meet.
+fn next_id_bits() -> u128 {
+    thread_local! {
+        static STATE: std::cell::Cell<(u64, u64)> =
+            std::cell::Cell::new((rand::random(), rand::random()));
+    }
+    STATE.with(|state| {
+        let (counter, stream) = state.get();
+        let counter = counter.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set((counter, stream));
+        let mut z = counter;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (u128::from(stream) << 64) | u128::from(z ^ (z >> 31))
+    })
+}
 
 /// Returns true if and only if the request looks like a browser navigation: GET or
 /// HEAD, asking for HTML, and not marked as a script's request.
@@ -223,6 +249,20 @@ mod tests {
             Method::GET,
             &[("accept", "text/html"), ("sec-fetch-mode", "cors")]
         )));
+    }
+
+    #[test]
+    fn fresh_request_ids_are_distinct_hex_on_every_thread() {
+        let ids = || (0..10_000).map(|_| fresh_request_id()).collect::<Vec<_>>();
+        let here = ids();
+        let there = std::thread::spawn(ids).join().expect("the thread ran");
+        let distinct: std::collections::HashSet<_> = here.iter().chain(&there).collect();
+        assert_eq!(distinct.len(), 20_000);
+        assert!(here.iter().all(|id| id.len() == 32
+            && id
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())));
     }
 
     #[test]

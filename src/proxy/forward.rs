@@ -29,6 +29,7 @@ use crate::session::{SessionKey, SessionStore};
 use super::body::Body;
 use super::memo::CookieMix;
 use super::pool::{Pool, PoolError, PoolSettings};
+use crate::admin::metrics::RouteCounters;
 
 /// Why a request could not be forwarded. The client sees only 502 or 504.
 #[derive(Debug, thiserror::Error)]
@@ -342,15 +343,45 @@ impl Upstream {
     /// its body streaming. An upgrade (WebSocket) answered with 101 is spliced
     /// through in a background task.
     ///
+    /// The request is rewritten before the returned future is first polled,
+    /// and the future keeps only what the answer needs: every request's
+    /// future is copied as it moves, so what it holds is paid per request.
+    ///
     /// # Errors
     /// Connect failures, timeouts and broken connections, as [`UpstreamError`].
-    pub async fn forward(
+    pub fn forward<'a>(
+        &'a self,
+        req: Request<Incoming>,
+        target: &Target,
+        mut ctx: ForwardContext<'a>,
+        latency: &'a mut Option<Duration>,
+    ) -> impl std::future::Future<Output = Result<Response<Body>, UpstreamError>> + Send + 'a {
+        let prepared = self.prepare(req, target, &ctx);
+        let worker = ctx.worker;
+        let route = ctx.route;
+        let session_end = ctx.session_end.take();
+        async move {
+            let (upstream_req, client_upgrade) = prepared?;
+            let started = Instant::now();
+            let sent =
+                tokio::time::timeout(self.response_timeout, self.pool.send(worker, upstream_req))
+                    .await;
+            let elapsed = started.elapsed();
+            *latency = Some(elapsed);
+            route.observe_upstream(&self.metrics, &self.name, elapsed.as_secs_f64());
+            let resp = self.received(route, sent)?;
+            self.answer(route, resp, client_upgrade, session_end)
+        }
+    }
+
+    /// The request as the upstream gets it, and the client's side of an
+    /// upgrade it asks for.
+    fn prepare(
         &self,
         mut req: Request<Incoming>,
         target: &Target,
-        mut ctx: ForwardContext<'_>,
-        latency: &mut Option<Duration>,
-    ) -> Result<Response<Body>, UpstreamError> {
+        ctx: &ForwardContext<'_>,
+    ) -> Result<(Request<Body>, Option<hyper::upgrade::OnUpgrade>), UpstreamError> {
         let upgrade = upgrade_protocol(req.headers(), req.version());
         // Taken before the request is moved into the client (STACK.md trap 3).
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -367,51 +398,56 @@ impl Upstream {
         parts.uri = self.upstream_uri(&parts.uri, target, ctx.strip_prefix)?;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
-        self.rewrite_request_headers(&mut parts.headers, &ctx, upgrade.as_ref());
+        self.rewrite_request_headers(&mut parts.headers, ctx, upgrade.as_ref());
         let upstream_req =
             Request::from_parts(parts, super::body::streamed(body, self.max_body_bytes));
+        Ok((upstream_req, client_upgrade))
+    }
 
-        let started = Instant::now();
-        let sent = tokio::time::timeout(
-            self.response_timeout,
-            self.pool.send(ctx.worker, upstream_req),
-        )
-        .await;
-        let elapsed = started.elapsed();
-        *latency = Some(elapsed);
-        ctx.route
-            .observe_upstream(&self.metrics, &self.name, elapsed.as_secs_f64());
-        let mut resp = match sent {
-            Err(_) => return Err(self.fail(&ctx, UpstreamError::Timeout(self.response_timeout))),
+    /// The upstream's response head, or why there is none.
+    fn received(
+        &self,
+        route: &RouteCounters,
+        sent: Result<Result<Response<Body>, PoolError>, tokio::time::error::Elapsed>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        match sent {
+            Err(_) => Err(self.fail(route, UpstreamError::Timeout(self.response_timeout))),
             Ok(Err(PoolError::Connect(reason))) => {
                 let err = UpstreamError::Connect {
                     authority: self.authority.to_string(),
                     reason,
                 };
-                return Err(self.fail(&ctx, err));
+                Err(self.fail(route, err))
             }
-            Ok(Err(PoolError::Send(e))) => {
-                return Err(match client_body_error(&e) {
-                    Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge {
-                        limit: self.max_body_bytes.unwrap_or_default(),
-                    },
-                    Some(ClientBodyError::Broken) => UpstreamError::ClientBody(error_chain(&e)),
-                    None => self.fail(&ctx, UpstreamError::Protocol(error_chain(&e))),
-                })
-            }
-            Ok(Ok(resp)) => resp,
-        };
+            Ok(Err(PoolError::Send(e))) => Err(match client_body_error(&e) {
+                Some(ClientBodyError::TooLarge) => UpstreamError::BodyTooLarge {
+                    limit: self.max_body_bytes.unwrap_or_default(),
+                },
+                Some(ClientBodyError::Broken) => UpstreamError::ClientBody(error_chain(&e)),
+                None => self.fail(route, UpstreamError::Protocol(error_chain(&e))),
+            }),
+            Ok(Ok(resp)) => Ok(resp),
+        }
+    }
 
+    /// The upstream's response as the client gets it; a 101 to an upgrade the
+    /// client asked for starts the tunnel.
+    fn answer(
+        &self,
+        route: &RouteCounters,
+        mut resp: Response<Body>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        session_end: Option<SessionEnd>,
+    ) -> Result<Response<Body>, UpstreamError> {
         let is_switch = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         match (is_switch, client_upgrade) {
             (true, Some(client_upgrade)) => {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
-                let ends = ctx.session_end.take();
                 tokio::spawn(tunnel(
                     client_upgrade,
                     upstream_upgrade,
                     self.metrics.clone(),
-                    ends,
+                    session_end,
                 ));
                 rewrite_switch_headers(resp.headers_mut());
                 identity::headers::strip(resp.headers_mut(), &self.strip);
@@ -419,7 +455,7 @@ impl Upstream {
             (true, None) => {
                 // A 101 to a request that asked for no upgrade is a broken upstream.
                 let err = UpstreamError::Protocol("unsolicited 101 Switching Protocols".into());
-                return Err(self.fail(&ctx, err));
+                return Err(self.fail(route, err));
             }
             (false, _) => {
                 // The identity headers go in the same walk.
@@ -432,7 +468,7 @@ impl Upstream {
         Ok(resp)
     }
 
-    fn fail(&self, ctx: &ForwardContext<'_>, err: UpstreamError) -> UpstreamError {
+    fn fail(&self, route: &RouteCounters, err: UpstreamError) -> UpstreamError {
         let kind = match err {
             UpstreamError::Connect { .. } => "connect",
             UpstreamError::Timeout(_) => "timeout",
@@ -440,7 +476,7 @@ impl Upstream {
         };
         self.metrics
             .upstream_errors
-            .with_label_values(&[ctx.route.name(), &self.name, kind])
+            .with_label_values(&[route.name(), &self.name, kind])
             .inc();
         err
     }

@@ -398,7 +398,15 @@ async fn run(
         // Boxed, like the other rare paths below: the request path's future
         // holds whatever it awaits inline, and is copied as it moves.
         let query = target.query();
-        return Box::pin(endpoints::handle(state, rt, ex, req, target.match_path(), query)).await;
+        return Box::pin(endpoints::handle(
+            state,
+            rt,
+            ex,
+            req,
+            target.match_path(),
+            query,
+        ))
+        .await;
     }
     let rule = rt
         .routes
@@ -825,7 +833,7 @@ fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
         status = status.as_u16(),
         sub = ex.sub.as_ref().map(exchange::Subject::sub),
         upstream_ms = ex.upstream_latency.map(|d| d.as_secs_f64() * 1000.0),
-        duration_ms = ex.started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = ex.started.map(|at| at.elapsed().as_secs_f64() * 1000.0),
         client = %ex.peer,
     );
 }
