@@ -390,6 +390,9 @@ fn was_refreshed(before: &Session, now: &Session) -> bool {
 }
 
 async fn load(state: &State, key: &SessionKey) -> Result<Option<Arc<Session>>, Reject> {
+    if let Some(ready) = state.store.load_ready(key) {
+        return Ok(ready);
+    }
     state
         .store
         .load(key)

@@ -113,7 +113,7 @@ pub(crate) async fn round_trip_returns_an_equal_session(factory: impl StoreFacto
     for original in [full, minimal] {
         let k = key();
         save(&store, &k, &original, TTL).await;
-        assert_eq!(load(&store, &k).await, Some(original));
+        assert_eq!(load_checked(&store, &k).await, Some(original));
     }
 }
 
@@ -211,8 +211,8 @@ pub(crate) async fn delete_removes_the_record(factory: impl StoreFactory) {
     save(&store, &kept, &s, TTL).await;
     save(&store, &gone, &s, TTL).await;
     store.delete(&gone).await.expect("delete");
-    assert_eq!(load(&store, &gone).await, None);
-    assert_eq!(load(&store, &kept).await, Some(s));
+    assert_eq!(load_checked(&store, &gone).await, None);
+    assert_eq!(load_checked(&store, &kept).await, Some(s));
 }
 
 pub(crate) async fn deleting_an_absent_key_is_ok(factory: impl StoreFactory) {
@@ -229,11 +229,15 @@ pub(crate) async fn record_expires_exactly_at_its_ttl(factory: impl StoreFactory
     let s = session(&unique("sub"), None, START);
     save(&store, &k, &s, Duration::from_secs(60)).await;
     clock.advance(59);
-    assert_eq!(load(&store, &k).await, Some(s), "one second before expiry");
+    assert_eq!(
+        load_checked(&store, &k).await,
+        Some(s),
+        "one second before expiry"
+    );
     clock.advance(1);
-    assert_eq!(load(&store, &k).await, None, "at expiry");
+    assert_eq!(load_checked(&store, &k).await, None, "at expiry");
     clock.advance(1);
-    assert_eq!(load(&store, &k).await, None, "after expiry");
+    assert_eq!(load_checked(&store, &k).await, None, "after expiry");
 }
 
 pub(crate) async fn saving_again_restarts_the_ttl(factory: impl StoreFactory) {
@@ -410,32 +414,44 @@ pub(crate) async fn every_write_is_seen_by_the_next_load(factory: impl StoreFact
     };
     for k in [&k, &by_sid, &by_sub] {
         save(&store, k, &first, TTL).await;
-        assert_eq!(load(&store, k).await.as_ref(), Some(&first));
-        assert_eq!(load(&store, k).await.as_ref(), Some(&first), "loaded again");
+        assert_eq!(load_checked(&store, k).await.as_ref(), Some(&first));
+        assert_eq!(
+            load_checked(&store, k).await.as_ref(),
+            Some(&first),
+            "loaded again"
+        );
     }
 
     assert!(update(&store, &k, &touched, TTL).await);
     assert_eq!(
-        load(&store, &k).await.as_ref(),
+        load_checked(&store, &k).await.as_ref(),
         Some(&touched),
         "after update"
     );
     let resaved = session(&sub, Some(&sid), START + 60);
     save(&store, &k, &resaved, TTL).await;
     assert_eq!(
-        load(&store, &k).await.as_ref(),
+        load_checked(&store, &k).await.as_ref(),
         Some(&resaved),
         "after save"
     );
     store.delete(&k).await.expect("delete");
-    assert_eq!(load(&store, &k).await, None, "after delete");
+    assert_eq!(load_checked(&store, &k).await, None, "after delete");
 
     store.delete_by_sid(&sid).await.expect("delete_by_sid");
-    assert_eq!(load(&store, &by_sid).await, None, "after delete_by_sid");
+    assert_eq!(
+        load_checked(&store, &by_sid).await,
+        None,
+        "after delete_by_sid"
+    );
     save(&store, &by_sub, &first, TTL).await;
-    assert_eq!(load(&store, &by_sub).await.as_ref(), Some(&first));
+    assert_eq!(load_checked(&store, &by_sub).await.as_ref(), Some(&first));
     store.delete_by_sub(&sub).await.expect("delete_by_sub");
-    assert_eq!(load(&store, &by_sub).await, None, "after delete_by_sub");
+    assert_eq!(
+        load_checked(&store, &by_sub).await,
+        None,
+        "after delete_by_sub"
+    );
 }
 
 pub(crate) async fn load_fresh_returns_what_load_returns(factory: impl StoreFactory) {
@@ -446,7 +462,7 @@ pub(crate) async fn load_fresh_returns_what_load_returns(factory: impl StoreFact
     save(&store, &k, &s, Duration::from_secs(60)).await;
     assert_eq!(fresh(&store, &k).await.as_ref(), Some(&s));
     assert_eq!(
-        load(&store, &k).await.as_ref(),
+        load_checked(&store, &k).await.as_ref(),
         Some(&s),
         "load after load_fresh"
     );
@@ -655,6 +671,23 @@ pub(crate) async fn update<S: SessionStore + ?Sized>(
 
 pub(crate) async fn load<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {
     store.load(k).await.expect("load").map(Arc::unwrap_or_clone)
+}
+
+/// [`load`], checking that `load_ready`, whenever it answers (before the load
+/// and after it), answers the same: the proxy asks it first. For cases where
+/// no other task writes meanwhile.
+pub(crate) async fn load_checked<S: SessionStore + ?Sized>(
+    store: &S,
+    k: &SessionKey,
+) -> Option<Session> {
+    let before = store.load_ready(k);
+    let loaded = store.load(k).await.expect("load");
+    for (when, ready) in [("before", before), ("after", store.load_ready(k))] {
+        if let Some(ready) = ready {
+            assert_eq!(ready, loaded, "load_ready {when} load disagrees with it");
+        }
+    }
+    loaded.map(Arc::unwrap_or_clone)
 }
 
 pub(crate) async fn fresh<S: SessionStore + ?Sized>(store: &S, k: &SessionKey) -> Option<Session> {

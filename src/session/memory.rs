@@ -525,6 +525,10 @@ impl SessionStore for MemoryStore {
         Box::pin(std::future::ready(Ok(self.load_now(key))))
     }
 
+    fn load_ready(&self, key: &SessionKey) -> Option<Option<Arc<Session>>> {
+        Some(self.load_now(key))
+    }
+
     fn save<'a>(
         &'a self,
         key: &'a SessionKey,

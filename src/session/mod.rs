@@ -160,6 +160,13 @@ pub trait SessionStore: Send + Sync + 'static {
         key: &'a SessionKey,
     ) -> BoxFuture<'a, Result<Option<Arc<Session>>, SessionError>>;
 
+    /// What [`SessionStore::load`] would answer, when the store knows it
+    /// without waiting (the memory store always, Redis from its cache);
+    /// `None`: ask `load`. Spares the common request a boxed future.
+    fn load_ready(&self, _key: &SessionKey) -> Option<Option<Arc<Session>>> {
+        None
+    }
+
     /// The record under `key` as the store holds it now, past any cache this
     /// process keeps in front of a shared store (the Redis store's may lag
     /// another replica's write by up to its bound).

@@ -273,12 +273,18 @@ impl RedisStore {
         let Some(cache) = &self.cache else {
             return Ok(self.load_now(key).await?.map(|(s, _)| Arc::new(s)));
         };
-        let slot = CacheKey::of(key);
-        if let Some((session, expires_at)) = cache.get(&slot) {
-            // Past its expiry: absent, as Redis would say (`load_now`).
-            return Ok((self.clock.now() < expires_at).then_some(session));
+        if let Some(cached) = self.cached(cache, key) {
+            return Ok(cached);
         }
-        self.load_through(cache, slot, key).await
+        self.load_through(cache, CacheKey::of(key), key).await
+    }
+
+    /// The session under `key` as the cache (trusted, fresh) holds it;
+    /// `Some(None)` when its copy is past its expiry (absent, as Redis would
+    /// say: `load_now`); `None` when the cache cannot answer.
+    fn cached(&self, cache: &Cache, key: &SessionKey) -> Option<Option<Arc<Session>>> {
+        let (session, expires_at) = cache.get(&CacheKey::of(key))?;
+        Some((self.clock.now() < expires_at).then_some(session))
     }
 
     /// The session under `key` read from Redis, bypassing the cache (and renewing
@@ -600,6 +606,10 @@ impl SessionStore for RedisStore {
         Box::pin(self.load_fresh_now(key))
     }
 
+    fn load_ready(&self, key: &SessionKey) -> Option<Option<Arc<Session>>> {
+        self.cached(self.cache.as_ref()?, key)
+    }
+
     fn save<'a>(
         &'a self,
         key: &'a SessionKey,
@@ -876,8 +886,40 @@ mod cache {
         /// plus one; 0 while the subscription is down.
         vouched: AtomicU64,
         started: Instant,
-        hits: AtomicU64,
-        misses: AtomicU64,
+        hits: Tally,
+        misses: Tally,
+    }
+
+    /// A counter bumped on every load by every serving thread: kept in a few
+    /// cache-line-sized slots, one per thread as far as they go, so threads do
+    /// not pull one line back and forth on every request; summed when read.
+    #[derive(Default)]
+    struct Tally([TallySlot; TALLY_SLOTS]);
+
+    #[derive(Default)]
+    #[repr(align(128))]
+    struct TallySlot(AtomicU64);
+
+    const TALLY_SLOTS: usize = 8;
+
+    impl Tally {
+        fn bump(&self) {
+            thread_local! {
+                static SLOT: usize = {
+                    static NEXT: AtomicU64 = AtomicU64::new(0);
+                    usize::try_from(NEXT.fetch_add(1, Ordering::Relaxed)).unwrap_or(0) % TALLY_SLOTS
+                };
+            }
+            let slot = SLOT.with(|slot| *slot);
+            self.0[slot].0.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn sum(&self) -> u64 {
+            self.0
+                .iter()
+                .map(|slot| slot.0.load(Ordering::Relaxed))
+                .sum()
+        }
     }
 
     impl Cache {
@@ -891,19 +933,20 @@ mod cache {
                 generation: AtomicU64::new(0),
                 vouched: AtomicU64::new(0),
                 started: Instant::now(),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
+                hits: Tally::default(),
+                misses: Tally::default(),
             }
         }
 
         /// The cached session under `key` and its expiry, if the cache is trusted
         /// and holds a copy younger than [`CACHE_MAX_AGE`]. Counts a hit or a miss.
         pub fn get(&self, key: &CacheKey) -> Option<(Arc<Session>, i64)> {
-            let found = if self.is_trusted() {
+            let now = Instant::now();
+            let found = if self.is_trusted_at(now) {
                 // The guard is dropped at the end of this statement.
                 self.entries
                     .get(key)
-                    .filter(|e| e.loaded_at.elapsed() < CACHE_MAX_AGE)
+                    .filter(|e| now.saturating_duration_since(e.loaded_at) < CACHE_MAX_AGE)
                     .map(|e| (e.session.clone(), e.expires_at))
             } else {
                 None
@@ -913,7 +956,7 @@ mod cache {
             } else {
                 &self.misses
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.bump();
             found
         }
 
@@ -987,8 +1030,8 @@ mod cache {
 
         pub fn stats(&self) -> CacheStats {
             CacheStats {
-                hits: self.hits.load(Ordering::Relaxed),
-                misses: self.misses.load(Ordering::Relaxed),
+                hits: self.hits.sum(),
+                misses: self.misses.sum(),
                 entries: self.entries.len(),
                 is_trusted: self.is_trusted(),
             }
@@ -1019,8 +1062,12 @@ mod cache {
         /// Returns true if and only if the subscription is up and proved delivery
         /// at most [`INVALIDATION_BOUND`] ago.
         fn is_trusted(&self) -> bool {
+            self.is_trusted_at(Instant::now())
+        }
+
+        fn is_trusted_at(&self, now: Instant) -> bool {
             let vouched = self.vouched.load(Ordering::SeqCst);
-            let now = self.millis(Instant::now()).saturating_add(1);
+            let now = self.millis(now).saturating_add(1);
             vouched != 0 && now.saturating_sub(vouched) <= millis(INVALIDATION_BOUND)
         }
 
