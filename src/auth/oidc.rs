@@ -806,6 +806,28 @@ impl Provider {
     ///
     /// # Errors
     /// [`BearerError::NotReady`] before discovery, else the failed check.
+    /// The identity of `token` when this provider verified it before and its
+    /// cache entry still holds (what [`Provider::verify_bearer`] would answer
+    /// from its cache); `None` otherwise, and while the provider is not ready.
+    pub fn cached_bearer(&self, token: &str) -> Option<Arc<Identity>> {
+        if token.len() > crate::auth::jwt::MAX_TOKEN_BYTES || self.ready().is_err() {
+            return None;
+        }
+        let identity = self
+            .bearer_cache
+            .lookup(token, &self.audience, self.clock.now())?;
+        Some(self.as_ours(identity))
+    }
+
+    /// `identity` filed under this provider's name (a token's identity is
+    /// built before the provider that verified it is known).
+    fn as_ours(&self, mut identity: Arc<Identity>) -> Arc<Identity> {
+        if identity.provider != self.name {
+            Arc::make_mut(&mut identity).provider = self.name.clone();
+        }
+        identity
+    }
+
     pub async fn verify_bearer(&self, token: &str) -> Result<Arc<Identity>, BearerError> {
         let ready = self.ready().map_err(|_| BearerError::NotReady)?;
         let aud = Audience {
@@ -815,7 +837,7 @@ impl Provider {
             roles_claim: &self.roles_claim,
             kept_claims: &self.kept_claims,
         };
-        let mut identity = bearer::verify_cached(
+        let identity = bearer::verify_cached(
             &self.bearer_cache,
             token,
             &ready.metadata.issuer,
@@ -823,10 +845,7 @@ impl Provider {
             &aud,
         )
         .await?;
-        if identity.provider != self.name {
-            Arc::make_mut(&mut identity).provider = self.name.clone();
-        }
-        Ok(identity)
+        Ok(self.as_ours(identity))
     }
 
     /// Validates a back-channel `logout_token` (Back-Channel Logout 1.0 §2.6).
