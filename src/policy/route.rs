@@ -30,7 +30,7 @@
 //! `route/tests.rs` checks this against a plain linear scan on random tables.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 

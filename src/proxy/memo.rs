@@ -171,20 +171,7 @@ mod tests {
     }
 
     fn cookies() -> Cookies {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.toml");
-        let config = r#"
-            [server]
-            public_url = "https://app.example.com"
-            [upstream]
-            url = "http://127.0.0.1:8080"
-            [oidc]
-            issuer = "http://127.0.0.1:9/"
-            client_id = "portcullis"
-            client_secret = "test-secret"
-        "#;
-        std::fs::write(&path, config).expect("write");
-        Cookies::new(&crate::config::load_with_env(&path, &[]).expect("valid config"))
+        Cookies::new(crate::policy::route::tests::base_config())
     }
 
     fn session_cookie(cookies: &Cookies, id: &SessionId) -> HeaderMap {

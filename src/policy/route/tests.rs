@@ -11,7 +11,7 @@ use crate::config;
 // === Helpers ===
 
 /// A valid config with no routes, loaded once; tables clone it and set routes.
-fn base_config() -> &'static Config {
+pub(crate) fn base_config() -> &'static Config {
     static BASE: OnceLock<Config> = OnceLock::new();
     BASE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("create a temp dir");
