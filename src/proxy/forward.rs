@@ -362,10 +362,15 @@ impl Upstream {
         let session_end = ctx.session_end.take();
         async move {
             let (upstream_req, client_upgrade) = prepared?;
+            // One clock reading for the latency, the deadline and the pool.
             let started = Instant::now();
-            let sent =
-                tokio::time::timeout(self.response_timeout, self.pool.send(worker, upstream_req))
-                    .await;
+            // A timeout too large to add is as good as none (as tokio's `timeout` does).
+            let deadline = started
+                .checked_add(self.response_timeout)
+                .unwrap_or_else(|| started + NO_DEADLINE);
+            let deadline = tokio::time::Instant::from_std(deadline);
+            let sending = self.pool.send(worker, upstream_req, started);
+            let sent = tokio::time::timeout_at(deadline, sending).await;
             let elapsed = started.elapsed();
             *latency = Some(elapsed);
             route.observe_upstream(&self.metrics, &self.name, elapsed.as_secs_f64());
@@ -803,6 +808,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, ctx: &ForwardContext<'_>, trusted:
     strip_client_headers(headers, is_trusted);
     insert_forwarded(headers, ctx, trusted, is_trusted);
 }
+
+/// A response timeout too large to be a deadline: about thirty years.
+const NO_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// The headers the proxy adds and sets apart from the forwarded ones, at most:
 /// room reserved once for them.

@@ -99,7 +99,8 @@ impl Pool {
 
     /// Sends `req` (origin-form) on a connection of serving thread `worker` and
     /// returns the response head with its body streaming. The connection goes
-    /// back to the thread's stack when the body ends.
+    /// back to the thread's stack when the body ends. `now` is the caller's
+    /// clock reading (idle connections are aged against it).
     ///
     /// # Errors
     /// [`PoolError::Connect`] when no connection can be made,
@@ -108,10 +109,11 @@ impl Pool {
         self: &Arc<Self>,
         worker: usize,
         mut req: Request<Body>,
+        now: Instant,
     ) -> Result<Response<Body>, PoolError> {
         let worker = worker % self.workers.len();
         for attempt in 1..=SEND_ATTEMPTS {
-            let (mut tx, is_reused) = match self.checkout(worker) {
+            let (mut tx, is_reused) = match self.checkout(worker, now) {
                 Some(tx) => (tx, true),
                 // Boxed: dialing is rare on a warm pool, and its future
                 // inline would make every request's future (copied as it
@@ -157,11 +159,11 @@ impl Pool {
 
     /// The newest usable idle connection of `worker`; stale or closed ones
     /// met on the way are dropped.
-    fn checkout(&self, worker: usize) -> Option<SendRequest<Body>> {
+    fn checkout(&self, worker: usize, now: Instant) -> Option<SendRequest<Body>> {
         let timeout = self.settings.pool_idle_timeout;
         let mut idle = self.workers[worker].idle.lock().ok()?;
         while let Some(front) = idle.front() {
-            if front.since.elapsed() < timeout {
+            if now.saturating_duration_since(front.since) < timeout {
                 break;
             }
             idle.pop_front();
