@@ -92,28 +92,14 @@ def rss(*pids):
 
 
 def cpu(*pids):
-    ticks = os.sysconf("SC_CLK_TCK")
-    seen = set()
-    total = 0
-    for pid in pids:
-        for p in descendants(pid):
-            if p in seen:
-                continue
-            seen.add(p)
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    print(total * 1000 // ticks)
+    user, system = cpu_ticks(*pids)
+    print((user + system) * 1000 // os.sysconf("SC_CLK_TCK"))
 
 
-def cpu_times_us(*pids):
-    """(user, system) CPU time in microseconds of the PIDs and all their
+def cpu_ticks(*pids):
+    """(user, system) CPU time in clock ticks of the PIDs and all their
     descendants (nginx: master and workers), from /proc/PID/stat fields 14 and
-    15 (utime, stime, in clock ticks; every thread of the process included)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    15 (utime, stime; every thread of the process included)."""
     seen = set()
     user = system = 0
     for pid in pids:
@@ -128,6 +114,14 @@ def cpu_times_us(*pids):
                 continue
             user += int(fields[11])
             system += int(fields[12])
+    return user, system
+
+
+def cpu_times_us(*pids):
+    """(user, system) CPU time in microseconds of the PIDs and all their
+    descendants (see cpu_ticks)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, system = cpu_ticks(*pids)
     return user * 1_000_000 // ticks, system * 1_000_000 // ticks
 
 

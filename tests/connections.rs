@@ -114,6 +114,18 @@ async fn is_connected(stack: &Stack, browser: &mut Browser) -> bool {
     connections(stack, browser).await[0]["connected"] == true
 }
 
+/// Fetches every URL at once, as copies of `browser`; each answers 200.
+async fn all_answer_ok(browser: &Browser, urls: impl Iterator<Item = String>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for url in urls {
+        let mut browser = browser.clone();
+        tasks.spawn(async move { browser.fetch(&url).await.status });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.expect("task"), StatusCode::OK);
+    }
+}
+
 async fn metric(stack: &Stack, event: &str) -> u64 {
     let text = crate::support::get(&stack.metrics_url(), &[]).await.2;
     let needle =
@@ -257,15 +269,7 @@ async fn an_expired_token_is_refreshed_once_under_32_concurrent_requests_with_ro
     let before = service.stats().refreshes;
 
     stack.advance(600);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let mut browser = browser.clone();
-        let url = stack.url("/svc/api/me");
-        tasks.spawn(async move { browser.fetch(&url).await.status });
-    }
-    while let Some(status) = tasks.join_next().await {
-        assert_eq!(status.expect("task"), StatusCode::OK);
-    }
+    all_answer_ok(&browser, (0..32).map(|_| stack.url("/svc/api/me"))).await;
     assert_eq!(
         service.stats().refreshes - before,
         1,
@@ -659,15 +663,11 @@ connections = ["svc"]
         // A slow answer keeps both replicas' requests waiting on one refresh.
         service.set_misbehaviour(devidp::Misbehaviour::SlowRefresh);
         replicas.advance(600);
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..32 {
-            let mut browser = browser.clone();
-            let url = replicas.url(i % 2, "/svc/api/me");
-            tasks.spawn(async move { browser.fetch(&url).await.status });
-        }
-        while let Some(status) = tasks.join_next().await {
-            assert_eq!(status.expect("task"), StatusCode::OK);
-        }
+        all_answer_ok(
+            &browser,
+            (0..32).map(|i| replicas.url(i % 2, "/svc/api/me")),
+        )
+        .await;
         assert_eq!(
             service.stats().refreshes - before,
             1,

@@ -225,15 +225,20 @@ impl Default for Metrics {
 /// A bounded label for a request method: the standard ones by name, anything else
 /// as `OTHER`, so a client cannot grow the series count with invented methods.
 pub fn method_label(method: &http::Method) -> &'static str {
+    METHODS[method_index(method)]
+}
+
+/// The position of `method`'s label in [`METHODS`].
+fn method_index(method: &http::Method) -> usize {
     match *method {
-        http::Method::GET => "GET",
-        http::Method::HEAD => "HEAD",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
+        http::Method::GET => 0,
+        http::Method::HEAD => 1,
+        http::Method::POST => 2,
+        http::Method::PUT => 3,
+        http::Method::DELETE => 4,
+        http::Method::PATCH => 5,
+        http::Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
@@ -254,7 +259,7 @@ const DECISIONS: [&str; 10] = [
     "unavailable",
 ];
 
-/// The methods [`method_label`] names, in a fixed order.
+/// The methods [`method_label`] names, by [`method_index`].
 const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
 ];
@@ -306,12 +311,12 @@ impl RouteCounters {
         status: http::StatusCode,
         decision: &'static str,
     ) {
-        let method = method_label(method);
-        let cell = METHODS.iter().position(|m| *m == method).and_then(|m| {
-            let s = STATUSES.iter().position(|s| *s == status.as_u16())?;
-            Some(&self.requests.get_or_init(Box::default)[m][s])
-        });
-        let labels = [&*self.name, method, status.as_str()];
+        let m = method_index(method);
+        let cell = STATUSES
+            .iter()
+            .position(|s| *s == status.as_u16())
+            .map(|s| &self.requests.get_or_init(Box::default)[m][s]);
+        let labels = [&*self.name, METHODS[m], status.as_str()];
         match cell {
             Some(cell) => cell
                 .get_or_init(|| metrics.requests.with_label_values(&labels))

@@ -455,7 +455,7 @@ impl Upstream {
                     session_end,
                 ));
                 rewrite_switch_headers(resp.headers_mut());
-                identity::headers::strip(resp.headers_mut(), &self.strip);
+                strip_upstream_claims(resp.headers_mut(), &self.strip, &self.cookie_name);
             }
             (true, None) => {
                 // A 101 to a request that asked for no upgrade is a broken upstream.
@@ -463,13 +463,9 @@ impl Upstream {
                 return Err(self.fail(route, err));
             }
             (false, _) => {
-                // The identity headers go in the same walk.
-                remove_hop_by_hop_and(resp.headers_mut(), |name| self.strip.matches(name.as_str()));
+                clean_upstream_response(resp.headers_mut(), &self.strip, &self.cookie_name);
             }
         }
-        // Both branches took the identity headers: what only the proxy may say
-        // (see [`strip_upstream_claims`]) is now down to its cookies.
-        strip_planted_cookies(resp.headers_mut(), &self.cookie_name);
         Ok(resp)
     }
 
@@ -607,6 +603,18 @@ pub fn strip_upstream_claims(
     cookie_name: &str,
 ) {
     identity::headers::strip(headers, strip);
+    strip_planted_cookies(headers, cookie_name);
+}
+
+/// [`remove_hop_by_hop`] and [`strip_upstream_claims`] for a response that
+/// switches no protocol, the identity headers going in the same walk over the
+/// names as the hop-by-hop ones.
+pub fn clean_upstream_response(
+    headers: &mut HeaderMap,
+    strip: &identity::headers::StripSet,
+    cookie_name: &str,
+) {
+    remove_hop_by_hop_and(headers, |name| strip.matches(name.as_str()));
     strip_planted_cookies(headers, cookie_name);
 }
 
@@ -1309,11 +1317,13 @@ mod tests {
             ("x-portcullis-identity", "forged"),
             ("content-type", "text/html"),
         ]);
-        strip_upstream_claims(
-            &mut h,
-            &identity::headers::StripSet::default(),
-            "portcullis",
-        );
+        // The 101 path strips with `strip_upstream_claims`, every other
+        // response with `clean_upstream_response`: both leave the same.
+        let mut cleaned = h.clone();
+        let strip = identity::headers::StripSet::default();
+        clean_upstream_response(&mut cleaned, &strip, "portcullis");
+        strip_upstream_claims(&mut h, &strip, "portcullis");
+        assert_eq!(cleaned, h);
         let cookies: Vec<&str> = h
             .get_all("set-cookie")
             .iter()

@@ -423,24 +423,12 @@ mod cluster {
     use super::*;
 
     conformance::session_store_conformance!(|clock: Arc<ManualClock>| async move {
-        RedisStore::with_options(
-            &cluster_target(),
-            &[secret(1)],
-            clock,
-            options(&unique("cluster")),
-        )
-        .expect("cluster store")
+        cluster_store(clock)
     });
 
     #[tokio::test]
     async fn a_cluster_store_reads_redis_every_time() {
-        let store = RedisStore::with_options(
-            &cluster_target(),
-            &[secret(1)],
-            Arc::new(ManualClock::new(START)),
-            options(&unique("cluster")),
-        )
-        .expect("cluster store");
+        let store = cluster_store(Arc::new(ManualClock::new(START)));
         let k = key();
         save(&store, &k, &session(&unique("sub"), None, START), TTL).await;
         for _ in 0..3 {
@@ -451,19 +439,24 @@ mod cluster {
 
     #[tokio::test]
     async fn leases_work_on_a_cluster() {
-        let store = RedisStore::with_options(
-            &cluster_target(),
-            &[secret(1)],
-            Arc::new(ManualClock::new(START)),
-            options(&unique("cluster")),
-        )
-        .expect("cluster store");
+        let store = cluster_store(Arc::new(ManualClock::new(START)));
         let k = key();
         let ttl = Duration::from_secs(15);
         let lease = store.try_lease(&k, ttl).await.expect("try").expect("free");
         assert!(store.try_lease(&k, ttl).await.expect("try").is_none());
         store.release_lease(&lease).await.expect("release");
         assert!(!store.is_leased(&k).await.expect("exists"));
+    }
+
+    /// A store on the test cluster under a prefix of its own.
+    fn cluster_store(clock: Arc<ManualClock>) -> RedisStore {
+        RedisStore::with_options(
+            &cluster_target(),
+            &[secret(1)],
+            clock,
+            options(&unique("cluster")),
+        )
+        .expect("cluster store")
     }
 
     fn cluster_target() -> Target {
