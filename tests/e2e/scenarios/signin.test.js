@@ -177,13 +177,17 @@ test('fetch() from page JavaScript without a session gets 401 JSON, never a redi
 test('the session cookie is HttpOnly and SameSite=Lax, opaque, and invisible to scripts', async () => {
   const ctx = await stack.newContext();
   const page = await ctx.newPage();
-  const setCookies = [];
-  page.on('response', async (r) => {
-    for (const h of await r.headersArray()) {
-      if (h.name.toLowerCase() === 'set-cookie' && r.url().startsWith(stack.publicUrl)) setCookies.push(h.value);
-    }
-  });
+  // Responses are kept as they arrive and their headers read after sign-in: an async
+  // listener could still be awaiting the callback's headers when signIn returns.
+  const responses = [];
+  page.on('response', (r) => responses.push(r));
   await signIn(stack, page, '/', 'alice');
+  const setCookies = [];
+  for (const r of responses.filter((r) => r.url().startsWith(stack.publicUrl))) {
+    for (const h of await r.headersArray()) {
+      if (h.name.toLowerCase() === 'set-cookie') setCookies.push(h.value);
+    }
+  }
   const header = setCookies.find((c) => c.startsWith('portcullis='));
   assert.ok(header, `Set-Cookie for the session: ${setCookies.join(' | ')}`);
   assert.match(header, /;\s*HttpOnly/i);

@@ -14,12 +14,14 @@ test('over https the session cookie is __Host-portcullis with Secure, HttpOnly a
   assert.match(stack.publicUrl, /^https:\/\//);
   const ctx = await stack.newContext();
   const page = await ctx.newPage();
-  const setCookies = [];
-  page.on('response', async (r) => {
-    if (!r.url().startsWith(stack.publicUrl)) return;
-    for (const h of await r.headersArray()) if (h.name.toLowerCase() === 'set-cookie') setCookies.push(h.value);
-  });
+  // Responses kept as they arrive, headers read after sign-in (an async listener can lag).
+  const responses = [];
+  page.on('response', (r) => responses.push(r));
   await signIn(stack, page, '/secure/area?x=1', 'alice');
+  const setCookies = [];
+  for (const r of responses.filter((r) => r.url().startsWith(stack.publicUrl))) {
+    for (const h of await r.headersArray()) if (h.name.toLowerCase() === 'set-cookie') setCookies.push(h.value);
+  }
   assert.equal(page.url(), stack.url('/secure/area?x=1'));
   const seen = await seenByApp(page);
   assert.equal(seen.headers['x-forwarded-user'], 'alice');
