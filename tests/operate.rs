@@ -90,6 +90,67 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     assert!(status.success(), "exit 0 after draining: {status:?}");
 }
 
+/// SIGTERM asks every open connection to finish: one idle between keep-alive
+/// requests is closed at once, so the process exits long before
+/// `shutdown_grace` (a minute here) runs out.
+#[tokio::test]
+async fn sigterm_closes_idle_keep_alive_connections_and_exits_before_the_grace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = Echo::start().await;
+    let (mut child, port, _dir) = start_with_server_keys(
+        &echo,
+        "[[route]]\npath = \"/\"\nauth = \"public\"\n",
+        "",
+        // Neither the grace nor the idle bound (header_read_timeout) closes it.
+        "shutdown_grace = \"60s\"\nheader_read_timeout = \"60s\"",
+    );
+    wait_up(port).await;
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /x HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = vec![0u8; 4096];
+    let n = idle.read(&mut answer).await.expect("response");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    let sent = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    // The rest of the response, if any, then the end of the stream.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match idle.read(&mut answer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the idle connection was left open after SIGTERM"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit 0 after draining: {status:?}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "exiting took {:?}: the idle connection held the drain",
+        sent.elapsed()
+    );
+}
+
 /// `server.workers` threads serve the public listener, each with its own
 /// runtime (issue 8); all of them take connections from the one socket.
 /// The names of `pid`'s serving threads (`portcullis-N`), sorted.

@@ -155,7 +155,10 @@ async fn a_busy_session_is_not_read_from_redis_on_every_request() {
     // within the last second; a loaded machine can delay a heartbeat, and then one
     // request reads Redis again. Without the cache every one of the 50 would.
     let reads = r.redis.command_calls("hmget").await - before;
-    assert!(reads <= 5, "50 requests of a cached session read Redis {reads} times");
+    assert!(
+        reads <= 5,
+        "50 requests of a cached session read Redis {reads} times"
+    );
     // The other replica has not opened it yet: its first request reads Redis.
     assert_eq!(browser.fetch(&r.url(1, "/x")).await.status, StatusCode::OK);
     assert!(r.redis.command_calls("hmget").await > before);

@@ -1,9 +1,10 @@
-//! Listeners: accept connections (TLS or plain), serve HTTP/1.1 and HTTP/2 with
-//! hyper-util's auto builder, and drain on shutdown.
+//! Listeners: accept connections (TLS or plain), serve HTTP/1.1 with hyper's
+//! own connection and HTTP/2 with hyper-util's, and drain on shutdown.
 //!
 //! It knows nothing of routes, auth or sessions: every request goes to
 //! [`proxy::handle`].
 
+mod drain;
 mod reload;
 mod tls;
 
@@ -18,7 +19,6 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -435,15 +435,21 @@ impl From<&Config> for ListenerSettings {
 /// buffers this much (hyper panics below it).
 const MIN_BUF_SIZE: usize = 8192;
 
-fn http_builder(settings: ListenerSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// HTTP/1 straight from hyper: hyper-util's auto connection would add a
+/// rewind layer to every read and poll its own graceful signal on every wake.
+fn http1_builder(settings: ListenerSettings) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         // Also bounds the idle time between keep-alive requests (slowloris).
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(settings.max_header_bytes.max(MIN_BUF_SIZE))
         .max_headers(128);
+    builder
+}
+
+fn http2_builder(settings: ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -515,10 +521,10 @@ impl Serving {
     async fn accept_loop(mut self, listener: TcpListener, worker: usize) {
         let settings = self.settings;
         let builders = Arc::new(Builders {
-            http1: http_builder(settings).http1_only(),
-            http2: http_builder(settings).http2_only(),
+            http1: http1_builder(settings),
+            http2: http2_builder(settings),
         });
-        let graceful = GracefulShutdown::new();
+        let graceful = drain::Drain::new();
         loop {
             let permit = tokio::select! {
                 permit = self.limit.clone().acquire_owned() => match permit {
@@ -567,7 +573,7 @@ impl Serving {
 /// connection: hyper-util's own detection waits for bytes without a timer, so a
 /// client that connects and sends nothing would hold a connection slot forever.
 struct Builders {
-    http1: auto::Builder<TokioExecutor>,
+    http1: hyper::server::conn::http1::Builder,
     http2: auto::Builder<TokioExecutor>,
 }
 
@@ -615,12 +621,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(
-        self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr, watcher: drain::Watcher) {
         let metrics = self.state.metrics.clone();
         metrics.open_connections.inc();
         match self.tls.clone() {
@@ -662,7 +663,7 @@ impl Connection {
         io: I,
         info: ConnInfo,
         protocol: Protocol,
-        watcher: hyper_util::server::graceful::Watcher,
+        watcher: drain::Watcher,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -677,15 +678,32 @@ impl Connection {
             let handled = Box::pin(proxy::handle(state, info.clone(), req));
             async move { Ok::<_, Infallible>(handled.await) }
         });
-        // serve_connection_with_upgrades: plain serve_connection breaks WebSocket.
-        let builder = match protocol {
-            Protocol::Http1 => &self.builders.http1,
-            Protocol::Http2 => &self.builders.http2,
+        // With upgrades: without them WebSocket breaks.
+        let ended = match protocol {
+            Protocol::Http1 => {
+                let conn = self
+                    .builders
+                    .http1
+                    .serve_connection(TokioIo::new(io), svc)
+                    .with_upgrades();
+                watcher
+                    .watch(conn, |conn| conn.graceful_shutdown())
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+            Protocol::Http2 => {
+                let conn = self
+                    .builders
+                    .http2
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                    .into_owned();
+                watcher
+                    .watch(conn, |conn| conn.graceful_shutdown())
+                    .await
+                    .map_err(|error| error.to_string())
+            }
         };
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), svc)
-            .into_owned();
-        if let Err(error) = watcher.watch(conn).await {
+        if let Err(error) = ended {
             tracing::debug!(%peer, %error, "connection ended with an error");
         }
     }
