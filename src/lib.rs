@@ -20,6 +20,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod deadline;
 pub mod demo;
 pub mod explain;
 pub mod identity;

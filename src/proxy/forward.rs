@@ -368,9 +368,8 @@ impl Upstream {
             let deadline = started
                 .checked_add(self.response_timeout)
                 .unwrap_or_else(|| started + NO_DEADLINE);
-            let deadline = tokio::time::Instant::from_std(deadline);
             let sending = self.pool.send(worker, upstream_req, started);
-            let sent = tokio::time::timeout_at(deadline, sending).await;
+            let sent = crate::deadline::timeout_at(deadline, sending).await;
             let elapsed = started.elapsed();
             *latency = Some(elapsed);
             route.observe_upstream(&self.metrics, &self.name, elapsed.as_secs_f64());
@@ -413,7 +412,7 @@ impl Upstream {
     fn received(
         &self,
         route: &RouteCounters,
-        sent: Result<Result<Response<Body>, PoolError>, tokio::time::error::Elapsed>,
+        sent: Result<Result<Response<Body>, PoolError>, crate::deadline::Elapsed>,
     ) -> Result<Response<Body>, UpstreamError> {
         match sent {
             Err(_) => Err(self.fail(route, UpstreamError::Timeout(self.response_timeout))),

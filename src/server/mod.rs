@@ -440,7 +440,8 @@ const MIN_BUF_SIZE: usize = 8192;
 fn http1_builder(settings: ListenerSettings) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        // Armed for every request: the thread's coarse deadlines, not tokio's wheel.
+        .timer(crate::deadline::HyperTimer)
         // Also bounds the idle time between keep-alive requests (slowloris).
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(settings.max_header_bytes.max(MIN_BUF_SIZE))
@@ -513,7 +514,14 @@ impl Serving {
 
     async fn serve_thread(self, listener: std::net::TcpListener, worker: usize) {
         match TcpListener::from_std(listener) {
-            Ok(listener) => self.accept_loop(listener, worker).await,
+            Ok(listener) => {
+                // The sweeper of this thread's request deadlines, for as long
+                // as it serves (draining included).
+                tokio::select! {
+                    () = self.accept_loop(listener, worker) => {}
+                    () = crate::deadline::sweep() => {}
+                }
+            }
             Err(error) => tracing::error!(worker, %error, "serving thread cannot use the listener"),
         }
     }
