@@ -1,5 +1,5 @@
-//! Coarse deadlines for the timeouts every request arms: hyper's header-read
-//! timeout and the upstream response timeout.
+//! Coarse deadlines for the timeouts every request arms: the HTTP/1
+//! header-read timeout (`server::between`) and the upstream response timeout.
 //!
 //! Almost none of them fire: each is armed, polled once or twice, and dropped
 //! when the request goes on. tokio's timer pays for that in full every time
@@ -63,17 +63,6 @@ impl Sleep {
             deadline,
             state: State::Idle,
         }
-    }
-
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// Moves the deadline; the sleep is pending again until it passes.
-    pub fn reset(&mut self, deadline: Instant) {
-        self.disarm();
-        self.deadline = deadline;
-        self.state = State::Idle;
     }
 
     fn disarm(&mut self) {
@@ -388,29 +377,6 @@ impl Drop for StopOnDrop {
         }
     }
 }
-
-/// hyper's timer for the HTTP/1 header-read timeout, on [`Sleep`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HyperTimer;
-
-impl hyper::rt::Timer for HyperTimer {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(Instant::now() + duration)
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(Sleep::until(deadline))
-    }
-
-    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
-        match sleep.as_mut().downcast_mut_pin::<Sleep>() {
-            Some(ours) => ours.get_mut().reset(new_deadline),
-            None => *sleep = self.sleep_until(new_deadline),
-        }
-    }
-}
-
-impl hyper::rt::Sleep for Sleep {}
 
 #[cfg(test)]
 mod tests {

@@ -436,6 +436,35 @@ async fn idle_keep_alive_connection_is_closed_after_the_head_timeout() {
     );
 }
 
+/// The head timeout bounds the wait for a request head only: a response whose
+/// body takes longer than it to stream is not cut off.
+#[tokio::test]
+async fn a_response_streaming_for_longer_than_the_head_timeout_arrives_whole() {
+    let echo = Echo::start().await;
+    let toml = base_config(&echo.url(), PUBLIC)
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
+    let proxy = Proxy::start(&toml).await;
+    let req = Request::get(proxy.url("/stream-out"))
+        .body(support::full(""))
+        .expect("request");
+    let resp = support::client()
+        .request(req)
+        .await
+        .expect("response head arrives");
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a frame").expect("no error");
+    assert_eq!(first.into_data().expect("data"), "first;");
+    // Three head timeouts while the response is still being written.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    echo.release_out.send(()).expect("release");
+    let rest = body
+        .collect()
+        .await
+        .expect("the rest, not a cut")
+        .to_bytes();
+    assert_eq!(rest, "second");
+}
+
 /// See: security review, finding 2 — a connection that sent nothing was never
 /// timed out, so a few silent sockets could take every connection slot.
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! It knows nothing of routes, auth or sessions: every request goes to
 //! [`proxy::handle`].
 
+mod between;
 mod drain;
 mod reload;
 mod tls;
@@ -437,13 +438,11 @@ const MIN_BUF_SIZE: usize = 8192;
 
 /// HTTP/1 straight from hyper: hyper-util's auto connection would add a
 /// rewind layer to every read and poll its own graceful signal on every wake.
+/// The header-read timeout is [`between::HeadDeadline`]'s, not hyper's.
 fn http1_builder(settings: ListenerSettings) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        // Armed for every request: the thread's coarse deadlines, not tokio's wheel.
-        .timer(crate::deadline::HyperTimer)
-        // Also bounds the idle time between keep-alive requests (slowloris).
-        .header_read_timeout(settings.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(settings.max_header_bytes.max(MIN_BUF_SIZE))
         .max_headers(128);
     builder
@@ -677,14 +676,20 @@ impl Connection {
     {
         let state = self.state.clone();
         let peer = info.peer;
+        let requests = Arc::new(between::Requests::default());
+        let served = requests.clone();
         let svc = service_fn(move |req| {
             let state = state.clone();
+            let in_flight = served.start();
             // Boxed: hyper keeps the service future inline in every connection's
             // task, and the whole request path's future is several KiB, paid
             // by each idle or slow connection (measured in
             // tests/adversarial/floods.rs).
             let handled = Box::pin(proxy::handle(state, info.clone(), req));
-            async move { Ok::<_, Infallible>(handled.await) }
+            async move {
+                let resp = handled.await;
+                Ok::<_, Infallible>(resp.map(|body| between::Tracked::new(body, in_flight)))
+            }
         });
         // With upgrades: without them WebSocket breaks.
         let ended = match protocol {
@@ -694,10 +699,18 @@ impl Connection {
                     .http1
                     .serve_connection(TokioIo::new(io), svc)
                     .with_upgrades();
-                watcher
-                    .watch(conn, |conn| conn.graceful_shutdown())
+                let conn =
+                    between::HeadDeadline::new(conn, requests, self.settings.header_read_timeout);
+                match watcher
+                    .watch(conn, |conn| conn.conn().graceful_shutdown())
                     .await
-                    .map_err(|error| error.to_string())
+                {
+                    Some(ended) => ended.map_err(|error| error.to_string()),
+                    None => {
+                        tracing::debug!(%peer, "no request head within header_read_timeout; closing");
+                        Ok(())
+                    }
+                }
             }
             Protocol::Http2 => {
                 let conn = self
