@@ -69,7 +69,7 @@ const MIN_SWEEP_EVERY: Duration = Duration::from_millis(10);
 /// `load` that finds it expired. A record costs nothing extra until someone
 /// subscribes: the sender is created on first subscription and dropped with the record.
 pub struct MemoryStore {
-    records: DashMap<SessionKey, Record>,
+    records: DashMap<SessionKey, Record, super::DigestState>,
     /// Keyed by [`MemoryStore::index_hash`] of the `sid` / `sub`, not the text:
     /// no copy of it per session. Two values with one hash share an entry;
     /// `delete_by` checks each record against the value itself.
@@ -134,7 +134,7 @@ impl MemoryStore {
     /// time read from `clock`.
     pub fn new(max_sessions: usize, clock: Arc<dyn Clock>) -> Self {
         MemoryStore {
-            records: DashMap::new(),
+            records: DashMap::default(),
             by_sid: DashMap::new(),
             by_sub: DashMap::new(),
             index_hasher: RandomState::new(),

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::Identity;
 
-pub use id::{SessionId, SessionKey};
+pub use id::{digest_prefix, DigestHasher, DigestState, SessionId, SessionKey};
 pub use links::{Link, LinkKey, LinkLease, LinkStore, StoredLink};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;

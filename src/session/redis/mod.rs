@@ -828,8 +828,15 @@ mod cache {
 
     /// A [`SessionKey`]'s 32 bytes: what the channel carries (as hex) and the cache
     /// is indexed by.
-    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    #[derive(Clone, Copy, PartialEq, Eq)]
     pub(super) struct CacheKey([u8; 32]);
+
+    impl std::hash::Hash for CacheKey {
+        /// As [`SessionKey`] hashes (for [`crate::session::DigestHasher`]).
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            state.write_u64(crate::session::digest_prefix(&self.0));
+        }
+    }
 
     impl CacheKey {
         /// The cache key of a session key.
@@ -877,7 +884,7 @@ mod cache {
     }
 
     pub(super) struct Cache {
-        entries: DashMap<CacheKey, Entry>,
+        entries: DashMap<CacheKey, Entry, crate::session::DigestState>,
         capacity: usize,
         stripes: Box<[AtomicU64]>,
         /// Bumped whenever the cache is cleared.
@@ -927,7 +934,7 @@ mod cache {
         /// may pass it by their number), down until its listener subscribes.
         pub fn new(capacity: usize) -> Self {
             Cache {
-                entries: DashMap::new(),
+                entries: DashMap::default(),
                 capacity,
                 stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 generation: AtomicU64::new(0),
