@@ -90,6 +90,23 @@ mod tests {
     }
 
     #[test]
+    fn any_one_of_the_handshake_headers_makes_a_websocket_handshake() {
+        let mut plain = HeaderMap::new();
+        plain.insert(header::ACCEPT, "text/html".parse().expect("value"));
+        plain.insert("x-upgrade-note", "websocket".parse().expect("value"));
+        assert!(!is_websocket_handshake(&plain));
+        for name in [
+            header::UPGRADE,
+            header::SEC_WEBSOCKET_KEY,
+            header::SEC_WEBSOCKET_VERSION,
+        ] {
+            let mut headers = plain.clone();
+            headers.insert(name.clone(), "x".parse().expect("value"));
+            assert!(is_websocket_handshake(&headers), "{name}");
+        }
+    }
+
+    #[test]
     fn the_public_origin_and_allowed_origins_may_open_websockets() {
         for ok in [
             "http://127.0.0.1:4180",

@@ -957,7 +957,8 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, cookie_name: &str) {
 /// [`strip_own_cookies`], told what the single `Cookie` header holds when
 /// that is known already (`mix`, from the connection's memo).
 fn strip_own_cookies_known(headers: &mut HeaderMap, cookie_name: &str, mix: Option<CookieMix>) {
-    if !headers.contains_key(header::COOKIE) {
+    // A known mix was read from the one `Cookie` header there is.
+    if mix.is_none() && !headers.contains_key(header::COOKIE) {
         return;
     }
     // The usual request: one `Cookie` header holding only the proxy's cookies
