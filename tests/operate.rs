@@ -58,20 +58,32 @@ pub(crate) async fn wait_up(port: u16) {
     panic!("the proxy never answered");
 }
 
-#[tokio::test]
-async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
-    let echo = Echo::start().await;
-    let (mut child, port, _dir) = start(&echo, "[[route]]\npath = \"/\"\nauth = \"public\"\n", "");
-    wait_up(port).await;
-    // /slow answers after 2 s.
-    let slow =
-        tokio::spawn(async move { get(&format!("http://127.0.0.1:{port}/slow"), &[]).await.0 });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+fn sigterm(child: &std::process::Child) {
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(term.success());
+}
+
+async fn assert_exits_0(mut child: std::process::Child) {
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit 0 after draining: {status:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let echo = Echo::start().await;
+    let (child, port, _dir) = start(&echo, "[[route]]\npath = \"/\"\nauth = \"public\"\n", "");
+    wait_up(port).await;
+    // /slow answers after 2 s.
+    let slow =
+        tokio::spawn(async move { get(&format!("http://127.0.0.1:{port}/slow"), &[]).await.0 });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         try_status(&format!("http://127.0.0.1:{port}/x")).await,
@@ -83,11 +95,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
         StatusCode::OK,
         "the in-flight request finished"
     );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "exit 0 after draining: {status:?}");
+    assert_exits_0(child).await;
 }
 
 /// SIGTERM asks every open connection to finish: one idle between keep-alive
@@ -97,7 +105,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
 async fn sigterm_closes_idle_keep_alive_connections_and_exits_before_the_grace() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = Echo::start().await;
-    let (mut child, port, _dir) = start_with_server_keys(
+    let (child, port, _dir) = start_with_server_keys(
         &echo,
         "[[route]]\npath = \"/\"\nauth = \"public\"\n",
         "",
@@ -120,11 +128,7 @@ async fn sigterm_closes_idle_keep_alive_connections_and_exits_before_the_grace()
     );
 
     let sent = std::time::Instant::now();
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(term.success());
+    sigterm(&child);
     // The rest of the response, if any, then the end of the stream.
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -139,11 +143,7 @@ async fn sigterm_closes_idle_keep_alive_connections_and_exits_before_the_grace()
         closed.is_ok(),
         "the idle connection was left open after SIGTERM"
     );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "exit 0 after draining: {status:?}");
+    assert_exits_0(child).await;
     assert!(
         sent.elapsed() < Duration::from_secs(20),
         "exiting took {:?}: the idle connection held the drain",

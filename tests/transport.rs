@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use hyper::body::{Frame, Incoming};
 use tokio::sync::mpsc;
 
 use crate::support::{self, base_config, get, raw, raw_status, seen, Echo, Proxy};
@@ -17,6 +17,35 @@ async fn public_proxy() -> (Echo, Proxy) {
     let echo = Echo::start().await;
     let proxy = Proxy::start(&base_config(&echo.url(), PUBLIC)).await;
     (echo, proxy)
+}
+
+/// [`public_proxy`] with `header_read_timeout = "300ms"`.
+async fn public_proxy_with_a_short_head_timeout() -> (Echo, Proxy) {
+    let echo = Echo::start().await;
+    let toml = base_config(&echo.url(), PUBLIC)
+        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
+    let proxy = Proxy::start(&toml).await;
+    (echo, proxy)
+}
+
+/// GET `/stream-out` through `proxy`: the response body, its first chunk read
+/// (the echo holds the second until `release_out`).
+async fn stream_out_after_the_first_chunk(proxy: &Proxy) -> Incoming {
+    let req = Request::get(proxy.url("/stream-out"))
+        .body(support::full(""))
+        .expect("request");
+    let resp = support::client()
+        .request(req)
+        .await
+        .expect("response head arrives");
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the first chunk arrives while the upstream still holds the second")
+        .expect("a frame")
+        .expect("no error");
+    assert_eq!(first.into_data().expect("data"), "first;");
+    body
 }
 
 #[tokio::test]
@@ -70,20 +99,7 @@ async fn request_body_streams_before_the_client_finishes_sending() {
 #[tokio::test]
 async fn response_body_streams_before_the_upstream_finishes_sending() {
     let (echo, proxy) = public_proxy().await;
-    let req = Request::get(proxy.url("/stream-out"))
-        .body(support::full(""))
-        .expect("request");
-    let resp = support::client()
-        .request(req)
-        .await
-        .expect("response head arrives");
-    let mut body = resp.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(5), body.frame())
-        .await
-        .expect("the first chunk arrives while the upstream still holds the second")
-        .expect("a frame")
-        .expect("no error");
-    assert_eq!(first.into_data().expect("data"), "first;");
+    let body = stream_out_after_the_first_chunk(&proxy).await;
     echo.release_out.send(()).expect("release");
     let rest = body.collect().await.expect("rest").to_bytes();
     assert_eq!(rest, "second");
@@ -381,10 +397,7 @@ async fn malformed_request_line_is_rejected_without_reaching_the_upstream() {
 
 #[tokio::test]
 async fn slow_client_head_is_cut_off() {
-    let echo = Echo::start().await;
-    let toml = base_config(&echo.url(), PUBLIC)
-        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
-    let proxy = Proxy::start(&toml).await;
+    let (echo, proxy) = public_proxy_with_a_short_head_timeout().await;
     let mut stream = tokio::net::TcpStream::connect(proxy.addr)
         .await
         .expect("connect");
@@ -405,10 +418,7 @@ async fn slow_client_head_is_cut_off() {
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed_after_the_head_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let echo = Echo::start().await;
-    let toml = base_config(&echo.url(), PUBLIC)
-        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
-    let proxy = Proxy::start(&toml).await;
+    let (_echo, proxy) = public_proxy_with_a_short_head_timeout().await;
     let mut stream = tokio::net::TcpStream::connect(proxy.addr)
         .await
         .expect("connect");
@@ -440,20 +450,8 @@ async fn idle_keep_alive_connection_is_closed_after_the_head_timeout() {
 /// body takes longer than it to stream is not cut off.
 #[tokio::test]
 async fn a_response_streaming_for_longer_than_the_head_timeout_arrives_whole() {
-    let echo = Echo::start().await;
-    let toml = base_config(&echo.url(), PUBLIC)
-        .replace("[server]\n", "[server]\nheader_read_timeout = \"300ms\"\n");
-    let proxy = Proxy::start(&toml).await;
-    let req = Request::get(proxy.url("/stream-out"))
-        .body(support::full(""))
-        .expect("request");
-    let resp = support::client()
-        .request(req)
-        .await
-        .expect("response head arrives");
-    let mut body = resp.into_body();
-    let first = body.frame().await.expect("a frame").expect("no error");
-    assert_eq!(first.into_data().expect("data"), "first;");
+    let (echo, proxy) = public_proxy_with_a_short_head_timeout().await;
+    let body = stream_out_after_the_first_chunk(&proxy).await;
     // Three head timeouts while the response is still being written.
     tokio::time::sleep(Duration::from_millis(900)).await;
     echo.release_out.send(()).expect("release");
