@@ -49,7 +49,7 @@ enum State {
     /// Armed in the list of the thread whose sweeper is `list`.
     Armed {
         list: u64,
-        slot: u32,
+        slot: usize,
         generation: u32,
     },
     Fired,
@@ -185,7 +185,7 @@ struct Deadlines {
     /// Nonzero while a sweeper runs on this thread.
     id: u64,
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    free: Vec<usize>,
     /// When the sweeper next looks (`None`: it sleeps until woken).
     next_sweep: Option<Instant>,
     sweeper: Option<Waker>,
@@ -216,25 +216,24 @@ thread_local! {
 static NEXT_LIST_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Deadlines {
-    fn insert(&mut self, deadline: Instant, waker: &Waker) -> (u32, u32) {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
+    fn insert(&mut self, deadline: Instant, waker: &Waker) -> (usize, u32) {
+        let (slot, generation) = match self.free.pop().and_then(|slot| {
+            let entry = self.slots.get_mut(slot)?;
+            entry.generation = entry.generation.wrapping_add(1);
+            entry.deadline = deadline;
+            entry.waker = Some(waker.clone());
+            Some((slot, entry.generation))
+        }) {
+            Some(reused) => reused,
             None => {
                 self.slots.push(Slot {
                     generation: 0,
                     deadline,
-                    waker: None,
+                    waker: Some(waker.clone()),
                 });
-                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+                (self.slots.len() - 1, 0)
             }
         };
-        let Some(entry) = self.slots.get_mut(slot as usize) else {
-            return (slot, u32::MAX);
-        };
-        entry.generation = entry.generation.wrapping_add(1);
-        entry.deadline = deadline;
-        entry.waker = Some(waker.clone());
-        let generation = entry.generation;
         // The sweeper looks later than this deadline allows: look sooner.
         if !self.look_sooner && self.next_sweep.is_none_or(|at| deadline + TICK < at) {
             self.look_sooner = true;
@@ -247,8 +246,8 @@ impl Deadlines {
 
     /// Whether the slot fired (was freed by the sweeper, and perhaps
     /// reused since); if not, it wakes `waker` when it does.
-    fn poll(&mut self, slot: u32, generation: u32, waker: &Waker) -> bool {
-        match self.slots.get_mut(slot as usize) {
+    fn poll(&mut self, slot: usize, generation: u32, waker: &Waker) -> bool {
+        match self.slots.get_mut(slot) {
             Some(Slot {
                 generation: current,
                 waker: Some(armed),
@@ -264,8 +263,8 @@ impl Deadlines {
     }
 
     /// Frees the slot unless it fired (the sweeper freed it then).
-    fn remove(&mut self, slot: u32, generation: u32) {
-        if let Some(entry) = self.slots.get_mut(slot as usize) {
+    fn remove(&mut self, slot: usize, generation: u32) {
+        if let Some(entry) = self.slots.get_mut(slot) {
             if entry.generation == generation && entry.waker.take().is_some() {
                 self.free.push(slot);
             }
@@ -282,7 +281,7 @@ impl Deadlines {
             }
             if entry.deadline <= now {
                 woken.extend(entry.waker.take());
-                self.free.push(u32::try_from(index).unwrap_or(u32::MAX));
+                self.free.push(index);
             } else {
                 earliest = Some(earliest.map_or(entry.deadline, |e| e.min(entry.deadline)));
             }
@@ -307,6 +306,9 @@ pub async fn sweep() {
         let now = Instant::now();
         let next = LIST.with(|cell| {
             let mut deadlines = cell.try_borrow_mut().ok()?;
+            // This look answers any arming that asked for one.
+            deadlines.look_sooner = false;
+            deadlines.sweeper = None;
             let earliest = deadlines.fire_due(now, &mut woken);
             // Rounded up to a whole tick: deadlines close together share a look.
             let next = earliest.map(|at| (at.max(now) + TICK).min(now + LONGEST_SLEEP));
@@ -330,8 +332,7 @@ pub async fn sweep() {
                 let Ok(mut deadlines) = cell.try_borrow_mut() else {
                     return true;
                 };
-                if std::mem::take(&mut deadlines.look_sooner) {
-                    deadlines.sweeper = None;
+                if deadlines.look_sooner {
                     return true;
                 }
                 deadlines.sweeper = Some(cx.waker().clone());
@@ -343,12 +344,6 @@ pub async fn sweep() {
             sleep.as_mut().poll(cx)
         })
         .await;
-        LIST.with(|cell| {
-            if let Ok(mut deadlines) = cell.try_borrow_mut() {
-                deadlines.sweeper = None;
-                deadlines.look_sooner = false;
-            }
-        });
     }
 }
 

@@ -7,7 +7,8 @@
 //! main ─► server ─► proxy ─► policy::normalize ─► policy::route ─► auth ─► policy::authorize
 //!                      ─► identity::headers ─► proxy::forward ─► (log + count, always)
 //! below them, imported but never importing upward: config, identity, session, admin::metrics,
-//! deadline (coarse per-thread timeouts), and connections (third-party tokens, SPEC §13: auth::http, config and session only)
+//! deadline (coarse per-thread timeouts), and connections (third-party tokens, SPEC §13:
+//! auth::http, config and session only)
 //! portcullis-devidp (crates/devidp) stands alone: `portcullis demo` and tests use it
 //! ```
 //!

@@ -802,10 +802,6 @@ impl Provider {
         Some(url.into())
     }
 
-    /// Verifies an API client's bearer token against this provider (SPEC §4.3).
-    ///
-    /// # Errors
-    /// [`BearerError::NotReady`] before discovery, else the failed check.
     /// The identity of `token` when this provider verified it before and its
     /// cache entry still holds (what [`Provider::verify_bearer`] would answer
     /// from its cache); `None` otherwise, and while the provider is not ready.
@@ -828,6 +824,10 @@ impl Provider {
         identity
     }
 
+    /// Verifies an API client's bearer token against this provider (SPEC §4.3).
+    ///
+    /// # Errors
+    /// [`BearerError::NotReady`] before discovery, else the failed check.
     pub async fn verify_bearer(&self, token: &str) -> Result<Arc<Identity>, BearerError> {
         let ready = self.ready().map_err(|_| BearerError::NotReady)?;
         let aud = Audience {

@@ -64,47 +64,51 @@ impl Watcher {
     pub(super) fn watch<C, F>(self, conn: C, graceful_shutdown: F) -> Watched<C, F>
     where
         C: Future,
-        F: Fn(Pin<&mut C>) + Unpin,
+        F: Fn(Pin<&mut C>),
     {
         // Created before the flag is read: a notification from then on is kept.
-        let notified = Box::pin(self.notify.clone().notified_owned());
+        let notified = self.notify.clone().notified_owned();
         Watched {
-            conn: Box::pin(conn),
+            conn,
             notified,
             registered: None,
             draining: false,
             graceful_shutdown,
-            _watcher: self,
+            watcher: self,
         }
     }
 }
 
-/// A connection driven under a [`Watcher`] (a named future: its `Send` is
-/// plain to the compiler, where an `async fn` over hyper's generic
-/// connections trips a higher-ranked lifetime check).
-pub(super) struct Watched<C, F> {
-    conn: Pin<Box<C>>,
-    notified: Pin<Box<OwnedNotified>>,
-    /// The waker the notification wakes; polled again only if it changes.
-    registered: Option<Waker>,
-    draining: bool,
-    graceful_shutdown: F,
-    _watcher: Watcher,
+pin_project_lite::pin_project! {
+    /// A connection driven under a [`Watcher`] (a named future: its `Send` is
+    /// plain to the compiler, where an `async fn` over hyper's generic
+    /// connections trips a higher-ranked lifetime check).
+    pub(super) struct Watched<C, F> {
+        #[pin]
+        conn: C,
+        #[pin]
+        notified: OwnedNotified,
+        // The waker the notification wakes; polled again only if it changes.
+        registered: Option<Waker>,
+        draining: bool,
+        graceful_shutdown: F,
+        watcher: Watcher,
+    }
 }
 
 impl<C, F> Future for Watched<C, F>
 where
     C: Future,
-    F: Fn(Pin<&mut C>) + Unpin,
+    F: Fn(Pin<&mut C>),
 {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
-        let this = self.get_mut();
-        if !this.draining {
+        let mut this = self.project();
+        if !*this.draining {
             // Every poll reads the flag (an atomic load); the notification,
             // which only wakes the task, is polled once per waker.
-            let mut asked = this._watcher.draining.load(Ordering::Acquire);
+            let mut asked = this.watcher.draining.load(Ordering::Acquire);
             if !asked
                 && !this
                     .registered
@@ -112,14 +116,14 @@ where
                     .is_some_and(|waker| waker.will_wake(cx.waker()))
             {
                 asked = this.notified.as_mut().poll(cx).is_ready();
-                this.registered = Some(cx.waker().clone());
+                *this.registered = Some(cx.waker().clone());
             }
             if asked {
-                this.draining = true;
+                *this.draining = true;
                 (this.graceful_shutdown)(this.conn.as_mut());
             }
         }
-        this.conn.as_mut().poll(cx)
+        this.conn.poll(cx)
     }
 }
 
