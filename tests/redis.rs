@@ -365,13 +365,22 @@ async fn redis_killed_gives_503_keeps_public_routes_and_recovers_without_a_resta
 
     r.redis.kill();
     let started = Instant::now();
-    let page = browser.fetch(&r.url(0, "/x")).await;
-    assert_eq!(
-        page.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        page.body
-    );
+    // The README's bound: a cached session may still be served for at most
+    // 1 s after the subscription stops answering (Redis dies between two
+    // pings), never a login page or a 500, then 503.
+    loop {
+        let page = browser.fetch(&r.url(0, "/x")).await;
+        if page.status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "a cached session was served {:?} after Redis died",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "an outage must fail fast, took {:?}",
