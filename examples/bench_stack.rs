@@ -3,7 +3,8 @@
 //! `bench/quick.sh`.
 //!
 //! `cargo run --release --example bench_stack -- http://127.0.0.1:8080 [redis://127.0.0.1:6390/0]`
-//! (`BENCH_STACK_ROUTES=FILE`: that route table instead of the ten below)
+//! (`BENCH_STACK_ROUTES=FILE`: that route table instead of the ten below;
+//! `BENCH_STACK_SERVER=LINES`: more `[server]` lines, e.g. `workers = 1`)
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
@@ -51,9 +52,12 @@ async fn main() {
         }
         None => ROUTES.to_owned(),
     };
+    // More `[server]` lines (e.g. `workers = 1`), for experiments.
+    let server = std::env::var("BENCH_STACK_SERVER").unwrap_or_default();
     let stack = Stack::start_with(StackOptions {
         extra: format!("{routes}{session}"),
         upstream: Some(upstream),
+        server,
         ..StackOptions::default()
     })
     .await;

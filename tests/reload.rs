@@ -42,6 +42,55 @@ async fn reload_applies_new_rules_and_keeps_sessions() {
     );
 }
 
+/// A client's open keep-alive connection is served by the new config from its
+/// next request on (a connection keeps the runtime its last request used,
+/// never past a reload).
+#[tokio::test]
+async fn a_keep_alive_connection_gets_the_new_rules_at_its_next_request() {
+    let stack = Stack::start().await;
+    let alice = stack.login("alice").await;
+    let cookie = format!("portcullis={}", alice.jar["portcullis"]);
+    let url: http::Uri = stack.url("/reports").parse().expect("the proxy's URL");
+    let authority = url.authority().expect("an authority").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    let connection = tokio::spawn(connection);
+    let ask = || {
+        http::Request::get("/reports")
+            .header(http::header::HOST, &authority)
+            .header(http::header::COOKIE, &cookie)
+            .body(crate::support::full(""))
+            .expect("request")
+    };
+    let before = sender.send_request(ask()).await.expect("first answer");
+    assert_eq!(before.status(), StatusCode::OK);
+    http_body_util::BodyExt::collect(before.into_body())
+        .await
+        .expect("first body");
+
+    stack
+        .reload_with(|original| {
+            original.replace(
+                ROUTES,
+                &format!(
+                    "[[route]]\nname = \"reports\"\npath = \"/reports\"\nauth = \"deny\"\n{ROUTES}"
+                ),
+            )
+        })
+        .await
+        .expect("valid config reloads");
+
+    // The same connection: `http1::SendRequest` never opens another.
+    let after = sender.send_request(ask()).await.expect("second answer");
+    assert_eq!(after.status(), StatusCode::FORBIDDEN, "the new rule applies");
+    assert!(!connection.is_finished(), "the connection stayed open");
+}
+
 #[tokio::test]
 async fn invalid_config_is_refused_and_the_old_one_keeps_serving() {
     let stack = Stack::start().await;

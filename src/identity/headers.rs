@@ -10,7 +10,7 @@
 //! `X-Forwarded-User`; Radicale reads `X_Remote_User` as `X-Remote-User`), so
 //! every spelling is removed, as linkerd removes `l5d-client-id`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -234,6 +234,28 @@ enum Source {
     Claim(String),
 }
 
+/// `name` backed by a static copy, made once per distinct name in the
+/// process's life (a reload that keeps its names copies nothing). A name built
+/// from config text shares one reference-counted buffer, and each request that
+/// sets the header clones and drops it: a write to a line every serving thread
+/// shares. A static name's clone writes nothing.
+fn interned(name: &HeaderName) -> HeaderName {
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    let Ok(mut names) = NAMES.lock() else {
+        return name.clone();
+    };
+    let text = match names.get(name.as_str()) {
+        Some(known) => *known,
+        None => {
+            let leaked: &'static str = Box::leak(name.as_str().into());
+            names.insert(leaked);
+            leaked
+        }
+    };
+    // Valid and lowercase: it is a `HeaderName`'s own text.
+    HeaderName::from_static(text)
+}
+
 impl HeaderSet {
     /// Compiles `headers` (names already validated by the config loader; one
     /// that is not a valid header name is skipped with an error log).
@@ -242,7 +264,7 @@ impl HeaderSet {
             .iter()
             .filter_map(|h| match HeaderName::from_bytes(h.name.as_bytes()) {
                 Ok(name) => Some(SetHeader {
-                    name,
+                    name: interned(&name),
                     source: source_of(&h.claim),
                     multi: h.multi,
                     separator: h.separator.clone(),

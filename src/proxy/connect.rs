@@ -45,7 +45,7 @@ const MAX_FORM_BYTES: usize = 8 * 1024;
 pub async fn handle(
     state: &Arc<State>,
     rt: &Runtime,
-    ex: &mut Exchange,
+    ex: &mut Exchange<'_>,
     req: Request<Incoming>,
     endpoint: &str,
     query: Option<&str>,
@@ -78,7 +78,7 @@ pub async fn handle(
 async fn start(
     state: &Arc<State>,
     rt: &Runtime,
-    ex: &Exchange,
+    ex: &Exchange<'_>,
     headers: &HeaderMap,
     client: &Client,
     query: Option<&str>,

@@ -16,7 +16,7 @@ use crate::session::{Session, SessionId};
 use super::authenticate::{self, PendingLogin};
 use super::body::{self, Body};
 use super::respond;
-use super::{Exchange, LoginFailure, Reject, Runtime, State};
+use super::{Exchange, LoginFailure, Reject, Runtime, Series, State};
 
 /// Used login states remembered at most (10 minutes' worth of logins).
 const MAX_USED_STATES: usize = 200_000;
@@ -25,10 +25,10 @@ const MAX_USED_STATES: usize = 200_000;
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Answers a request for `path` under the auth prefix.
-pub async fn handle(
+pub async fn handle<'rt>(
     state: &Arc<State>,
-    rt: &Runtime,
-    ex: &mut Exchange,
+    rt: &'rt Runtime,
+    ex: &mut Exchange<'rt>,
     req: Request<Incoming>,
     path: &str,
     query: Option<&str>,
@@ -36,7 +36,7 @@ pub async fn handle(
     let endpoint = path
         .strip_prefix(rt.config.server.auth_prefix.as_str())
         .unwrap_or_default();
-    ex.route = Some(Arc::new(crate::admin::metrics::RouteCounters::new(
+    ex.route = Some(Series::Endpoint(crate::admin::metrics::RouteCounters::new(
         endpoint_label(endpoint),
     )));
     if endpoint == "/connections" || endpoint.starts_with("/connect/") {
@@ -108,10 +108,10 @@ fn endpoint_label(endpoint: &str) -> &'static str {
 /// `X-Forwarded-Method` / `X-Original-Method`, else this request's; its host from
 /// `X-Forwarded-Host`, else `Host`. Only nginx-style callers (which cannot pass a
 /// redirect on: `auth_request` accepts 2xx, 401 and 403 only) never get a 302.
-async fn forward_auth(
+async fn forward_auth<'rt>(
     state: &Arc<State>,
-    rt: &Runtime,
-    ex: &mut Exchange,
+    rt: &'rt Runtime,
+    ex: &mut Exchange<'rt>,
     req: &Request<Incoming>,
     endpoint: &str,
     query: Option<&str>,
@@ -124,9 +124,9 @@ async fn forward_auth(
     let rule = rt
         .routes
         .find(Some(&host), &original.method, target.match_path());
-    ex.route = Some(rule.counters.clone());
+    ex.route = Some(Series::Rule(&rule.counters));
     let upstream = rt.upstreams.get(rule.upstream);
-    ex.upstream = Some(upstream.name_arc());
+    ex.upstream = Some(upstream.name());
     ex.method = original.method.clone();
     ex.is_navigation = matches!(original.method, Method::GET | Method::HEAD) && ex.is_navigation;
     let may_redirect = original.caller.may_redirect();
@@ -770,7 +770,7 @@ async fn userinfo(
 async fn signed_in(
     state: &Arc<State>,
     rt: &Runtime,
-    ex: &Exchange,
+    ex: &Exchange<'_>,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, Reject> {
     let Some(auth) = authenticate::session(state, rt, headers).await? else {

@@ -45,7 +45,7 @@ impl ConnInfo {
 
 /// One request's context, filled in step by step.
 #[derive(Debug)]
-pub struct Exchange {
+pub struct Exchange<'rt> {
     /// When the request arrived; `None` while the access log is off (the
     /// clock is read for nothing else here).
     pub started: Option<Instant>,
@@ -57,9 +57,9 @@ pub struct Exchange {
     pub path: Option<NormalizedPath>,
     /// The deciding rule's name and series, once a rule (or an endpoint of
     /// the proxy) was found.
-    pub route: Option<Arc<RouteCounters>>,
+    pub route: Option<Series<'rt>>,
     /// The name of the route's upstream, once a rule was found.
-    pub upstream: Option<std::sync::Arc<str>>,
+    pub upstream: Option<&'rt str>,
     /// `allow`, `forbidden`, `unauthenticated`, `bad_request`, `upstream_error`, ...
     pub decision: &'static str,
     /// The precise reason for a refusal (logged, never sent to the client).
@@ -78,7 +78,27 @@ pub struct Exchange {
 /// so a client cannot inject into the log.
 const MAX_REQUEST_ID: usize = 128;
 
-impl Exchange {
+/// The deciding rule's series: borrowed from the runtime the request is served
+/// with (cloning the rule's `Arc` wrote a reference count every serving thread
+/// shares), or made for a request to one of the proxy's own endpoints.
+#[derive(Debug)]
+pub enum Series<'rt> {
+    Rule(&'rt RouteCounters),
+    Endpoint(RouteCounters),
+}
+
+impl std::ops::Deref for Series<'_> {
+    type Target = RouteCounters;
+
+    fn deref(&self) -> &RouteCounters {
+        match self {
+            Series::Rule(counters) => counters,
+            Series::Endpoint(counters) => counters,
+        }
+    }
+}
+
+impl Exchange<'_> {
     pub fn new<B>(req: &Request<B>, conn: &ConnInfo) -> Self {
         Exchange {
             started: access_log_on().then(Instant::now),

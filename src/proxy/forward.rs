@@ -303,11 +303,6 @@ impl Upstream {
         &self.name
     }
 
-    /// The name, shared (for the access log).
-    pub fn name_arc(&self) -> Arc<str> {
-        self.name.clone()
-    }
-
     /// The identity headers this upstream receives.
     pub fn header_set(&self) -> &identity::headers::HeaderSet {
         &self.header_set

@@ -17,12 +17,12 @@ pub mod memo;
 pub mod pages;
 pub mod pool;
 pub mod respond;
+mod scope;
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
@@ -44,15 +44,16 @@ use crate::session::{SessionError, SessionKey, SessionStore};
 
 pub use authenticate::LoginRedirect;
 pub use body::Body;
-pub use exchange::{ConnInfo, Exchange};
+pub use exchange::{ConnInfo, Exchange, Series};
 pub use forward::{ForwardContext, Upstream, UpstreamError, Upstreams};
+pub use scope::{RuntimeCell, Scope, Scopes};
 
 /// Process-wide state, built once at start and shared by every connection.
 /// Sessions and replay caches live here, so they survive a config reload.
 pub struct State {
     /// The reloadable part; loaded once per request so a reload never mixes an
     /// old route table with new settings.
-    pub runtime: ArcSwap<Runtime>,
+    pub runtime: RuntimeCell,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn SessionStore>,
     pub clock: Arc<dyn Clock>,
@@ -366,10 +367,12 @@ impl Reject {
 }
 
 /// Serves one request: never fails, never panics on client input.
-pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -> Response<Body> {
-    let rt = state.runtime.load_full();
-    let mut ex = Exchange::new(&req, &conn);
-    let resp = match run(&state, &rt, &conn, &mut ex, req).await {
+pub async fn handle(scope: Arc<Scope>, req: Request<Incoming>) -> Response<Body> {
+    let Scope {
+        state, rt, conn, ..
+    } = &*scope;
+    let mut ex = Exchange::new(&req, conn);
+    let resp = match run(state, rt, conn, &mut ex, req).await {
         Ok(resp) => resp,
         Err(reject) => {
             ex.decision = reject.decision();
@@ -381,11 +384,11 @@ pub async fn handle(state: Arc<State>, conn: ConnInfo, req: Request<Incoming>) -
     resp
 }
 
-async fn run(
+async fn run<'rt>(
     state: &Arc<State>,
-    rt: &Runtime,
+    rt: &'rt Runtime,
     conn: &ConnInfo,
-    ex: &mut Exchange,
+    ex: &mut Exchange<'rt>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Reject> {
     check_method(req.method())?;
@@ -411,9 +414,9 @@ async fn run(
     let rule = rt
         .routes
         .find(Some(host_name), req.method(), target.match_path());
-    ex.route = Some(rule.counters.clone());
+    ex.route = Some(Series::Rule(&rule.counters));
     let upstream = rt.upstreams.get(rule.upstream);
-    ex.upstream = Some(upstream.name_arc());
+    ex.upstream = Some(upstream.name());
     admit_source(rt, rule, conn.peer.ip(), req.headers())?;
 
     let asked = Asked {
@@ -638,7 +641,7 @@ pub struct Asked<'a> {
 pub async fn authenticate_for(
     state: &Arc<State>,
     rt: &Runtime,
-    ex: &Exchange,
+    ex: &Exchange<'_>,
     rule: &Rule,
     headers: &http::HeaderMap,
     asked: &Asked<'_>,
@@ -821,7 +824,7 @@ fn is_under(path: &str, prefix: &str) -> bool {
 }
 
 /// One access-log line and the request counters, for every outcome.
-fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
+fn log_and_count(metrics: &Metrics, ex: &Exchange<'_>, resp: &Response<Body>) {
     let status = resp.status();
     match &ex.route {
         Some(route) => route.count(metrics, &ex.method, status, ex.decision),
@@ -838,7 +841,7 @@ fn log_and_count(metrics: &Metrics, ex: &Exchange, resp: &Response<Body>) {
         method = %ex.method,
         path = ex.path.as_ref().map_or("-", NormalizedPath::as_str),
         route = ex.route_label(),
-        upstream = ex.upstream.as_deref(),
+        upstream = ex.upstream,
         decision = ex.decision,
         reason = ex.reason.as_deref(),
         status = status.as_u16(),

@@ -92,7 +92,7 @@ impl Templates {
 
 /// The sign-in chooser: one button-like link per provider the route admits
 /// (200, HTML).
-pub fn chooser(chooser: &Chooser, ex: &Exchange, templates: &Templates) -> Response<Body> {
+pub fn chooser(chooser: &Chooser, ex: &Exchange<'_>, templates: &Templates) -> Response<Body> {
     let html = chooser_html(chooser, request_id(ex), templates.chooser.as_deref());
     html_response(StatusCode::OK, html, ex)
 }
@@ -215,7 +215,7 @@ impl Viewer {
 pub fn forbidden(
     denial: &Denial,
     viewer: &Viewer,
-    ex: &Exchange,
+    ex: &Exchange<'_>,
     templates: &Templates,
 ) -> Response<Body> {
     let html = forbidden_html(
@@ -359,7 +359,7 @@ pub fn signed_in(
     rt: &Runtime,
     identity: &Identity,
     expires_at: i64,
-    ex: &Exchange,
+    ex: &Exchange<'_>,
 ) -> Response<Body> {
     let viewer = Viewer::of(rt, identity);
     let html = signed_in_html(
@@ -516,11 +516,11 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-fn request_id(ex: &Exchange) -> &str {
+fn request_id<'a>(ex: &'a Exchange<'_>) -> &'a str {
     ex.request_id.to_str().unwrap_or("")
 }
 
-fn html_response(status: StatusCode, html: String, ex: &Exchange) -> Response<Body> {
+fn html_response(status: StatusCode, html: String, ex: &Exchange<'_>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")

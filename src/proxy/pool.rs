@@ -60,7 +60,7 @@ pub struct PoolSettings {
 
 /// One upstream's connections, a stack per serving thread.
 pub struct Pool {
-    workers: Vec<Worker>,
+    workers: Vec<Arc<Worker>>,
     connector: HttpsConnector<HttpConnector>,
     /// `scheme://authority/`: what the connector dials.
     target: Uri,
@@ -69,9 +69,15 @@ pub struct Pool {
 
 /// One serving thread's idle connections. Only that thread takes from and
 /// puts to it, so its lock is never contended (a `Mutex` keeps `Pool` `Sync`).
-#[derive(Default)]
+/// Each in a cache line of its own, and each response holds its own thread's
+/// (not the pool's `Arc`): a request writes nothing another serving thread
+/// reads or writes, where the threads' locks side by side, and one reference
+/// count for all, had every request pull a line from the other core.
+#[repr(align(128))]
 struct Worker {
     idle: Mutex<VecDeque<Idle>>,
+    /// `pool_max_idle_per_host`.
+    max_idle: usize,
 }
 
 struct Idle {
@@ -87,7 +93,12 @@ impl Pool {
         settings: PoolSettings,
     ) -> Self {
         let workers = (0..settings.threads.max(1))
-            .map(|_| Worker::default())
+            .map(|_| {
+                Arc::new(Worker {
+                    idle: Mutex::default(),
+                    max_idle: settings.pool_max_idle_per_host,
+                })
+            })
             .collect();
         Pool {
             workers,
@@ -106,7 +117,7 @@ impl Pool {
     /// [`PoolError::Connect`] when no connection can be made,
     /// [`PoolError::Send`] when the connection fails under the request.
     pub async fn send(
-        self: &Arc<Self>,
+        &self,
         worker: usize,
         mut req: Request<Body>,
         now: Instant,
@@ -176,22 +187,6 @@ impl Pool {
         None
     }
 
-    fn put(&self, worker: usize, tx: SendRequest<Body>) {
-        if tx.is_closed() {
-            return;
-        }
-        let Ok(mut idle) = self.workers[worker].idle.lock() else {
-            return;
-        };
-        if idle.len() >= self.settings.pool_max_idle_per_host {
-            idle.pop_front(); // the oldest goes
-        }
-        idle.push_back(Idle {
-            tx,
-            since: Instant::now(),
-        });
-    }
-
     /// A new connection, driven by a task on this thread (with upgrades, so
     /// a 101 can become a tunnel).
     async fn connect(&self) -> Result<SendRequest<Body>, PoolError> {
@@ -222,13 +217,13 @@ impl Pool {
     /// The response with a body that gives `tx` back when read to the end. A
     /// 101's connection is the tunnel's now: never given back.
     fn returning(
-        self: &Arc<Self>,
+        &self,
         resp: Response<Incoming>,
         tx: SendRequest<Body>,
         worker: usize,
     ) -> Response<Body> {
         let give_back = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
-            .then(|| (tx, self.clone(), worker));
+            .then(|| (tx, self.workers[worker].clone()));
         resp.map(|inner| http_body_util::BodyExt::boxed(Returning { inner, give_back }))
     }
 }
@@ -237,14 +232,32 @@ impl Pool {
 /// read to the end (a body dropped early closes its connection with it).
 struct Returning {
     inner: Incoming,
-    give_back: Option<(SendRequest<Body>, Arc<Pool>, usize)>,
+    give_back: Option<(SendRequest<Body>, Arc<Worker>)>,
 }
 
 impl Returning {
     fn give_back(&mut self) {
-        if let Some((tx, pool, worker)) = self.give_back.take() {
-            pool.put(worker, tx);
+        if let Some((tx, worker)) = self.give_back.take() {
+            worker.put(tx);
         }
+    }
+}
+
+impl Worker {
+    fn put(&self, tx: SendRequest<Body>) {
+        if tx.is_closed() {
+            return;
+        }
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        if idle.len() >= self.max_idle {
+            idle.pop_front(); // the oldest goes
+        }
+        idle.push_back(Idle {
+            tx,
+            since: Instant::now(),
+        });
     }
 }
 

@@ -41,7 +41,7 @@ impl Shape {
 const REALM: &str = "Bearer realm=\"portcullis\"";
 
 /// The response for `reject`, shaped for the client in `ex`.
-pub fn render(reject: Reject, ex: &Exchange, templates: &Templates) -> Response<Body> {
+pub fn render(reject: Reject, ex: &Exchange<'_>, templates: &Templates) -> Response<Body> {
     let template = templates.error.as_deref();
     let shape = match reject {
         Reject::LoginRequired(redirect) => {
@@ -307,7 +307,7 @@ pub fn redirect(location: &str, cookies: &[HeaderValue]) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-fn page(shape: Shape, ex: &Exchange, template: Option<&str>) -> Response<Body> {
+fn page(shape: Shape, ex: &Exchange<'_>, template: Option<&str>) -> Response<Body> {
     let (content_type, text) = if ex.is_navigation {
         ("text/html; charset=utf-8", html_page(&shape, ex, template))
     } else {
@@ -334,7 +334,7 @@ fn page(shape: Shape, ex: &Exchange, template: Option<&str>) -> Response<Body> {
         .expect("status and static headers are valid")
 }
 
-fn html_page(shape: &Shape, ex: &Exchange, template: Option<&str>) -> String {
+fn html_page(shape: &Shape, ex: &Exchange<'_>, template: Option<&str>) -> String {
     let title = shape.status.canonical_reason().unwrap_or("Error");
     let request_id = escape_html(ex.request_id.to_str().unwrap_or(""));
     let action = match (&shape.retry, &shape.login_url) {

@@ -13,10 +13,10 @@ pub use reload::{ReloadError, Reloader};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -177,7 +177,7 @@ pub async fn start_with(config: Config, options: Options) -> Result<Running, Ser
     let discovering: Vec<Arc<Provider>> = providers.iter().cloned().collect();
     let runtime = Runtime::new(config, providers, metrics.clone(), None)?;
     let state = Arc::new(State {
-        runtime: ArcSwap::from_pointee(runtime),
+        runtime: proxy::RuntimeCell::new(runtime),
         metrics: metrics.clone(),
         store,
         clock,
@@ -576,6 +576,13 @@ impl Serving {
     }
 }
 
+/// `Box::pin(make())` with the box allocated first, so that the future can be
+/// built in it: made first and then moved in, the request path's future (3 KiB)
+/// was copied once more per request.
+fn boxed<F: std::future::Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}
+
 /// One builder per protocol. The protocol is chosen before hyper sees the
 /// connection: hyper-util's own detection waits for bytes without a timer, so a
 /// client that connects and sends nothing would hold a connection slot forever.
@@ -674,18 +681,17 @@ impl Connection {
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let state = self.state.clone();
         let peer = info.peer;
+        let scopes = proxy::Scopes::new(self.state.clone(), info);
         let requests = Arc::new(between::Requests::default());
         let served = requests.clone();
         let svc = service_fn(move |req| {
-            let state = state.clone();
             let in_flight = served.start();
             // Boxed: hyper keeps the service future inline in every connection's
             // task, and the whole request path's future is several KiB, paid
             // by each idle or slow connection (measured in
             // tests/adversarial/floods.rs).
-            let handled = Box::pin(proxy::handle(state, info.clone(), req));
+            let handled = boxed(|| proxy::handle(scopes.for_request(), req));
             async move {
                 let resp = handled.await;
                 Ok::<_, Infallible>(resp.map(|body| between::Tracked::new(body, in_flight)))
