@@ -87,7 +87,11 @@ async fn a_keep_alive_connection_gets_the_new_rules_at_its_next_request() {
 
     // The same connection: `http1::SendRequest` never opens another.
     let after = sender.send_request(ask()).await.expect("second answer");
-    assert_eq!(after.status(), StatusCode::FORBIDDEN, "the new rule applies");
+    assert_eq!(
+        after.status(),
+        StatusCode::FORBIDDEN,
+        "the new rule applies"
+    );
     assert!(!connection.is_finished(), "the connection stayed open");
 }
 

@@ -213,19 +213,25 @@ fn next_id_bits() -> u128 {
 /// Returns true if and only if the request looks like a browser navigation: GET or
 /// HEAD, asking for HTML, and not marked as a script's request.
 fn is_navigation<B>(req: &Request<B>) -> bool {
+    // Asked in this order, each only when the answer is still open: every
+    // request asks, and most (API calls, assets) are settled by the first two.
     let headers = req.headers();
-    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    let is_script = headers
-        .get(&X_REQUESTED_WITH)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
-        || headers
-            .get(&SEC_FETCH_MODE)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"navigate"));
-    is_read && wants_html && !is_script
+    let is_read = || matches!(*req.method(), Method::GET | Method::HEAD);
+    let wants_html = || {
+        headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    };
+    let is_script = || {
+        headers
+            .get(&X_REQUESTED_WITH)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
+            || headers
+                .get(&SEC_FETCH_MODE)
+                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"navigate"))
+    };
+    is_read() && wants_html() && !is_script()
 }
 
 #[cfg(test)]

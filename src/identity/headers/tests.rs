@@ -384,8 +384,20 @@ fn every_header_set_names_the_provider() {
 
 #[test]
 fn configured_names_are_lowercased_and_copied_once_per_process() {
-    let first = HeaderSet::new(&[custom("X-Remote-Team-Lead", "sub", HeaderMulti::Join, ",", false)]);
-    let again = HeaderSet::new(&[custom("x-remote-team-lead", "email", HeaderMulti::Join, ",", false)]);
+    let first = HeaderSet::new(&[custom(
+        "X-Remote-Team-Lead",
+        "sub",
+        HeaderMulti::Join,
+        ",",
+        false,
+    )]);
+    let again = HeaderSet::new(&[custom(
+        "x-remote-team-lead",
+        "email",
+        HeaderMulti::Join,
+        ",",
+        false,
+    )]);
     let (a, b) = (&first.headers[0].name, &again.headers[0].name);
     assert_eq!(a.as_str(), "x-remote-team-lead");
     assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "one copy");
