@@ -461,11 +461,30 @@ impl Node {
 ///
 /// The node reached after the first k segments is the path up to its (k+1)-th
 /// `/` or its end, which is what makes the trie walk a segment-prefix test.
-fn segments(path: &str) -> Option<impl Iterator<Item = &str>> {
-    // A byte test rather than a `char` pattern: its searcher costs more than
-    // the few bytes of a segment.
-    path.strip_prefix('/')
-        .map(|rest| rest.split(|c: char| c == '/'))
+fn segments(path: &str) -> Option<Segments<'_>> {
+    path.strip_prefix('/').map(|rest| Segments(Some(rest)))
+}
+
+/// `rest.split('/')`, by a byte scan: the `char` pattern's searcher cost more
+/// than the few bytes of a segment.
+struct Segments<'a>(Option<&'a str>);
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        match rest.bytes().position(|b| b == b'/') {
+            Some(slash) => {
+                self.0 = Some(&rest[slash + 1..]);
+                Some(&rest[..slash])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 /// Every `path_regex`, matched in one pass.

@@ -671,3 +671,12 @@ fn route_and_policy_requirements_carry_every_key() {
     let fallback = &t.find(None, &Method::GET, "/other").requirements;
     assert!(fallback.claims.is_empty() && fallback.source_ips.is_empty());
 }
+
+#[test]
+fn segments_split_as_str_split_does() {
+    for path in ["/", "/a", "/a/b", "/a/b/", "//", "/a//b", "/é/ü/", "x", ""] {
+        let ours: Option<Vec<&str>> = segments(path).map(Iterator::collect);
+        let std: Option<Vec<&str>> = path.strip_prefix('/').map(|r| r.split('/').collect());
+        assert_eq!(ours, std, "{path:?}");
+    }
+}
