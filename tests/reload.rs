@@ -9,15 +9,8 @@ use http::StatusCode;
 use crate::support::stack::{free_port, Stack, ROUTES};
 use crate::support::{base_config, get, ChildGuard, Echo};
 
-#[tokio::test]
-async fn reload_applies_new_rules_and_keeps_sessions() {
-    let stack = Stack::start().await;
-    let mut alice = stack.login("alice").await;
-    assert_eq!(
-        alice.fetch(&stack.url("/reports")).await.status,
-        StatusCode::OK
-    );
-
+/// Reloads `stack` with a first rule denying `/reports`.
+async fn deny_reports(stack: &Stack) {
     stack
         .reload_with(|original| {
             original.replace(
@@ -29,6 +22,18 @@ async fn reload_applies_new_rules_and_keeps_sessions() {
         })
         .await
         .expect("valid config reloads");
+}
+
+#[tokio::test]
+async fn reload_applies_new_rules_and_keeps_sessions() {
+    let stack = Stack::start().await;
+    let mut alice = stack.login("alice").await;
+    assert_eq!(
+        alice.fetch(&stack.url("/reports")).await.status,
+        StatusCode::OK
+    );
+
+    deny_reports(&stack).await;
 
     assert_eq!(
         alice.fetch(&stack.url("/reports")).await.status,
@@ -73,17 +78,7 @@ async fn a_keep_alive_connection_gets_the_new_rules_at_its_next_request() {
         .await
         .expect("first body");
 
-    stack
-        .reload_with(|original| {
-            original.replace(
-                ROUTES,
-                &format!(
-                    "[[route]]\nname = \"reports\"\npath = \"/reports\"\nauth = \"deny\"\n{ROUTES}"
-                ),
-            )
-        })
-        .await
-        .expect("valid config reloads");
+    deny_reports(&stack).await;
 
     // The same connection: `http1::SendRequest` never opens another.
     let after = sender.send_request(ask()).await.expect("second answer");
