@@ -240,7 +240,7 @@ enum Source {
 /// sets the header clones and drops it: a write to a line every serving thread
 /// shares. A static name's clone writes nothing.
 fn interned(name: &HeaderName) -> HeaderName {
-    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
     let Ok(mut names) = NAMES.lock() else {
         return name.clone();
     };

@@ -69,10 +69,10 @@ pub struct Pool {
 
 /// One serving thread's idle connections. Only that thread takes from and
 /// puts to it, so its lock is never contended (a `Mutex` keeps `Pool` `Sync`).
-/// Each in a cache line of its own, and each response holds its own thread's
-/// (not the pool's `Arc`): a request writes nothing another serving thread
-/// reads or writes, where the threads' locks side by side, and one reference
-/// count for all, had every request pull a line from the other core.
+/// Each sits in a cache line of its own, and a response holds its thread's
+/// worker rather than the pool: with the threads' locks side by side and one
+/// reference count for all, every request pulled a cache line from the other
+/// core.
 #[repr(align(128))]
 struct Worker {
     idle: Mutex<VecDeque<Idle>>,
