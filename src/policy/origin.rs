@@ -39,6 +39,21 @@ impl Origins {
         Origins { trusted }
     }
 
+    /// Checks the `Origin` of a request when it is a WebSocket handshake
+    /// ([`is_websocket_handshake`]); any other request passes.
+    ///
+    /// # Errors
+    /// As [`Origins::check`].
+    pub fn check_handshake(&self, headers: &HeaderMap) -> Result<(), OriginError> {
+        // Without an `Origin` the check passes whatever the request: asked
+        // first, since most requests carry none.
+        if headers.contains_key(header::ORIGIN) && is_websocket_handshake(headers) {
+            self.check(headers)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Checks the `Origin` of a WebSocket handshake.
     ///
     /// # Errors
@@ -104,6 +119,17 @@ mod tests {
             headers.insert(name.clone(), "x".parse().expect("value"));
             assert!(is_websocket_handshake(&headers), "{name}");
         }
+    }
+
+    #[test]
+    fn an_untrusted_origin_is_refused_on_handshakes_only() {
+        let evil = with_origin(&["https://evil.example"]);
+        assert_eq!(origins().check_handshake(&evil), Ok(()), "not a handshake");
+        let mut handshake = evil.clone();
+        handshake.insert(header::UPGRADE, "websocket".parse().expect("value"));
+        assert!(origins().check_handshake(&handshake).is_err());
+        handshake.remove(header::ORIGIN);
+        assert_eq!(origins().check_handshake(&handshake), Ok(()), "no Origin");
     }
 
     #[test]

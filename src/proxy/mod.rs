@@ -36,7 +36,7 @@ use crate::config::{AuthMode, Config};
 use crate::identity::{self, Identity};
 use crate::policy::authorize::{self, Denial};
 use crate::policy::normalize::{self, NormalizedPath, PathError, Target};
-use crate::policy::origin::{self, OriginError, Origins};
+use crate::policy::origin::{OriginError, Origins};
 use crate::policy::route::{RouteTable, Rule};
 use crate::session::cookie::Cookies;
 use crate::session::seal::Sealer;
@@ -563,13 +563,8 @@ pub fn check_websocket_origin(
     who: Option<&Who>,
     headers: &http::HeaderMap,
 ) -> Result<(), Reject> {
-    // Without an `Origin` the check passes whatever the request: asked first,
-    // since most requests carry none.
-    if matches!(who, Some(Who::Session(_)))
-        && headers.contains_key(header::ORIGIN)
-        && origin::is_websocket_handshake(headers)
-    {
-        rt.origins.check(headers)?;
+    if matches!(who, Some(Who::Session(_))) {
+        rt.origins.check_handshake(headers)?;
     }
     Ok(())
 }
