@@ -57,14 +57,7 @@ async fn a_keep_alive_connection_gets_the_new_rules_at_its_next_request() {
     let cookie = format!("portcullis={}", alice.jar["portcullis"]);
     let url: http::Uri = stack.url("/reports").parse().expect("the proxy's URL");
     let authority = url.authority().expect("an authority").to_string();
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = crate::support::one_connection(&authority).await;
     let ask = || {
         http::Request::get("/reports")
             .header(http::header::HOST, &authority)

@@ -200,14 +200,7 @@ async fn every_request_on_one_connection_is_judged_by_its_own_cookie() {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let (mut conn, driver) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .expect("handshake");
-    tokio::spawn(driver);
+    let (mut conn, _driver) = crate::support::one_connection(&addr).await;
     let user = |seen: &Option<crate::support::Seen>| {
         let seen = seen.as_ref().expect("forwarded");
         let user = seen.one("x-forwarded-user").map(str::to_owned);

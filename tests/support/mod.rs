@@ -370,6 +370,26 @@ pub fn client() -> Client<HttpConnector, TestBody> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
+/// One HTTP/1.1 connection to `authority` (`host:port`): every request sent on
+/// the returned sender goes over it; the task driving it ends when it closes.
+pub async fn one_connection<B>(
+    authority: &str,
+) -> (
+    hyper::client::conn::http1::SendRequest<B>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+)
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = TcpStream::connect(authority).await.expect("connect");
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    (sender, tokio::spawn(connection))
+}
+
 /// GET `url` with extra headers; returns status, headers and the body as text.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
     let mut b = Request::get(url);
