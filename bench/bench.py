@@ -257,6 +257,17 @@ http {{
 }}""")
 
 
+def hello_upstream_conf(dir, port):
+    """The fixed fast upstream of bench/quick.sh and bench/instructions.sh: one
+    nginx process answering "hello" to everything, with keep-alive."""
+    print(f"""daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log;
+events {{ worker_connections 8192; }}
+http {{ access_log off; keepalive_timeout 300s;
+  client_body_temp_path {dir}/b; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
+  uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }} }} }}""")
+
+
 def stub_requests(url):
     with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
@@ -564,6 +575,7 @@ def main():
         "ports": ports, "rss": rss, "cpu": cpu, "busy": busy, "load": load, "run-wrk": run_wrk, "signin-form": signin_form, "cookie": cookie,
         "routes": routes, "stub-requests": stub_requests, "wrk": wrk, "startup": startup,
         "report": report, "cputimes": cputimes, "nginx-proxy-conf": nginx_proxy_conf,
+        "hello-upstream-conf": hello_upstream_conf,
         "quick-record": quick_record, "quick-report": quick_report,
     }.get(cmd)
     if fn is None:

@@ -60,14 +60,7 @@ trap cleanup EXIT
 
 read -r up port <<<"$(py ports 2)"
 mkdir -p "$work/upstream"
-cat > "$work/upstream/nginx.conf" <<NGINX
-daemon off; master_process off; worker_processes 1; pid $work/upstream/nginx.pid; error_log $work/upstream/error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_timeout 300s;
-  client_body_temp_path $work/upstream/b; proxy_temp_path $work/upstream/p; fastcgi_temp_path $work/upstream/f;
-  uwsgi_temp_path $work/upstream/u; scgi_temp_path $work/upstream/s;
-  server { listen 127.0.0.1:$up; location / { return 200 "hello\n"; } } }
-NGINX
+py hello-upstream-conf "$work/upstream" "$up" > "$work/upstream/nginx.conf"
 nginx -c "$work/upstream/nginx.conf" -p "$work/upstream" & pids+=($!)
 
 measure() { # target

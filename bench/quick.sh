@@ -75,14 +75,7 @@ read -r up nginx_port ref_port redis_port <<<"$(py ports 4)"
 
 # The fixed fast upstream: one nginx process.
 mkdir -p "$work/upstream" "$work/nginx"
-cat > "$work/upstream/nginx.conf" <<NGINX
-daemon off; master_process off; worker_processes 1; pid $work/upstream/nginx.pid; error_log $work/upstream/error.log;
-events { worker_connections 8192; }
-http { access_log off; keepalive_timeout 300s;
-  client_body_temp_path $work/upstream/b; proxy_temp_path $work/upstream/p; fastcgi_temp_path $work/upstream/f;
-  uwsgi_temp_path $work/upstream/u; scgi_temp_path $work/upstream/s;
-  server { listen 127.0.0.1:$up; location / { return 200 "hello\n"; } } }
-NGINX
+py hello-upstream-conf "$work/upstream" "$up" > "$work/upstream/nginx.conf"
 nginx -c "$work/upstream/nginx.conf" -p "$work/upstream" & up_pid=$!; pids+=("$up_pid")
 
 # The plain nginx reverse proxy, the same config as bench/run.sh's.
